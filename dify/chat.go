@@ -1,0 +1,161 @@
+package dify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+)
+
+// ChatRequest is one message to a chat, agent or chatflow app.
+type ChatRequest struct {
+	Query          string
+	Inputs         map[string]any
+	User           string
+	ConversationID string // Empty starts a new conversation.
+	Files          []FileRef
+	Mode           ResponseMode // Default Streaming.
+	OnEvent        func(Event)
+}
+
+// ChatReply is a chat app's answer.
+type ChatReply struct {
+	ConversationID string `json:"conversation_id"`
+	MessageID      string `json:"message_id"`
+	TaskID         string `json:"task_id"`
+	WorkflowRunID  string `json:"workflow_run_id,omitempty"` // Chatflows only.
+	Answer         string `json:"answer"`
+	Recovered      bool   `json:"recovered,omitempty"`
+}
+
+// SendChatMessage sends a message to a chat app, with the same retry and recovery rules as RunWorkflow.
+// A chatflow's failed run comes back as a *RunError naming the failing node.
+func (c *Client) SendChatMessage(ctx context.Context, req ChatRequest) (*ChatReply, error) {
+	const op = "send chat message"
+	if req.Mode == "" {
+		req.Mode = Streaming
+	}
+	if req.Inputs == nil {
+		req.Inputs = map[string]any{}
+	}
+	body, err := json.Marshal(struct {
+		Query          string         `json:"query"`
+		Inputs         map[string]any `json:"inputs"`
+		ResponseMode   ResponseMode   `json:"response_mode"`
+		User           string         `json:"user"`
+		ConversationID string         `json:"conversation_id"`
+		Files          []FileRef      `json:"files,omitempty"`
+	}{req.Query, req.Inputs, req.Mode, req.User, req.ConversationID, req.Files})
+	if err != nil {
+		return nil, fmt.Errorf("dify: %s: %w", op, err)
+	}
+	st := runState{chat: true}
+	var reply *ChatReply
+	err = c.retry.retry(ctx, notStarted, func() error {
+		return c.breaker.do(ctx, func() error {
+			resp, err := c.send(ctx, request{op: op, method: http.MethodPost, route: "/chat-messages",
+				body: bytes.NewReader(body), contentType: "application/json", stream: req.Mode == Streaming})
+			var ae *APIError
+			if errors.As(err, &ae) {
+				return runFailedError(op, ae, "", "")
+			}
+			if err != nil {
+				return err
+			}
+			if req.Mode == Blocking {
+				var out struct {
+					ChatReply
+					ID string `json:"id"`
+				}
+				if err := decodeJSON(op, resp, &out); err != nil {
+					return err
+				}
+				reply = &out.ChatReply
+				if reply.MessageID == "" {
+					reply.MessageID = out.ID
+				}
+				return nil
+			}
+			defer resp.Body.Close()
+			reply, err = c.readChatStream(ctx, op, resp, &st, req.OnEvent)
+			return err
+		})
+	})
+	switch {
+	case err != nil && reply == nil && ctx.Err() != nil:
+		return nil, c.timedOut(ctx, op, &st, req.User, err)
+	case err != nil && reply == nil && st.started && st.runID != "":
+		// A chatflow keeps running server-side; its run detail carries the answer.
+		var run *Run
+		if run, err = c.recover(ctx, op, &st, req.User, err); err == nil {
+			if err = runOutcome(op, run, &st); err == nil {
+				answer, _ := run.Outputs["answer"].(string)
+				reply = &ChatReply{TaskID: st.taskID, WorkflowRunID: run.ID, Answer: answer, Recovered: true}
+			}
+		}
+	}
+	return reply, err
+}
+
+// readChatStream consumes a chat event stream until message_end or an error event.
+func (c *Client) readChatStream(ctx context.Context, op string, resp *http.Response, st *runState, onEvent func(Event)) (*ChatReply, error) {
+	var reply ChatReply
+	var answer []byte
+	done := false
+	err := readEvents(resp.Body, func(data []byte) error {
+		var ev Event
+		if err := json.Unmarshal(data, &ev); err != nil {
+			if bytes.Contains(data, []byte("message_end")) || bytes.Contains(data, []byte(`"error"`)) {
+				return &BadResponseError{Op: op, Status: resp.StatusCode, Reason: "unreadable terminal event", Body: excerpt(data)}
+			}
+			return nil
+		}
+		st.observe(ev)
+		if onEvent != nil {
+			onEvent(ev)
+		}
+		if ev.ConversationID != "" {
+			reply.ConversationID = ev.ConversationID
+		}
+		if ev.MessageID != "" {
+			reply.MessageID = ev.MessageID
+		}
+		switch ev.Event {
+		case "message", "agent_message":
+			answer = append(answer, ev.Answer...)
+		case "message_replace":
+			answer = append(answer[:0], ev.Answer...)
+		case "workflow_finished":
+			if ev.Data.Status != "succeeded" && ev.Data.Status != "partial-succeeded" {
+				return runOutcome(op, ev.Data.run(ev), st)
+			}
+		case "message_end":
+			done = true
+			return errStop
+		case "error":
+			err := streamError(op, ev)
+			var re *RunError
+			if errors.As(err, &re) {
+				re.RunID, re.Node, re.NodeType = st.runID, st.failedNode, st.failedNodeType
+			}
+			return err
+		}
+		return nil
+	})
+	reply.TaskID, reply.WorkflowRunID, reply.Answer = st.taskID, st.runID, string(answer)
+	if done {
+		return &reply, nil
+	}
+	return nil, streamFailure(ctx, op, resp.StatusCode, err, "message_end")
+}
+
+// StopChatMessage asks Dify to stop a streaming chat task.
+func (c *Client) StopChatMessage(ctx context.Context, taskID, user string) error {
+	var out struct {
+		Result string `json:"result"`
+	}
+	return c.postJSON(ctx, "stop chat message", "/chat-messages/"+url.PathEscape(taskID)+"/stop", map[string]string{"user": user}, &out)
+}

@@ -1,0 +1,99 @@
+package dify
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"time"
+)
+
+// RetryPolicy bounds retries of calls that are safe to repeat. Zero values take the defaults.
+type RetryPolicy struct {
+	MaxAttempts int           // Attempts in all, including the first; default 4.
+	Base        time.Duration // First backoff ceiling; default 500ms, doubled per attempt.
+	Max         time.Duration // Longest single wait, also the cap on Retry-After; default 30s.
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = 4
+	}
+	if p.Base <= 0 {
+		p.Base = 500 * time.Millisecond
+	}
+	if p.Max <= 0 {
+		p.Max = 30 * time.Second
+	}
+	return p
+}
+
+// wait is how long to wait before attempt n+1 (n counts from 1): full jitter over an exponential ceiling,
+// but never less than the server's Retry-After.
+func (p RetryPolicy) wait(n int, err error) time.Duration {
+	ceil := p.Base << (n - 1)
+	if ceil > p.Max || ceil <= 0 {
+		ceil = p.Max
+	}
+	d := rand.N(ceil + 1)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.RetryAfter > d {
+		d = min(ae.RetryAfter, p.Max)
+	}
+	return d
+}
+
+// retry calls fn until it succeeds, fails in a way retryable does not accept, or attempts run out.
+func (p RetryPolicy) retry(ctx context.Context, retryable func(error) bool, fn func() error) error {
+	for n := 1; ; n++ {
+		err := fn()
+		if err == nil || n >= p.MaxAttempts || !retryable(err) {
+			return err
+		}
+		t := time.NewTimer(p.wait(n, err))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// canRepeat reports whether an upload or read is worth repeating: network errors, 5xx and rate limits.
+// Breaker refusals are final: the breaker already decided.
+func canRepeat(err error) bool {
+	var ne *NetError
+	if errors.As(err, &ne) {
+		return true
+	}
+	if errors.Is(err, ErrBreakerOpen) || errors.Is(err, ErrMaintenance) || callerGaveUp(err) {
+		return false
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests || isRateLimit(ae)
+	}
+	return false
+}
+
+// notStarted reports whether a failed run request certainly did not start a workflow, the only case in which
+// it may be sent again: the connection never carried the request, Dify refused it for rate, or a gateway
+// answered with its own 502/503 page (Dify's JSON would mean Dify saw it). A 504 may hide a running workflow.
+func notStarted(err error) bool {
+	if errors.Is(err, ErrBreakerOpen) || errors.Is(err, ErrMaintenance) {
+		return false
+	}
+	var ne *NetError
+	if errors.As(err, &ne) {
+		return !ne.Sent
+	}
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.InStream {
+		return false
+	}
+	if ae.Status == http.StatusTooManyRequests || isRateLimit(ae) {
+		return true
+	}
+	return (ae.Status == http.StatusBadGateway || ae.Status == http.StatusServiceUnavailable) && !ae.IsDify()
+}

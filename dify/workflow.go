@@ -1,0 +1,350 @@
+package dify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ResponseMode selects Dify's blocking JSON answer or its event stream.
+type ResponseMode string
+
+// The response modes Dify accepts.
+const (
+	Streaming ResponseMode = "streaming"
+	Blocking  ResponseMode = "blocking"
+)
+
+// FileRef points a run at a file: an upload's id or a remote URL.
+type FileRef struct {
+	Type           string `json:"type"` // image, document, audio, video, custom.
+	TransferMethod string `json:"transfer_method"`
+	UploadFileID   string `json:"upload_file_id,omitempty"`
+	URL            string `json:"url,omitempty"`
+}
+
+// LocalImage refers to an image uploaded with UploadFile.
+func LocalImage(uploadID string) FileRef {
+	return FileRef{Type: "image", TransferMethod: "local_file", UploadFileID: uploadID}
+}
+
+// RunRequest is one workflow run.
+type RunRequest struct {
+	Inputs map[string]any
+	User   string
+	Files  []FileRef    // sys.files; most workflows take the image as an input variable instead.
+	Mode   ResponseMode // Default Streaming.
+	// OnEvent sees every streamed event as it arrives, on the calling goroutine. It must not block for long.
+	OnEvent func(Event)
+}
+
+// Run is a workflow run's outcome as Dify reports it.
+type Run struct {
+	ID          string         `json:"id"`
+	TaskID      string         `json:"task_id,omitempty"`
+	WorkflowID  string         `json:"workflow_id"`
+	Status      string         `json:"status"`
+	Outputs     map[string]any `json:"outputs"`
+	Error       string         `json:"error"`
+	ElapsedTime float64        `json:"elapsed_time"`
+	TotalTokens int64          `json:"total_tokens"`
+	TotalSteps  int64          `json:"total_steps"`
+	// Recovered is true when the stream dropped and the outcome came from polling the run.
+	Recovered bool `json:"recovered,omitempty"`
+}
+
+// runState is what a stream told us so far; it survives a dropped connection.
+type runState struct {
+	runID, taskID    string
+	started          bool
+	failedNode       string
+	failedNodeType   string
+	workflowFinished bool
+	chat             bool // Stop through the chat-messages endpoint.
+}
+
+// RunWorkflow runs the app's published workflow. The request is sent again only when it certainly did not
+// start a run. If a stream drops after workflow_started, the outcome is polled from GET /workflows/run/{id}
+// instead of posting again. If ctx expires mid-run, the task is asked to stop and a *TimeoutError is returned.
+// A run that ends in any status but succeeded or partial-succeeded returns the Run and a *RunError.
+func (c *Client) RunWorkflow(ctx context.Context, req RunRequest) (*Run, error) {
+	const op = "run workflow"
+	if req.Mode == "" {
+		req.Mode = Streaming
+	}
+	if req.Inputs == nil {
+		req.Inputs = map[string]any{}
+	}
+	body, err := json.Marshal(struct {
+		Inputs       map[string]any `json:"inputs"`
+		ResponseMode ResponseMode   `json:"response_mode"`
+		User         string         `json:"user"`
+		Files        []FileRef      `json:"files,omitempty"`
+	}{req.Inputs, req.Mode, req.User, req.Files})
+	if err != nil {
+		return nil, fmt.Errorf("dify: %s: %w", op, err)
+	}
+
+	var st runState
+	var run *Run
+	err = c.retry.retry(ctx, notStarted, func() error {
+		return c.breaker.do(ctx, func() error {
+			resp, err := c.send(ctx, request{op: op, method: http.MethodPost, route: "/workflows/run",
+				body: bytes.NewReader(body), contentType: "application/json", stream: req.Mode == Streaming})
+			if err != nil {
+				return err
+			}
+			if req.Mode == Blocking {
+				var out struct {
+					TaskID        string `json:"task_id"`
+					WorkflowRunID string `json:"workflow_run_id"`
+					Data          runJSON
+				}
+				if err := decodeJSON(op, resp, &out); err != nil {
+					return err
+				}
+				run = out.Data.run()
+				run.TaskID = out.TaskID
+				if run.ID == "" {
+					run.ID = out.WorkflowRunID
+				}
+				return nil
+			}
+			defer resp.Body.Close()
+			run, err = c.readRunStream(ctx, op, resp, &st, req.OnEvent)
+			return err
+		})
+	})
+	switch {
+	case err != nil && run == nil && ctx.Err() != nil:
+		err = c.timedOut(ctx, op, &st, req.User, err)
+	case err != nil && run == nil && st.started:
+		run, err = c.recover(ctx, op, &st, req.User, err)
+	}
+	if err != nil {
+		return run, err
+	}
+	return run, runOutcome(op, run, &st)
+}
+
+// readRunStream consumes a workflow event stream until workflow_finished or an error event.
+func (c *Client) readRunStream(ctx context.Context, op string, resp *http.Response, st *runState, onEvent func(Event)) (*Run, error) {
+	var run *Run
+	err := readEvents(resp.Body, func(data []byte) error {
+		var ev Event
+		if err := json.Unmarshal(data, &ev); err != nil {
+			// An event we cannot read is skipped, unless it may be the end of the run.
+			if bytes.Contains(data, []byte("workflow_finished")) || bytes.Contains(data, []byte(`"error"`)) {
+				return &BadResponseError{Op: op, Status: resp.StatusCode, Reason: "unreadable terminal event", Body: excerpt(data)}
+			}
+			return nil
+		}
+		st.observe(ev)
+		if onEvent != nil {
+			onEvent(ev)
+		}
+		switch ev.Event {
+		case "workflow_finished":
+			run = ev.Data.run(ev)
+			return errStop
+		case "error":
+			return streamError(op, ev)
+		}
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		return run, nil
+	}
+	return nil, streamFailure(ctx, op, resp.StatusCode, err, "workflow_finished")
+}
+
+// streamFailure classifies how a stream ended without its terminal event: a typed error from the handler
+// passes through, a read error is a network error, and a clean EOF is a bad response.
+func streamFailure(ctx context.Context, op string, status int, err error, terminal string) error {
+	var ae *APIError
+	var be *BadResponseError
+	var re *RunError
+	switch {
+	case err == nil:
+		return &BadResponseError{Op: op, Status: status, Reason: "stream ended without " + terminal}
+	case errors.As(err, &ae) || errors.As(err, &be) || errors.As(err, &re):
+		return err
+	case errors.Is(err, errEventTooLarge):
+		return &BadResponseError{Op: op, Status: status, Reason: err.Error()}
+	}
+	return netError(ctx, op, err)
+}
+
+// errStop ends a stream read early without an error.
+var errStop = errors.New("stop")
+
+func (st *runState) observe(ev Event) {
+	if ev.WorkflowRunID != "" {
+		st.runID = ev.WorkflowRunID
+	}
+	if ev.TaskID != "" {
+		st.taskID = ev.TaskID
+	}
+	switch ev.Event {
+	case "workflow_started":
+		st.started = true
+		if st.runID == "" {
+			st.runID = ev.Data.ID
+		}
+	case "node_finished":
+		if ev.Data.Status == "failed" || ev.Data.Status == "exception" {
+			st.failedNode, st.failedNodeType = ev.Data.Title, ev.Data.NodeType
+		}
+	case "workflow_finished":
+		st.workflowFinished = true
+	}
+}
+
+// streamError turns an error event into an error. Chatflows report a failed run as invalid_param "Run failed: …";
+// that is the workflow failing, not our input being wrong.
+func streamError(op string, ev Event) error {
+	ae := &APIError{Op: op, Status: int(ev.Status), Code: ev.Code, Message: ev.Message, InStream: true}
+	return runFailedError(op, ae, ev.WorkflowRunID, ev.TaskID)
+}
+
+// runFailedError converts Dify's "Run failed: …" invalid_param into a RunError; other errors pass through.
+func runFailedError(op string, ae *APIError, runID, taskID string) error {
+	if ae.Code == "invalid_param" && strings.HasPrefix(ae.Message, "Run failed: ") {
+		return &RunError{Op: op, RunID: runID, TaskID: taskID, Status: "failed", Message: strings.TrimPrefix(ae.Message, "Run failed: ")}
+	}
+	return ae
+}
+
+// recover polls a run whose stream dropped after it started, so the workflow is never posted twice.
+func (c *Client) recover(ctx context.Context, op string, st *runState, user string, cause error) (*Run, error) {
+	var ae *APIError
+	if errors.As(cause, &ae) && ae.InStream {
+		return nil, cause // Dify ended the run with an error event; nothing to recover.
+	}
+	var re *RunError
+	if errors.As(cause, &re) {
+		return nil, cause
+	}
+	c.log.Warn().Str("run_id", st.runID).Err(cause).Msg("dify stream dropped after the run started; polling the run")
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, c.timedOut(ctx, op, st, user, ctx.Err())
+		case <-t.C:
+		}
+		run, err := c.GetWorkflowRun(ctx, st.runID)
+		switch {
+		case err == nil && run.Status != "running" && run.Status != "":
+			run.Recovered = true
+			run.TaskID = st.taskID
+			return run, nil
+		case err == nil && run.Status == "":
+			// 0.x answers an unknown id with 200 and nulls.
+			return nil, &BadResponseError{Op: op, Reason: fmt.Sprintf("stream dropped (%v) and run %s is unknown", cause, st.runID)}
+		case err != nil && ctx.Err() != nil:
+			return nil, c.timedOut(ctx, op, st, user, ctx.Err())
+		case err != nil && !canRepeat(err):
+			return nil, &BadResponseError{Op: op, Reason: fmt.Sprintf("stream dropped (%v) and run %s could not be read: %v", cause, st.runID, err)}
+		}
+		t.Reset(c.pollEvery)
+	}
+}
+
+// timedOut stops the task on our own deadline, on a context that outlives the expired one.
+func (c *Client) timedOut(ctx context.Context, op string, st *runState, user string, cause error) error {
+	if errors.Is(cause, context.Canceled) || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return cause
+	}
+	err := context.DeadlineExceeded
+	if st.taskID != "" {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		stop := c.StopTask
+		if st.chat {
+			stop = c.StopChatMessage
+		}
+		if serr := stop(sctx, st.taskID, user); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}
+	return &TimeoutError{Op: op, RunID: st.runID, TaskID: st.taskID, Err: err}
+}
+
+// runOutcome turns a finished run's status into an error unless it succeeded.
+func runOutcome(op string, run *Run, st *runState) error {
+	switch run.Status {
+	case "succeeded", "partial-succeeded":
+		return nil
+	}
+	return &RunError{Op: op, RunID: run.ID, TaskID: run.TaskID, Status: run.Status, Message: run.Error,
+		Node: st.failedNode, NodeType: st.failedNodeType}
+}
+
+// runJSON is a run as the blocking answer, workflow_finished and run detail carry it; outputs may be an object,
+// a JSON string (0.x run detail) or null.
+type runJSON struct {
+	ID          string          `json:"id"`
+	WorkflowID  string          `json:"workflow_id"`
+	Status      string          `json:"status"`
+	Outputs     json.RawMessage `json:"outputs"`
+	Error       string          `json:"error"`
+	ElapsedTime float64         `json:"elapsed_time"`
+	TotalTokens flexInt         `json:"total_tokens"`
+	TotalSteps  flexInt         `json:"total_steps"`
+}
+
+func (r runJSON) run() *Run {
+	return &Run{ID: r.ID, WorkflowID: r.WorkflowID, Status: r.Status, Outputs: decodeOutputs(r.Outputs),
+		Error: r.Error, ElapsedTime: r.ElapsedTime, TotalTokens: int64(r.TotalTokens), TotalSteps: int64(r.TotalSteps)}
+}
+
+func (d EventData) run(ev Event) *Run {
+	r := runJSON{ID: d.ID, WorkflowID: d.WorkflowID, Status: d.Status, Outputs: d.Outputs, Error: d.Error,
+		ElapsedTime: d.ElapsedTime, TotalTokens: d.TotalTokens, TotalSteps: d.TotalSteps}.run()
+	if r.ID == "" {
+		r.ID = ev.WorkflowRunID
+	}
+	r.TaskID = ev.TaskID
+	return r
+}
+
+func decodeOutputs(raw json.RawMessage) map[string]any {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) == nil {
+		return m
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil && json.Unmarshal([]byte(s), &m) == nil {
+		return m
+	}
+	return nil
+}
+
+// GetWorkflowRun reads a run's detail. Transient failures are retried.
+func (c *Client) GetWorkflowRun(ctx context.Context, runID string) (*Run, error) {
+	const op = "get workflow run"
+	var out runJSON
+	err := c.retry.retry(ctx, canRepeat, func() error {
+		return c.getJSON(ctx, op, "/workflows/run/"+url.PathEscape(runID), &out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.run(), nil
+}
+
+// StopTask asks Dify to stop a streaming task. Dify answers success even for unknown or finished tasks.
+func (c *Client) StopTask(ctx context.Context, taskID, user string) error {
+	var out struct {
+		Result string `json:"result"`
+	}
+	return c.postJSON(ctx, "stop task", "/workflows/tasks/"+url.PathEscape(taskID)+"/stop", map[string]string{"user": user}, &out)
+}
