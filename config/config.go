@@ -128,9 +128,10 @@ const whereAPIKey = "find it in Dify → the app → API Access → API Key (it 
 // compose files pass unset variables through as empty strings.
 //
 // When anything is wrong, Load returns every problem joined with errors.Join,
-// one line per variable, and a Config holding defaults in place of the bad
-// values so that doctor can go on checking the rest. Secret values never
-// appear in the errors.
+// one line per problem, and a Config holding defaults in place of the values
+// it could not use, so that doctor can go on checking the rest. Secrets that
+// fail a check are kept, because the checks only catch likely mistakes.
+// Secret values never appear in the errors.
 func Load(getenv func(string) string) (Config, error) {
 	l := &loader{getenv: getenv}
 	var c Config
@@ -321,7 +322,7 @@ func (l *loader) ratio(name string, def float64) float64 {
 	// NaN fails both comparisons, so it is rejected too.
 	if err != nil || !(r > 0 && r <= 1) {
 		hint := ""
-		if err == nil && r > 1 && r <= 100 {
+		if err == nil && r >= 10 && r <= 100 {
 			hint = fmt.Sprintf("it is a ratio, not a percentage: did you mean %g?", r/100)
 		}
 		l.bad(name, v, "must be a number greater than 0 and at most 1, such as 0.5", hint)
@@ -577,7 +578,8 @@ func (l *loader) pairs(c Config) {
 // Secret is a string that must not leak into logs, errors or API responses.
 // Every way of printing or marshalling it gives "[redacted]" (or "" when it
 // is empty, so that an unset secret is still visible as unset). Only Reveal
-// gives the value.
+// gives the value. Do not use it as a map key: encoding/json writes string
+// keys as they are, without calling MarshalText.
 type Secret string
 
 const redacted = "[redacted]"

@@ -10,6 +10,7 @@ import (
 	"net/textproto"
 	"path"
 	"strings"
+	"sync"
 )
 
 // Upload is a file to send to Dify.
@@ -65,17 +66,23 @@ func (c *Client) UploadFile(ctx context.Context, u Upload) (*File, error) {
 		policy.MaxAttempts = 1
 	}
 	var f File
-	attempt := 0
+	var prev *uploadBody
 	err = policy.retry(ctx, canRepeat, func() error {
-		if attempt++; attempt > 1 {
+		if prev != nil {
+			// The transport may still be reading the last attempt's body after answering; wait for it to let go.
+			select {
+			case <-prev.closed:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
 				return fmt.Errorf("dify: %s: rewind: %w", op, err)
 			}
 		}
 		return c.breaker.do(ctx, func() error {
-			src := &sourceReader{r: u.Body}
-			body := io.MultiReader(bytes.NewReader(prefix), src, bytes.NewReader(suffix))
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint("/files/upload"), body)
+			src := &uploadBody{r: io.MultiReader(bytes.NewReader(prefix), u.Body, bytes.NewReader(suffix)), closed: make(chan struct{})}
+			prev = src
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint("/files/upload"), src)
 			if err != nil {
 				return fmt.Errorf("dify: %s: %w", op, err)
 			}
@@ -84,9 +91,9 @@ func (c *Client) UploadFile(ctx context.Context, u Upload) (*File, error) {
 			}
 			req.Header.Set("Content-Type", ctype)
 			resp, err := c.do(ctx, op, req)
-			if src.err != nil {
+			if err := src.readErr(); err != nil {
 				// Our side failed to read the file: not Dify's failure, and not worth a retry.
-				return fmt.Errorf("dify: %s: read file: %w", op, src.err)
+				return fmt.Errorf("dify: %s: read file: %w", op, err)
 			}
 			if err != nil {
 				return err
@@ -145,16 +152,42 @@ func safeName(name string) string {
 	return name
 }
 
-// sourceReader remembers a read error of the file being uploaded, so it is not mistaken for a network error.
-type sourceReader struct {
-	r   io.Reader
-	err error
+// uploadBody is one attempt's request body. It remembers a read error of the file, so that is not mistaken for a
+// network error, and reports when the transport has closed it, so a retry never shares the file with a write
+// still in flight.
+type uploadBody struct {
+	mu     sync.Mutex
+	r      io.Reader
+	err    error
+	done   bool
+	closed chan struct{}
 }
 
-func (s *sourceReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
+func (b *uploadBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return 0, io.ErrClosedPipe
+	}
+	n, err := b.r.Read(p)
 	if err != nil && err != io.EOF {
-		s.err = err
+		b.err = err
 	}
 	return n, err
+}
+
+func (b *uploadBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.done {
+		b.done = true
+		close(b.closed)
+	}
+	return nil
+}
+
+func (b *uploadBody) readErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }
