@@ -171,7 +171,10 @@ func netError(ctx context.Context, op string, err error) error {
 
 const maxErrorBody = 64 << 10
 
-var titleRE = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
+var (
+	titleRE        = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
+	cloudflare1015 = regexp.MustCompile(`(?i)error code:?\s*(<[^>]*>\s*)*1015\b`)
+)
 
 // responseError reads a non-2xx response into an APIError.
 func responseError(op string, req *http.Request, resp *http.Response) *APIError {
@@ -205,7 +208,7 @@ func fillErrorBody(e *APIError, body []byte) {
 		e.Title = strings.Join(strings.Fields(string(m[1])), " ")
 		if e.Title != "" {
 			// Cloudflare's "error code: 1015" sits in the body, not the title; keep it visible.
-			if i := bytes.Index(trimmed, []byte("1015")); i >= 0 && !strings.Contains(e.Title, "1015") {
+			if cloudflare1015.Match(trimmed) && !strings.Contains(e.Title, "1015") {
 				e.Body = "error code: 1015"
 			}
 			return

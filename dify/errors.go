@@ -162,7 +162,7 @@ func IsOutage(err error) bool {
 		return false
 	}
 	var ae *APIError
-	if errors.As(err, &ae) {
+	if errors.As(err, &ae) && ae != nil {
 		switch {
 		case ae.Status >= 500 || ae.Status == http.StatusTooManyRequests:
 			return true

@@ -232,27 +232,51 @@ func (c *Client) recover(ctx context.Context, op string, st *runState, user stri
 		return nil, cause
 	}
 	c.log.Warn().Str("run_id", st.runID).Err(cause).Msg("dify stream dropped after the run started; polling the run")
+	run, err := c.poll(ctx, op, st.runID)
+	if err != nil && ctx.Err() != nil {
+		return nil, c.timedOut(ctx, op, st, user, ctx.Err())
+	}
+	if err != nil {
+		return nil, &BadResponseError{Op: op, Reason: fmt.Sprintf("stream dropped (%v) and the run could not be recovered: %v", cause, err)}
+	}
+	run.TaskID = st.taskID
+	return run, nil
+}
+
+// WaitRun waits for a run that started earlier, such as one whose worker crashed, by polling its detail.
+// Like RunWorkflow it returns a *RunError when the run did not succeed.
+func (c *Client) WaitRun(ctx context.Context, runID string) (*Run, error) {
+	const op = "wait for run"
+	run, err := c.poll(ctx, op, runID)
+	if err != nil {
+		return nil, err
+	}
+	return run, runOutcome(op, run, &runState{})
+}
+
+// poll reads a run's detail until it is no longer running. It never posts anything.
+func (c *Client) poll(ctx context.Context, op, runID string) (*Run, error) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, c.timedOut(ctx, op, st, user, ctx.Err())
+			return nil, fmt.Errorf("dify: %s: %w", op, ctx.Err())
 		case <-t.C:
 		}
-		run, err := c.GetWorkflowRun(ctx, st.runID)
+		run, err := c.GetWorkflowRun(ctx, runID)
 		switch {
-		case err == nil && run.Status != "running" && run.Status != "":
-			run.Recovered = true
-			run.TaskID = st.taskID
-			return run, nil
 		case err == nil && run.Status == "":
 			// 0.x answers an unknown id with 200 and nulls.
-			return nil, &BadResponseError{Op: op, Reason: fmt.Sprintf("stream dropped (%v) and run %s is unknown", cause, st.runID)}
-		case err != nil && ctx.Err() != nil:
-			return nil, c.timedOut(ctx, op, st, user, ctx.Err())
-		case err != nil && !canRepeat(err):
-			return nil, &BadResponseError{Op: op, Reason: fmt.Sprintf("stream dropped (%v) and run %s could not be read: %v", cause, st.runID, err)}
+			return nil, &BadResponseError{Op: op, Status: http.StatusOK, Reason: fmt.Sprintf("run %s is unknown", runID)}
+		case err == nil && run.Status != "running":
+			run.Recovered = true
+			if run.ID == "" {
+				run.ID = runID
+			}
+			return run, nil
+		case err != nil && (ctx.Err() != nil || !canRepeat(err)):
+			return nil, err
 		}
 		t.Reset(c.pollEvery)
 	}

@@ -1,0 +1,308 @@
+// Package difytest is an in-process fake of the Dify Service API (/v1) with a catalogue of scenarios: the
+// errors, proxy pages, stream cuts and version drift that difybot must recognise. Its answers follow the
+// shapes recorded in the project's dify-api.md byte for byte. Tests use NewServer; cmd/difysim and the demo
+// mount NewHandler on their own listener.
+package difytest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configures the fake. The zero value is usable.
+type Options struct {
+	APIKey        string        // The accepted bearer key; default "app-test".
+	Scenario      string        // The starting scenario; default "ok".
+	Latency       time.Duration // How long each workflow node takes; default 0 (the slow scenario uses 2s).
+	PingEvery     time.Duration // The interval of "event: ping" in streams; default 10s, as Dify.
+	MaxImageBytes int64         // Dify's UPLOAD_IMAGE_FILE_SIZE_LIMIT; default 10 MiB.
+}
+
+// Request is one request the fake received. It never holds the API key.
+type Request struct {
+	Method   string          `json:"method"`
+	Path     string          `json:"path"`
+	Route    string          `json:"route"` // The route key, such as "POST /v1/workflows/run"; "" when no route matched.
+	Scenario string          `json:"scenario"`
+	Body     json.RawMessage `json:"body,omitempty"` // The JSON body of run requests (workflows/run, chat-messages).
+}
+
+// maxRequests bounds the request log, so a long difysim session does not grow without end.
+const maxRequests = 1000
+
+// maxJSONBody bounds the JSON body of a run request, which the fake reads whole.
+const maxJSONBody = 1 << 20
+
+// Sim is the fake Dify as an http.Handler. It is safe for concurrent use.
+type Sim struct {
+	opts      Options
+	mux       *http.ServeMux
+	scenarios map[string]*scenario
+	base      context.Context // Ends at Close; runs that outlive their request hang off it.
+	cancel    context.CancelFunc
+	runs      sync.WaitGroup // Every run goroutine; Close waits for them.
+
+	mu       sync.Mutex
+	closed   bool
+	sc       *scenario
+	calls    map[string]int
+	seen     map[string]int // Requests per route since the scenario was set, for faults that fire only first.
+	requests []Request
+	uploads  map[string]*upload
+	runByID  map[string]*run
+	runByTas map[string]*run
+	convs    map[string]bool
+	users    map[string]string // End-user row ids by user string, as Dify creates them.
+	seq      int               // Workflow run sequence numbers (0.6 sends them).
+}
+
+// NewHandler returns the fake as a handler. It panics if opts.Scenario is not in the catalogue, like
+// regexp.MustCompile, because that is a typo in the caller.
+func NewHandler(opts Options) *Sim {
+	if opts.APIKey == "" {
+		opts.APIKey = "app-test"
+	}
+	if opts.Scenario == "" {
+		opts.Scenario = "ok"
+	}
+	if opts.PingEvery <= 0 {
+		opts.PingEvery = 10 * time.Second
+	}
+	if opts.MaxImageBytes <= 0 {
+		opts.MaxImageBytes = 10 << 20
+	}
+	s := &Sim{
+		opts:      opts,
+		mux:       http.NewServeMux(),
+		scenarios: catalogue(),
+		calls:     map[string]int{},
+		seen:      map[string]int{},
+		uploads:   map[string]*upload{},
+		runByID:   map[string]*run{},
+		runByTas:  map[string]*run{},
+		convs:     map[string]bool{},
+		users:     map[string]string{},
+	}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	if err := s.SetScenario(opts.Scenario); err != nil {
+		panic("difytest: " + err.Error())
+	}
+	s.mux.Handle(RouteInfo, s.endpoint(s.info))
+	s.mux.Handle(RouteParameters, s.endpoint(s.parameters))
+	s.mux.Handle(RouteUpload, s.endpoint(s.upload))
+	s.mux.Handle(RouteRun, s.endpoint(s.runWorkflow))
+	s.mux.Handle(RouteRunDetail, s.endpoint(s.runDetail))
+	s.mux.Handle(RouteStop, s.endpoint(s.stop))
+	s.mux.Handle(RouteChat, s.endpoint(s.chat))
+	s.mux.Handle(RouteChatStop, s.endpoint(s.stop))
+	s.mux.Handle("/", s.endpoint(nil))
+	s.mux.HandleFunc("GET /_sim/scenario", s.getScenario)
+	s.mux.HandleFunc("PUT /_sim/scenario", s.putScenario)
+	s.mux.HandleFunc("GET /_sim/scenarios", s.listScenarios)
+	return s
+}
+
+// ServeHTTP serves the Service API under /v1 and the control endpoints under /_sim.
+func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Close stops the runs in flight and waits for them. The handler keeps answering, but new runs end stopped.
+func (s *Sim) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.runs.Wait()
+}
+
+// SetScenario switches the scenario. It also rearms faults that fire only on the first requests.
+func (s *Sim) SetScenario(name string) error {
+	sc, ok := s.scenarios[name]
+	if !ok {
+		return fmt.Errorf("unknown scenario %q (GET /_sim/scenarios lists them)", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sc = sc
+	clear(s.seen)
+	return nil
+}
+
+// Scenario returns the name of the current scenario.
+func (s *Sim) Scenario() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sc.Name
+}
+
+// Calls returns how many requests hit a route key, such as "POST /v1/workflows/run".
+func (s *Sim) Calls(route string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[route]
+}
+
+// Requests returns the recorded requests, oldest first (at most the last 1000).
+func (s *Sim) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// call is what an endpoint knows about the request it serves.
+type call struct {
+	sc    *scenario
+	route string
+	body  []byte // The JSON body of run requests, read once on arrival.
+}
+
+// endpoint wraps an API handler with what happens before it in Dify and in front of it: recording, proxy
+// faults, routing (a nil h is an unknown route), the key check and the app check.
+func (s *Sim) endpoint(h func(http.ResponseWriter, *http.Request, *call)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := &call{route: r.Pattern}
+		if h == nil {
+			c.route = ""
+		}
+		if c.route == RouteRun || c.route == RouteChat {
+			c.body, _ = io.ReadAll(io.LimitReader(r.Body, maxJSONBody))
+		}
+		sc, seen := s.record(r, c)
+		c.sc = sc
+		if rp := sc.fault(atProxy, c.route, seen); rp != nil {
+			rp.write(w, r, sc.dialect)
+			return
+		}
+		if h == nil {
+			drain(r)
+			writeErr(w, sc.dialect, errNotFound(msgNotFound))
+			return
+		}
+		if e := s.authorize(r, sc); e != nil {
+			drain(r)
+			writeErr(w, sc.dialect, *e)
+			return
+		}
+		if rp := sc.fault(atApp, c.route, seen); rp != nil {
+			rp.write(w, r, sc.dialect)
+			return
+		}
+		h(w, r, c)
+	})
+}
+
+// record logs the request and returns the scenario to serve it with, and how many requests its route has
+// seen since the scenario was set.
+func (s *Sim) record(r *http.Request, c *call) (*scenario, int) {
+	req := Request{Method: r.Method, Path: r.URL.Path, Route: c.route}
+	if len(c.body) > 0 && json.Valid(c.body) {
+		req.Body = append(json.RawMessage(nil), c.body...)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	req.Scenario = s.sc.Name
+	s.calls[c.route]++
+	s.seen[c.route]++
+	if len(s.requests) == maxRequests {
+		s.requests = append(s.requests[:0], s.requests[1:]...)
+	}
+	s.requests = append(s.requests, req)
+	return s.sc, s.seen[c.route]
+}
+
+// authorize checks the Authorization header the way Dify's validate_and_get_api_token does (§1.1).
+func (s *Sim) authorize(r *http.Request, sc *scenario) *apiErr {
+	unauthorized := func(msg string) *apiErr { return &apiErr{http.StatusUnauthorized, "unauthorized", msg, ""} }
+	h, ok := r.Header["Authorization"]
+	if !ok || !strings.Contains(h[0], " ") {
+		return unauthorized("Authorization header must be provided and start with 'Bearer'")
+	}
+	// Python's split(None, 1): a header that is one word plus blanks gives one field, and unpacking it into
+	// scheme and token raises a ValueError, which Dify answers as invalid_param.
+	f := strings.TrimLeft(h[0], " \t")
+	i := strings.IndexAny(f, " \t")
+	if i < 0 || strings.TrimLeft(f[i:], " \t") == "" {
+		e := errInvalid("not enough values to unpack (expected 2, got 1)")
+		return &e
+	}
+	scheme, token := f[:i], strings.TrimLeft(f[i:], " \t")
+	if !strings.EqualFold(scheme, "bearer") {
+		return unauthorized("Authorization scheme must be 'Bearer'")
+	}
+	if sc.badKey || token != s.opts.APIKey {
+		return unauthorized("Access token is invalid")
+	}
+	return nil
+}
+
+// getScenario answers GET /_sim/scenario.
+func (s *Sim) getScenario(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, v1, http.StatusOK, obj{{"scenario", s.Scenario()}})
+}
+
+// putScenario answers PUT /_sim/scenario {"scenario":"NAME"}.
+func (s *Sim) putScenario(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Scenario string `json:"scenario"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&in); err != nil {
+		writeJSON(w, v1, http.StatusBadRequest, obj{{"error", `body must be {"scenario":"NAME"}: ` + err.Error()}})
+		return
+	}
+	if err := s.SetScenario(in.Scenario); err != nil {
+		writeJSON(w, v1, http.StatusBadRequest, obj{{"error", err.Error()}})
+		return
+	}
+	writeJSON(w, v1, http.StatusOK, obj{{"scenario", in.Scenario}})
+}
+
+// listScenarios answers GET /_sim/scenarios with the catalogue.
+func (s *Sim) listScenarios(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, v1, http.StatusOK, Scenarios())
+}
+
+// Server is the fake on a started httptest server.
+type Server struct {
+	*Sim
+	ts *httptest.Server
+}
+
+// NewServer starts the fake on a local port. It panics on an unknown opts.Scenario, like NewHandler.
+func NewServer(opts Options) *Server {
+	sim := NewHandler(opts)
+	return &Server{Sim: sim, ts: httptest.NewServer(sim)}
+}
+
+// URL returns the Service API base URL, such as http://127.0.0.1:PORT/v1.
+func (s *Server) URL() string { return s.ts.URL + "/v1" }
+
+// Handler returns the fake's handler, to mount it elsewhere.
+func (s *Server) Handler() http.Handler { return s.Sim }
+
+// Close stops the runs in flight, then the server.
+func (s *Server) Close() {
+	s.Sim.Close()
+	s.ts.Close()
+}
+
+// decodeObject parses a run request's JSON body into its top-level fields, the way Flask's get_json does.
+func decodeObject(r *http.Request, body []byte) (map[string]json.RawMessage, *apiErr) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return nil, &apiErr{http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"Did not attempt to load JSON data because the request Content-Type was not 'application/json'.", ""}
+	}
+	var m map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, &apiErr{http.StatusBadRequest, "bad_request", "Invalid JSON payload received or JSON payload is empty.", ""}
+	}
+	return m, nil
+}
