@@ -68,14 +68,14 @@ const (
 
 // Diagnosis explains one failure: a code, what the person is told, and what the admin should look at.
 type Diagnosis struct {
-	Code      Code
-	Summary   string   // One admin-facing line: what was recognised, e.g. `Dify answered 401 unauthorized "Access token is invalid"`.
-	Detail    string   // err.Error(): the raw error, for admins only; never shown to the person.
-	Node      string   // The failing workflow node's title, when known.
-	Retryable bool     // Whether retrying later can help.
-	Outage    bool     // Whether the failure counts against the breaker (dify.IsOutage).
-	Causes    []string // The admin's likely causes.
-	Checks    []string // The checks to run: concrete commands and settings.
+	Code      Code     `json:"code"`
+	Summary   string   `json:"summary"`        // One admin-facing line: what was recognised, e.g. `Dify answered 401 unauthorized "Access token is invalid"`.
+	Detail    string   `json:"detail"`         // err.Error(): the raw error, for admins only; never shown to the person.
+	Node      string   `json:"node,omitempty"` // The failing workflow node's title, when known.
+	Retryable bool     `json:"retryable"`      // Whether retrying later can help.
+	Outage    bool     `json:"outage"`         // Whether the failure counts against the breaker (dify.IsOutage).
+	Causes    []string `json:"causes"`         // The admin's likely causes.
+	Checks    []string `json:"checks"`         // The checks to run: concrete commands and settings.
 }
 
 // UserText is the short message for the person who sent the request: what happened, what to do, and the

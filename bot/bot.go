@@ -1,0 +1,499 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/difybot/difybot/dify"
+	"github.com/rs/zerolog"
+)
+
+// Workflows is the part of Dify the pipeline uses. *dify.Client implements it.
+type Workflows interface {
+	Info(ctx context.Context) (*dify.Info, error)
+	Parameters(ctx context.Context) (*dify.Parameters, error)
+	UploadFile(ctx context.Context, u dify.Upload) (*dify.File, error)
+	RunWorkflow(ctx context.Context, req dify.RunRequest) (*dify.Run, error)
+	SendChatMessage(ctx context.Context, req dify.ChatRequest) (*dify.ChatReply, error)
+	WaitRun(ctx context.Context, runID string) (*dify.Run, error)
+	Breaker() *dify.Breaker
+}
+
+// Config wires a Bot. Store, Workflows and at least one Platform are required.
+type Config struct {
+	Store     Store
+	Workflows Workflows
+	Platforms []Platform
+	Logger    zerolog.Logger
+
+	AppMode      string            // auto, workflow, chat.
+	ResponseMode dify.ResponseMode // Default streaming.
+	ImageInput   string            // auto, files, or a start variable.
+	TextInput    string            // auto or a start variable.
+	OutputKey    string            // auto or an output name.
+
+	Timeout       time.Duration // One Dify run; default 10m.
+	MaxImageBytes int64         // Default 10 MiB.
+	HoldMax       time.Duration // How long a run waits for an open breaker; default 15m.
+	HoldRetry     time.Duration // How often a held run looks again; default 5s.
+	Language      Lang          // Default en.
+	TempDir       string        // Where images are spooled; default os.TempDir().
+	Now           func() time.Time
+}
+
+// Bot runs messages through the pipeline. It is safe for concurrent use.
+type Bot struct {
+	cfg       Config
+	log       zerolog.Logger
+	platforms map[string]Platform
+	app       appCache
+}
+
+// New returns a Bot for cfg.
+func New(cfg Config) (*Bot, error) {
+	if cfg.Store == nil || cfg.Workflows == nil {
+		return nil, errors.New("bot: Store and Workflows are required")
+	}
+	if cfg.ResponseMode == "" {
+		cfg.ResponseMode = dify.Streaming
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Minute
+	}
+	if cfg.MaxImageBytes <= 0 {
+		cfg.MaxImageBytes = 10 << 20
+	}
+	if cfg.HoldMax <= 0 {
+		cfg.HoldMax = 15 * time.Minute
+	}
+	if cfg.HoldRetry <= 0 {
+		cfg.HoldRetry = 5 * time.Second
+	}
+	if cfg.Language == "" {
+		cfg.Language = "en"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	b := &Bot{cfg: cfg, log: cfg.Logger, platforms: map[string]Platform{}}
+	for _, p := range cfg.Platforms {
+		b.platforms[p.Name()] = p
+	}
+	return b, nil
+}
+
+func (b *Bot) now() time.Time { return b.cfg.Now() }
+
+// Retry queues a finished run again with the same message: the person's Retry button.
+func (b *Bot) Retry(ctx context.Context, runID string) error {
+	if err := b.cfg.Store.Requeue(ctx, runID); err != nil {
+		return fmt.Errorf("bot: retry run %s: %w", runID, err)
+	}
+	return nil
+}
+
+// AddPlatform registers a platform after New, for adapters that need the Bot to be built first.
+// It must be called before the queue starts.
+func (b *Bot) AddPlatform(p Platform) { b.platforms[p.Name()] = p }
+
+// Accept stores and queues m durably; only after it returns nil may the adapter ack the delivery.
+// A redelivered event returns the existing run with dup = true and queues nothing.
+func (b *Bot) Accept(ctx context.Context, m Message) (Run, bool, error) {
+	if m.ReceivedAt.IsZero() {
+		m.ReceivedAt = b.now()
+	}
+	r, dup, err := b.cfg.Store.Enqueue(ctx, m)
+	if err != nil {
+		return r, false, fmt.Errorf("bot: accept %s event %s: %w", m.Platform, m.EventID, err)
+	}
+	b.log.Info().Str("run_id", r.ID).Str("platform", m.Platform).Str("event_id", m.EventID).Bool("duplicate", dup).Msg("message accepted")
+	return r, dup, nil
+}
+
+// Process runs one queued run to its reply. The queue calls it; it is safe to call again for the same run
+// after a crash: a workflow that started is waited for, never posted again, and a reply is sent once.
+// It returns a *HoldError while the breaker keeps the run waiting, and an error only when the queue should
+// try again (the store or the platform's reply failed).
+func (b *Bot) Process(ctx context.Context, runID string) error {
+	r, err := b.cfg.Store.Run(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("bot: load run %s: %w", runID, err)
+	}
+	log := b.log.With().Str("run_id", r.ID).Str("platform", r.Platform).Int("attempt", r.Attempt).Logger()
+	p, ok := b.platforms[r.Platform]
+	if !ok {
+		return fmt.Errorf("bot: run %s: no platform %q is configured", r.ID, r.Platform)
+	}
+	names := textSteps
+	if len(r.Message.Files) > 0 {
+		names = imageSteps
+	}
+	steps := &stepLog{store: b.cfg.Store, log: log, run: &r, names: names, now: b.now}
+
+	if r.Status == RunSucceeded || r.Status == RunFailed {
+		return b.reply(ctx, &r, p, steps) // The answer is known; only its delivery may be missing.
+	}
+	if err := b.cfg.Workflows.Breaker().Ready(); err != nil && r.DifyRunID == "" {
+		return b.hold(ctx, &r, p, steps, err)
+	}
+	if r.Status == RunQueued || r.Status == RunHeld {
+		if r.Status == RunQueued {
+			// Steps 1 and 2 happened in the adapter; they are recorded here to keep the ack path to one write.
+			steps.record(ctx, StepReceive, r.Message.ReceivedAt, 0, "done", nil, nil)
+			steps.record(ctx, StepEnqueue, r.Message.ReceivedAt, r.CreatedAt.Sub(r.Message.ReceivedAt), "done", nil, nil)
+		}
+		r.DifyRunID, r.DifyTaskID = "", ""
+	}
+	r.Status = RunRunning
+	if err := b.cfg.Store.SaveRun(ctx, r); err != nil {
+		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
+	}
+	if pr, ok := p.(ProgressReporter); ok {
+		if err := pr.Progress(ctx, r.Message, Progress{RunID: r.ID, State: b.state(&r), Step: "start"}); err != nil {
+			log.Warn().Err(err).Msg("could not show that work started")
+		}
+	}
+
+	text, err := b.execute(ctx, &r, p, steps)
+	if errors.Is(err, dify.ErrBreakerOpen) || errors.Is(err, dify.ErrMaintenance) {
+		return b.hold(ctx, &r, p, steps, err)
+	}
+	return b.finish(ctx, &r, p, steps, text, err)
+}
+
+// finish stores the outcome before replying, so a crash after this point only repeats the delivery.
+func (b *Bot) finish(ctx context.Context, r *Run, p Platform, steps *stepLog, text string, err error) error {
+	r.FinishedAt = b.now()
+	r.Status, r.Reply, r.Code, r.Diagnosis = RunSucceeded, text, "", nil
+	if err != nil {
+		d := Diagnose(err)
+		r.Status, r.Code, r.Diagnosis = RunFailed, d.Code, &d
+		r.Reply = d.UserText(b.cfg.Language, r.ID)
+	}
+	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
+		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
+	}
+	return b.reply(ctx, r, p, steps)
+}
+
+// reply delivers a finished run's answer once per attempt.
+func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) error {
+	key := "replied:" + strconv.Itoa(r.Attempt)
+	if r.State[key] != "" {
+		return nil
+	}
+	err := steps.do(ctx, StepReply, func(map[string]any) error {
+		err := p.Reply(ctx, r.Message, Reply{Text: r.Reply, Diagnosis: r.Diagnosis, RunID: r.ID, Final: true, State: b.state(r)})
+		if err != nil {
+			var be *Error
+			if !errors.As(err, &be) {
+				err = Errorf(CodePlatformReplyFailed, "reply", err)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bot: run %s: %w", r.ID, err) // The queue retries the delivery.
+	}
+	setState(r, key, b.now().UTC().Format(time.RFC3339))
+	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
+		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// state gives a platform the run's State, saved with the run on every Set.
+func (b *Bot) state(r *Run) RunState { return runState{r: r, store: b.cfg.Store} }
+
+type runState struct {
+	r     *Run
+	store Store
+}
+
+func (s runState) Get(k string) string { return s.r.State[k] }
+
+func (s runState) Set(ctx context.Context, k, v string) error {
+	setState(s.r, k, v)
+	return s.store.SaveRun(ctx, *s.r)
+}
+
+func setState(r *Run, k, v string) {
+	if r.State == nil {
+		r.State = map[string]string{}
+	}
+	r.State[k] = v
+}
+
+// hold keeps a run queued while the breaker is open: the person hears once that the answer is delayed,
+// and after HoldMax the run ends with the breaker's diagnosis.
+func (b *Bot) hold(ctx context.Context, r *Run, p Platform, steps *stepLog, cause error) error {
+	if b.now().Sub(r.CreatedAt) >= b.cfg.HoldMax {
+		return b.finish(ctx, r, p, steps, "", cause)
+	}
+	if !r.HeldNotified {
+		d := Diagnose(cause)
+		text := HeldText(b.cfg.Language, d.Code, r.ID)
+		if err := p.Reply(ctx, r.Message, Reply{Text: text, Diagnosis: &d, RunID: r.ID, State: b.state(r)}); err != nil {
+			steps.log.Warn().Err(err).Msg("could not tell the person the answer is delayed")
+		}
+		r.HeldNotified = true
+		steps.record(ctx, StepRun, b.now(), 0, "held", cause, nil)
+	}
+	r.Status = RunHeld
+	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
+		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
+	}
+	return &HoldError{After: b.cfg.HoldRetry, Reason: cause}
+}
+
+// execute runs steps 3 to 7 and returns the text to reply with.
+func (b *Bot) execute(ctx context.Context, r *Run, p Platform, steps *stepLog) (string, error) {
+	var refs []dify.FileRef
+	if len(r.Message.Files) > 0 && r.DifyRunID == "" {
+		var err error
+		if refs, err = b.prepareImages(ctx, r, p, steps); err != nil {
+			return "", err
+		}
+	}
+	var outputs map[string]any
+	var answer string
+	err := steps.do(ctx, StepRun, func(fields map[string]any) error {
+		var err error
+		outputs, answer, err = b.runDify(ctx, r, p, refs, fields)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	var text string
+	err = steps.do(ctx, StepFormat, func(fields map[string]any) error {
+		var key string
+		text, key = answer, "answer"
+		if outputs != nil {
+			text, key = pickOutput(outputs, b.cfg.OutputKey)
+		}
+		fields["output_key"], fields["chars"] = key, len([]rune(text))
+		if strings.TrimSpace(text) == "" {
+			return Errorf(CodeDifyNoOutput, "format", fmt.Errorf("the run succeeded without a usable output (outputs: %s)", outputKeys(outputs)))
+		}
+		return nil
+	})
+	return text, err
+}
+
+// prepareImages fetches, checks and uploads the message's images (steps 3 to 5).
+func (b *Bot) prepareImages(ctx context.Context, r *Run, p Platform, steps *stepLog) ([]dify.FileRef, error) {
+	var imgs []*image
+	defer func() {
+		for _, im := range imgs {
+			im.close()
+		}
+	}()
+	err := steps.do(ctx, StepFetch, func(fields map[string]any) error {
+		var total int64
+		for _, f := range r.Message.Files {
+			im, err := b.fetch(ctx, p, r.Message, f, b.cfg.MaxImageBytes)
+			if err != nil {
+				return err
+			}
+			imgs = append(imgs, im)
+			total += im.size
+		}
+		fields["files"], fields["bytes"] = len(imgs), total
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = steps.do(ctx, StepCheck, func(fields map[string]any) error {
+		a, err := b.app.get(ctx, b)
+		if err != nil {
+			return err
+		}
+		var types []string
+		for _, im := range imgs {
+			if err := im.check(a.imageLimit); err != nil {
+				return err
+			}
+			types = append(types, im.mimeType)
+		}
+		fields["types"] = strings.Join(types, ",")
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var refs []dify.FileRef
+	err = steps.do(ctx, StepUpload, func(fields map[string]any) error {
+		var ids []string
+		for _, im := range imgs {
+			f, err := b.cfg.Workflows.UploadFile(ctx, dify.Upload{User: difyUser(r.Message), Name: im.name, MIMEType: im.mimeType, Body: im.file})
+			if err != nil {
+				return err
+			}
+			refs = append(refs, dify.LocalImage(f.ID))
+			ids = append(ids, f.ID)
+		}
+		fields["file_id"] = strings.Join(ids, ",")
+		return nil
+	})
+	return refs, err
+}
+
+// runDify runs the workflow or chat app (step 6), or waits for the run a crashed attempt started.
+func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, refs []dify.FileRef, fields map[string]any) (map[string]any, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	if r.DifyRunID != "" {
+		fields["dify_run_id"], fields["resumed"] = r.DifyRunID, true
+		run, err := b.cfg.Workflows.WaitRun(ctx, r.DifyRunID)
+		if err != nil {
+			return nil, "", err
+		}
+		if answer, ok := run.Outputs["answer"].(string); ok && len(run.Outputs) == 1 {
+			return nil, answer, nil
+		}
+		return run.Outputs, "", nil
+	}
+	posted := "posted:" + strconv.Itoa(r.Attempt)
+	if r.State[posted] != "" {
+		// We may have started a run whose id never reached us; posting again could run it twice.
+		return nil, "", Errorf(CodeInternal, "run", errors.New("an earlier attempt was interrupted after sending the run to Dify and before Dify confirmed it; it is not sent again so it cannot run twice"))
+	}
+	a, err := b.app.get(ctx, b)
+	if err != nil {
+		return nil, "", err
+	}
+	setState(r, posted, b.now().UTC().Format(time.RFC3339))
+	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
+		return nil, "", fmt.Errorf("save run: %w", err)
+	}
+	onEvent := b.onEvent(ctx, r, p)
+	user := difyUser(r.Message)
+	if a.chat {
+		key := r.Message.ConversationKey()
+		conv, err := b.cfg.Store.Conversation(ctx, key)
+		if err != nil {
+			return nil, "", fmt.Errorf("load conversation: %w", err)
+		}
+		query := r.Message.Text
+		if strings.TrimSpace(query) == "" {
+			query = "(image)"
+		}
+		reply, err := b.cfg.Workflows.SendChatMessage(ctx, dify.ChatRequest{Query: query, User: user, ConversationID: conv,
+			Files: refs, Mode: b.cfg.ResponseMode, OnEvent: onEvent})
+		if err != nil {
+			return nil, "", err
+		}
+		fields["conversation_id"] = reply.ConversationID
+		if reply.ConversationID != "" && reply.ConversationID != conv {
+			r.ConversationID = reply.ConversationID
+			if err := b.cfg.Store.SetConversation(ctx, key, reply.ConversationID); err != nil {
+				return nil, "", fmt.Errorf("save conversation: %w", err)
+			}
+		}
+		return nil, reply.Answer, nil
+	}
+	inputs, files := a.inputs(r.Message.Text, refs)
+	run, err := b.cfg.Workflows.RunWorkflow(ctx, dify.RunRequest{Inputs: inputs, User: user, Files: files, Mode: b.cfg.ResponseMode, OnEvent: onEvent})
+	if run != nil {
+		fields["dify_run_id"] = run.ID
+		if run.Recovered {
+			fields["recovered"] = true
+		}
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return run.Outputs, "", nil
+}
+
+// onEvent records the run's ids as soon as Dify names them (so a crash can resume), stores node events,
+// and shows progress where the platform can.
+func (b *Bot) onEvent(ctx context.Context, r *Run, p Platform) func(dify.Event) {
+	pr, _ := p.(ProgressReporter)
+	seq, done := 0, 0
+	return func(ev dify.Event) {
+		switch ev.Event {
+		case "workflow_started":
+			r.DifyRunID, r.DifyTaskID = ev.WorkflowRunID, ev.TaskID
+			if r.DifyRunID == "" {
+				r.DifyRunID = ev.Data.ID
+			}
+			if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
+				b.log.Error().Err(err).Str("run_id", r.ID).Msg("could not store the Dify run id")
+			}
+		case "node_started", "node_finished":
+			seq++
+			if ev.Event == "node_finished" {
+				done++
+			}
+			e := NodeEvent{RunID: r.ID, Seq: seq, Event: ev.Event, NodeID: ev.Data.NodeID, NodeType: ev.Data.NodeType,
+				Title: ev.Data.Title, Index: int(ev.Data.Index), Status: ev.Data.Status, Elapsed: ev.Data.ElapsedTime,
+				Error: ev.Data.Error, At: b.now()}
+			if err := b.cfg.Store.AddNodeEvent(ctx, e); err != nil {
+				b.log.Error().Err(err).Str("run_id", r.ID).Msg("could not store node event")
+			}
+			if pr != nil && ev.Event == "node_started" {
+				if err := pr.Progress(ctx, r.Message, Progress{RunID: r.ID, State: b.state(r), Step: StepRun, Node: ev.Data.Title, Done: done}); err != nil {
+					b.log.Warn().Err(err).Str("run_id", r.ID).Msg("could not show progress")
+				}
+			}
+		}
+	}
+}
+
+// difyUser is the end-user id Dify sees: stable per person and platform, and not personal data beyond the id.
+func difyUser(m Message) string { return m.Platform + "-" + m.UserID }
+
+// outputPreference is DIFY_OUTPUT_KEY=auto's order.
+var outputPreference = []string{"text", "answer", "result", "output"}
+
+// pickOutput chooses the output to reply with: the configured key, else the usual names, else the only string.
+func pickOutput(outputs map[string]any, key string) (string, string) {
+	if key != "" && key != "auto" {
+		return stringify(outputs[key]), key
+	}
+	for _, k := range outputPreference {
+		if s, ok := outputs[k].(string); ok && s != "" {
+			return s, k
+		}
+	}
+	var only, onlyKey string
+	n := 0
+	for k, v := range outputs {
+		if s, ok := v.(string); ok {
+			only, onlyKey = s, k
+			n++
+		}
+	}
+	if n == 1 {
+		return only, onlyKey
+	}
+	return "", ""
+}
+
+func stringify(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	}
+	return fmt.Sprint(v)
+}
+
+func outputKeys(m map[string]any) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return strings.Join(keys, ", ")
+}

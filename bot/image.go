@@ -1,0 +1,107 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"strings"
+)
+
+// imageTypes are the image formats Dify accepts, by sniffed content type, with the extension Dify
+// uses to pick its size class.
+var imageTypes = map[string]string{
+	"image/jpeg":    ".jpg",
+	"image/png":     ".png",
+	"image/gif":     ".gif",
+	"image/webp":    ".webp",
+	"image/svg+xml": ".svg",
+}
+
+// image is an attachment spooled to a temporary file, so memory stays flat whatever its size.
+type image struct {
+	file     *os.File
+	size     int64
+	mimeType string
+	name     string
+}
+
+func (im *image) close() {
+	if im.file != nil {
+		im.file.Close()
+		os.Remove(im.file.Name())
+	}
+}
+
+// fetch streams f from the platform into a temporary file, refusing more than max bytes.
+func (b *Bot) fetch(ctx context.Context, p Platform, m Message, f File, max int64) (*image, error) {
+	if f.Size > max {
+		return nil, Errorf(CodeImageTooLarge, "fetch", fmt.Errorf("%s is %d bytes, over the %d byte limit", f.Name, f.Size, max))
+	}
+	rc, err := p.OpenFile(ctx, m, f)
+	if err != nil {
+		var be *Error
+		if errors.As(err, &be) {
+			return nil, err
+		}
+		return nil, Errorf(CodePlatformDownloadFailed, "fetch", err)
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(b.cfg.TempDir, "difybot-image-*")
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	im := &image{file: tmp, name: f.Name}
+	n, err := io.Copy(tmp, io.LimitReader(rc, max+1))
+	im.size = n
+	switch {
+	case err != nil:
+		im.close()
+		return nil, Errorf(CodePlatformDownloadFailed, "fetch", err)
+	case n > max:
+		im.close()
+		return nil, Errorf(CodeImageTooLarge, "fetch", fmt.Errorf("%s is over the %d byte limit", f.Name, max))
+	case n == 0:
+		im.close()
+		return nil, Errorf(CodePlatformDownloadFailed, "fetch", fmt.Errorf("%s is empty", f.Name))
+	}
+	return im, nil
+}
+
+// check sniffs the bytes (never trusting the platform's claim), checks the size against Dify's limit, and
+// gives the file the extension Dify needs to classify it.
+func (im *image) check(difyLimit int64) error {
+	head := make([]byte, 512)
+	n, err := im.file.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("check: %w", err)
+	}
+	head = head[:n]
+	im.mimeType = http.DetectContentType(head)
+	if isSVG(head) {
+		im.mimeType = "image/svg+xml"
+	}
+	ext, ok := imageTypes[im.mimeType]
+	if !ok {
+		return Errorf(CodeImageUnsupported, "check", fmt.Errorf("%s is %s, not an image Dify accepts (jpg, png, gif, webp, svg)", im.name, im.mimeType))
+	}
+	if difyLimit > 0 && im.size > difyLimit {
+		return Errorf(CodeImageTooLarge, "check", fmt.Errorf("%s is %d bytes, over Dify's image limit of %d bytes", im.name, im.size, difyLimit))
+	}
+	base := strings.TrimSuffix(path.Base(im.name), path.Ext(im.name))
+	if base == "" || base == "." || base == "/" {
+		base = "image"
+	}
+	im.name = base + ext
+	_, err = im.file.Seek(0, io.SeekStart)
+	return err
+}
+
+func isSVG(head []byte) bool {
+	h := bytes.ToLower(head)
+	return bytes.Contains(h, []byte("<svg")) && (bytes.HasPrefix(bytes.TrimSpace(h), []byte("<svg")) || bytes.HasPrefix(bytes.TrimSpace(h), []byte("<?xml")))
+}

@@ -1,0 +1,90 @@
+package bot
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Message is what a person sent, in platform-neutral form. Adapters produce it; the pipeline consumes it.
+// It is stored with the run, so it holds references to files, never their bytes.
+type Message struct {
+	Platform string `json:"platform"` // "slack", "line", "web", "cli".
+	EventID  string `json:"event_id"` // The platform's id for this delivery: the dedup key.
+	ChatID   string `json:"chat_id"`  // Slack channel, LINE user/group/room id.
+	ThreadID string `json:"thread_id,omitempty"`
+	UserID   string `json:"user_id"`
+	Text     string `json:"text,omitempty"`
+	Files    []File `json:"files,omitempty"`
+	// ReplyToken is LINE's one-time reply token; ReceivedAt tells whether it is still fresh.
+	ReplyToken string    `json:"reply_token,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+	// Redelivery is set when the platform says it is sending the event again.
+	Redelivery bool `json:"redelivery,omitempty"`
+	// Extra holds adapter-specific facts the adapter needs again when replying (never secrets).
+	Extra map[string]string `json:"extra,omitempty"`
+}
+
+// ConversationKey names the Dify conversation a message belongs to: one per thread, or per chat without threads.
+func (m Message) ConversationKey() string {
+	k := m.Platform + ":" + m.ChatID
+	if m.ThreadID != "" {
+		k += ":" + m.ThreadID
+	}
+	return k
+}
+
+// File is an attachment the adapter can open later.
+type File struct {
+	ID       string `json:"id"`
+	Name     string `json:"name,omitempty"`
+	MIMEType string `json:"mime_type,omitempty"` // As the platform claims it; the pipeline sniffs the bytes.
+	Size     int64  `json:"size,omitempty"`      // 0 when the platform does not say.
+	URL      string `json:"url,omitempty"`
+}
+
+// Reply is the pipeline's answer to a message: the workflow's text or a diagnosis.
+type Reply struct {
+	Text      string     // Ready to show, in the platform-neutral markdown Dify produced.
+	Diagnosis *Diagnosis // Set when the run failed; Text is then the person's explanation.
+	RunID     string     // The run this answers; also the reference id shown with a diagnosis.
+	// Final is false for an interim notice ("delayed", "maintenance"); the final answer follows later.
+	Final bool
+	// State keeps the adapter's facts about this run's reply, such as Slack's placeholder ts.
+	State RunState
+}
+
+// RunState is per-run storage for an adapter. What it sets survives a crash, so a retried delivery edits the
+// message it posted before instead of posting a second one.
+type RunState interface {
+	Get(key string) string
+	// Set stores the value with the run before returning.
+	Set(ctx context.Context, key, value string) error
+}
+
+// Progress is an interim view of a run for adapters that can show it.
+type Progress struct {
+	RunID string
+	State RunState
+	Step  string // The pipeline step: "start" when work begins, then "run" for each workflow node.
+	Node  string // The workflow node now running, when known.
+	Done  int    // Workflow nodes finished so far.
+}
+
+// Platform is what the pipeline needs from a chat platform. *slack.Adapter, *line.Adapter and *web.Chat implement it.
+type Platform interface {
+	// Name is the platform's name as it appears in Message.Platform.
+	Name() string
+	// OpenFile streams an attachment of m. The caller closes it. A file that cannot be read returns an error
+	// classified with Errorf(CodePlatformDownloadFailed, …).
+	OpenFile(ctx context.Context, m Message, f File) (io.ReadCloser, error)
+	// Reply posts r in m's conversation. It must be idempotent per r.RunID and r.Final: the pipeline may call it
+	// again after a crash, and the person must still see one answer.
+	Reply(ctx context.Context, m Message, r Reply) error
+}
+
+// ProgressReporter is implemented by platforms that can show a run's progress while it works.
+// Errors are logged and otherwise ignored: progress is a courtesy.
+type ProgressReporter interface {
+	Progress(ctx context.Context, m Message, p Progress) error
+}

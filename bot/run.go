@@ -1,0 +1,131 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// RunStatus is where a run is in its life.
+type RunStatus string
+
+// The statuses a run passes through.
+const (
+	RunQueued    RunStatus = "queued"
+	RunRunning   RunStatus = "running"
+	RunHeld      RunStatus = "held" // Waiting for the breaker to close.
+	RunSucceeded RunStatus = "succeeded"
+	RunFailed    RunStatus = "failed"
+)
+
+// Run is one message's journey through the pipeline, as stored.
+type Run struct {
+	ID             string            `json:"id"`
+	Platform       string            `json:"platform"`
+	EventID        string            `json:"event_id"`
+	Status         RunStatus         `json:"status"`
+	Message        Message           `json:"message"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+	FinishedAt     time.Time         `json:"finished_at,omitzero"`
+	Attempt        int               `json:"attempt"`
+	DifyRunID      string            `json:"dify_run_id,omitempty"`
+	DifyTaskID     string            `json:"dify_task_id,omitempty"`
+	ConversationID string            `json:"conversation_id,omitempty"`
+	Reply          string            `json:"reply,omitempty"`
+	Code           Code              `json:"code,omitempty"`
+	Diagnosis      *Diagnosis        `json:"diagnosis,omitempty"`
+	HeldNotified   bool              `json:"held_notified,omitempty"`
+	State          map[string]string `json:"state,omitempty"` // Adapter reply state, such as Slack's placeholder ts.
+}
+
+// Step is one numbered pipeline step of a run, as logged and stored.
+type Step struct {
+	RunID    string         `json:"run_id"`
+	Attempt  int            `json:"attempt"`
+	N        int            `json:"n"`
+	Of       int            `json:"of"`
+	Name     string         `json:"step"`
+	Status   string         `json:"status"` // "done", "failed", "skipped", "held".
+	Start    time.Time      `json:"start"`
+	Duration time.Duration  `json:"duration_ns"`
+	Code     Code           `json:"code,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Fields   map[string]any `json:"fields,omitempty"` // Non-secret facts such as file_id or bytes.
+}
+
+// NodeEvent is one workflow node event from Dify's stream, stored under step 6.
+type NodeEvent struct {
+	RunID    string    `json:"run_id"`
+	Seq      int       `json:"seq"`
+	Event    string    `json:"event"` // node_started, node_finished.
+	NodeID   string    `json:"node_id"`
+	NodeType string    `json:"node_type"`
+	Title    string    `json:"title"`
+	Index    int       `json:"index"`
+	Status   string    `json:"status,omitempty"`
+	Elapsed  float64   `json:"elapsed_s,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// BreakerSetting is an operator's breaker override, the source of truth for every replica.
+type BreakerSetting struct {
+	Mode   string    `json:"mode"` // auto, open, closed.
+	Reason string    `json:"reason"`
+	Actor  string    `json:"actor"`
+	At     time.Time `json:"at"`
+}
+
+// RunFilter selects runs for the admin list. Zero fields do not filter.
+type RunFilter struct {
+	Status   RunStatus
+	Platform string
+	Code     Code
+	Before   time.Time // Cursor: only runs created strictly before this.
+	Limit    int       // Default 50, at most 500.
+}
+
+// ErrNotFound is returned by a Store for an unknown id.
+var ErrNotFound = errors.New("not found")
+
+// Store keeps runs, their steps and node events, the breaker override and chat conversations.
+// bot/store implements it on SQLite and PostgreSQL.
+type Store interface {
+	// Enqueue stores m as a new run and queues it, in one transaction, unless a run with the same platform and
+	// event id exists: then it returns that run and dup = true. After it returns nil, the message is safe to ack.
+	Enqueue(ctx context.Context, m Message) (r Run, dup bool, err error)
+	// Run returns a run by id, or ErrNotFound.
+	Run(ctx context.Context, id string) (Run, error)
+	// SaveRun writes the run's mutable fields.
+	SaveRun(ctx context.Context, r Run) error
+	// Requeue queues a finished run again (the Retry button): same message, fresh attempt.
+	Requeue(ctx context.Context, id string) error
+	AddStep(ctx context.Context, s Step) error
+	Steps(ctx context.Context, runID string) ([]Step, error)
+	AddNodeEvent(ctx context.Context, e NodeEvent) error
+	NodeEvents(ctx context.Context, runID string) ([]NodeEvent, error)
+	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
+	// Conversation returns the Dify conversation id for key, or "" when there is none yet.
+	Conversation(ctx context.Context, key string) (string, error)
+	SetConversation(ctx context.Context, key, conversationID string) error
+	// BreakerSetting returns the override in force (mode auto when none was ever set).
+	BreakerSetting(ctx context.Context) (BreakerSetting, error)
+	// SetBreakerSetting stores the override and an audit row.
+	SetBreakerSetting(ctx context.Context, s BreakerSetting) error
+	// BreakerHistory returns the latest audit rows, newest first.
+	BreakerHistory(ctx context.Context, limit int) ([]BreakerSetting, error)
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+}
+
+// HoldError asks the queue to try the run again after a while instead of failing it (the breaker is open).
+type HoldError struct {
+	After  time.Duration
+	Reason error
+}
+
+func (e *HoldError) Error() string { return fmt.Sprintf("held for %s: %v", e.After, e.Reason) }
+
+func (e *HoldError) Unwrap() error { return e.Reason }

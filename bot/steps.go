@@ -1,0 +1,80 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Step names, in pipeline order. Text-only messages skip fetch, check and upload.
+const (
+	StepReceive = "receive"
+	StepEnqueue = "enqueue"
+	StepFetch   = "fetch"
+	StepCheck   = "check"
+	StepUpload  = "upload"
+	StepRun     = "run"
+	StepFormat  = "format"
+	StepReply   = "reply"
+)
+
+var (
+	imageSteps = []string{StepReceive, StepEnqueue, StepFetch, StepCheck, StepUpload, StepRun, StepFormat, StepReply}
+	textSteps  = []string{StepReceive, StepEnqueue, StepRun, StepFormat, StepReply}
+)
+
+// stepLog numbers, logs and stores the steps of one run attempt: one zerolog line and one stored record each.
+type stepLog struct {
+	store Store
+	log   zerolog.Logger
+	run   *Run
+	names []string
+	now   func() time.Time
+}
+
+func (l *stepLog) number(name string) int {
+	for i, n := range l.names {
+		if n == name {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// record writes a finished step. A failure carries the diagnosis code and the raw error.
+func (l *stepLog) record(ctx context.Context, name string, start time.Time, dur time.Duration, status string, err error, fields map[string]any) {
+	s := Step{RunID: l.run.ID, Attempt: l.run.Attempt, N: l.number(name), Of: len(l.names), Name: name,
+		Status: status, Start: start, Duration: dur, Fields: fields}
+	ev := l.log.Info()
+	if err != nil {
+		d := Diagnose(err)
+		s.Code, s.Error = d.Code, err.Error()
+		ev = l.log.Error().Str("code", string(d.Code)).Str("error", s.Error)
+	}
+	ev = ev.Str("step", name).Int("n", s.N).Int("of", s.Of).Str("status", status).Int64("duration_ms", dur.Milliseconds())
+	for k, v := range fields {
+		ev = ev.Interface(k, v)
+	}
+	ev.Msg(fmt.Sprintf("[STEP %d/%d] %s: %s", s.N, s.Of, name, status))
+	if serr := l.store.AddStep(ctx, s); serr != nil {
+		l.log.Error().Err(serr).Str("step", name).Msg("could not store step")
+	}
+}
+
+// do runs fn as a step and records its outcome. fn may add fields for the record.
+func (l *stepLog) do(ctx context.Context, name string, fn func(fields map[string]any) error) error {
+	start := l.now()
+	fields := map[string]any{}
+	err := fn(fields)
+	status := "done"
+	if err != nil {
+		status = "failed"
+	}
+	if len(fields) == 0 {
+		fields = nil
+	}
+	l.record(ctx, name, start, l.now().Sub(start), status, err, fields)
+	return err
+}

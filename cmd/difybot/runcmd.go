@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/difybot/difybot/bot"
+)
+
+// cliPlatform is the platform of `difybot run`: files come from disk and the reply is kept for printing.
+type cliPlatform struct{ replies []bot.Reply }
+
+func (*cliPlatform) Name() string { return "cli" }
+
+func (*cliPlatform) OpenFile(_ context.Context, _ bot.Message, f bot.File) (io.ReadCloser, error) {
+	file, err := os.Open(f.URL)
+	if err != nil {
+		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "open image", err)
+	}
+	return file, nil
+}
+
+func (c *cliPlatform) Reply(_ context.Context, _ bot.Message, r bot.Reply) error {
+	c.replies = append(c.replies, r)
+	return nil
+}
+
+// runResult is what `difybot run -json` prints.
+type runResult struct {
+	RunID     string          `json:"run_id"`
+	Status    bot.RunStatus   `json:"status"`
+	Reply     string          `json:"reply"`
+	Diagnosis *bot.Diagnosis  `json:"diagnosis,omitempty"`
+	Steps     []bot.Step      `json:"steps"`
+	Nodes     []bot.NodeEvent `json:"nodes,omitempty"`
+}
+
+func runOnce(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	image := fs.String("image", "", "path of an image to send")
+	text := fs.String("text", "", "text to send")
+	asJSON := fs.Bool("json", false, "print the outcome as JSON on stdout")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	if *image == "" && *text == "" {
+		fmt.Fprintln(stderr, "difybot run: give -image, -text or both")
+		return exitError(2)
+	}
+	cfg, err := loadConfig(getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if err := cfg.RequireServe(); err != nil {
+		fmt.Fprintf(stderr, "difybot: configuration:\n%v\n", err)
+		return exitError(2)
+	}
+	// One run needs no shared queue: a private SQLite store keeps it apart from a running bot.
+	tmp, err := os.MkdirTemp("", "difybot-run-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	cfg.DatabaseURL, cfg.DataDir = "", tmp
+	cfg.Log.Format = "console" // Steps are printed live for a person.
+	log := newLogger(cfg.Log, stderr)
+
+	cli := &cliPlatform{}
+	sys, err := build(ctx, cfg, log, cli)
+	if err != nil {
+		return err
+	}
+	defer sys.Close()
+
+	m := bot.Message{Platform: cli.Name(), EventID: rand.Text(), ChatID: "cli", UserID: "cli", Text: *text}
+	if *image != "" {
+		abs, err := filepath.Abs(*image)
+		if err != nil {
+			return err
+		}
+		m.Files = []bot.File{{ID: filepath.Base(abs), Name: filepath.Base(abs), URL: abs}}
+	}
+	r, _, err := sys.bot.Accept(ctx, m)
+	if err != nil {
+		return err
+	}
+	if err := sys.bot.Process(ctx, r.ID); err != nil {
+		var held *bot.HoldError
+		if !errors.As(err, &held) {
+			return err
+		}
+		fmt.Fprintln(stderr, "difybot run: the breaker is open; not waiting")
+	}
+	if r, err = sys.store.Run(ctx, r.ID); err != nil {
+		return err
+	}
+	res := runResult{RunID: r.ID, Status: r.Status, Reply: r.Reply, Diagnosis: r.Diagnosis}
+	if res.Steps, err = sys.store.Steps(ctx, r.ID); err != nil {
+		return err
+	}
+	if res.Nodes, err = sys.store.NodeEvents(ctx, r.ID); err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(stdout, r.Reply)
+		if r.Diagnosis != nil {
+			fmt.Fprintf(stdout, "\ndiagnosis: %s — %s\n", r.Diagnosis.Code, r.Diagnosis.Summary)
+		}
+	}
+	if r.Status != bot.RunSucceeded {
+		return exitError(1)
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/difybot/difybot/config"
+)
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	cfg, err := loadConfig(getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if err := cfg.RequireServe(); err != nil {
+		fmt.Fprintf(stderr, "difybot: configuration:\n%v\n", err)
+		return exitError(2)
+	}
+	log := newLogger(cfg.Log, stderr)
+	sys, err := build(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sys.Close()
+	return sys.serve(ctx, sys.routes(), nil)
+}
+
+// loadConfig reads the environment and prints every problem at once.
+func loadConfig(getenv func(string) string, stderr io.Writer) (config.Config, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "difybot: configuration:\n%v\n", err)
+		return cfg, exitError(2)
+	}
+	return cfg, nil
+}
+
+// routes is every HTTP endpoint of one replica.
+func (s *system) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	return mux
+}
+
+// readyz reports whether this replica can do its work: the store answers and the breaker lets calls through.
+func (s *system) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	var reasons []string
+	if err := s.store.Ping(ctx); err != nil {
+		reasons = append(reasons, "store unreachable: "+err.Error())
+	}
+	st := s.dify.Breaker().Status()
+	if err := s.dify.Breaker().Ready(); err != nil {
+		reasons = append(reasons, "breaker "+st.State)
+	}
+	status := http.StatusOK
+	if len(reasons) > 0 {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "reasons": reasons, "breaker": st})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (HTTP_ADDR): %w", addr, err)
+	}
+	return ln, nil
+}
