@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+)
+
+// conn is the little our SQL needs from a pool or a transaction, whichever the back end.
+// Queries are written once, with ? placeholders; the Postgres side rebinds them to $n.
+type conn interface {
+	exec(ctx context.Context, query string, args ...any) (rowsAffected int64, err error)
+	query(ctx context.Context, query string, args ...any) (rows, error)
+	queryRow(ctx context.Context, query string, args ...any) row
+}
+
+type row interface{ Scan(dest ...any) error }
+
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// insertJob adds a River job inside the surrounding transaction.
+type insertJob func(ctx context.Context, args RunArgs) error
+
+// backend is one database: our tables through conn, River's jobs through insertJob in the same transaction.
+type backend interface {
+	conn
+	// inTx runs fn in one transaction and commits when it returns nil.
+	inTx(ctx context.Context, fn func(tx conn, insert insertJob) error) error
+	ping(ctx context.Context) error
+	close() error
+}
+
+// errNoRows reports whether err is either driver's "no rows".
+func errNoRows(err error) bool {
+	return errors.Is(err, sql.ErrNoRows) || errors.Is(err, pgx.ErrNoRows)
+}
+
+// sqlConn adapts *sql.DB and *sql.Tx (SQLite).
+type sqlConn struct {
+	q interface {
+		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	}
+}
+
+func (c sqlConn) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := c.q.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (c sqlConn) query(ctx context.Context, query string, args ...any) (rows, error) {
+	r, err := c.q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{r}, nil
+}
+
+func (c sqlConn) queryRow(ctx context.Context, query string, args ...any) row {
+	return c.q.QueryRowContext(ctx, query, args...)
+}
+
+type sqlRows struct{ *sql.Rows }
+
+// Close drops the error: Err reports anything that went wrong while reading.
+func (r sqlRows) Close() { _ = r.Rows.Close() }
+
+// pgConn adapts *pgxpool.Pool and pgx.Tx (PostgreSQL).
+type pgConn struct {
+	q interface {
+		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+		QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	}
+}
+
+func (c pgConn) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := c.q.Exec(ctx, rebind(query), args...)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (c pgConn) query(ctx context.Context, query string, args ...any) (rows, error) {
+	return c.q.Query(ctx, rebind(query), args...)
+}
+
+func (c pgConn) queryRow(ctx context.Context, query string, args ...any) row {
+	return c.q.QueryRow(ctx, rebind(query), args...)
+}
+
+// rebind turns ? placeholders into Postgres's $1, $2, …. Our SQL never has a ? inside a literal.
+func rebind(query string) string {
+	if !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 8)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// sqliteBackend is SQLite through database/sql, with River's riversqlite client for jobs.
+type sqliteBackend struct {
+	sqlConn
+	db     *sql.DB
+	client *river.Client[*sql.Tx]
+}
+
+func (b *sqliteBackend) inTx(ctx context.Context, fn func(tx conn, insert insertJob) error) error {
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }() // A no-op after Commit.
+	err = fn(sqlConn{tx}, func(ctx context.Context, args RunArgs) error {
+		_, err := b.client.InsertTx(ctx, tx, args, nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (b *sqliteBackend) ping(ctx context.Context) error { return b.db.PingContext(ctx) }
+func (b *sqliteBackend) close() error                   { return b.db.Close() }
+
+// pgBackend is PostgreSQL through a pgx pool, with River's riverpgxv5 client for jobs.
+type pgBackend struct {
+	pgConn
+	pool   *pgxpool.Pool
+	client *river.Client[pgx.Tx]
+}
+
+func (b *pgBackend) inTx(ctx context.Context, fn func(tx conn, insert insertJob) error) error {
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // A no-op after Commit.
+	err = fn(pgConn{tx}, func(ctx context.Context, args RunArgs) error {
+		_, err := b.client.InsertTx(ctx, tx, args, nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+func (b *pgBackend) ping(ctx context.Context) error { return b.pool.Ping(ctx) }
+func (b *pgBackend) close() error                   { b.pool.Close(); return nil }

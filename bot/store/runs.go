@@ -1,0 +1,440 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/difybot/difybot/bot"
+)
+
+// runColumns is the column list scanRun reads, in its order.
+const runColumns = `id, platform, COALESCE(event_id, ''), status, message, created_at, updated_at, finished_at,
+	attempt, dify_run_id, dify_task_id, conversation_id, reply, code, diagnosis, held_notified, state`
+
+// Enqueue stores m as a new run and inserts its job in the same transaction. A message with the same platform
+// and event id as a stored run returns that run and dup = true, and queues nothing.
+func (s *Store) Enqueue(ctx context.Context, m bot.Message) (bot.Run, bool, error) {
+	if m.Platform == "" {
+		return bot.Run{}, false, errors.New("store: enqueue: message has no platform")
+	}
+	msg, err := json.Marshal(m)
+	if err != nil {
+		return bot.Run{}, false, fmt.Errorf("store: enqueue: %w", err)
+	}
+	now := time.Now().UTC()
+	r := bot.Run{ID: newRunID(now), Platform: m.Platform, EventID: m.EventID, Status: bot.RunQueued, Message: m,
+		CreatedAt: now, UpdatedAt: now, Attempt: 1}
+	var eventID any // NULL when there is no event id: UNIQUE lets NULLs repeat.
+	if m.EventID != "" {
+		eventID = m.EventID
+	}
+	dup := false
+	err = s.db.inTx(ctx, func(tx conn, insert insertJob) error {
+		n, err := tx.exec(ctx, `INSERT INTO runs (id, platform, event_id, status, message, created_at, updated_at, attempt)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (platform, event_id) DO NOTHING`,
+			r.ID, r.Platform, eventID, string(r.Status), string(msg), nanos(now), nanos(now), r.Attempt)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			dup = true
+			r, err = scanRun(tx.queryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE platform = ? AND event_id = ?`,
+				m.Platform, m.EventID))
+			return err
+		}
+		return insert(ctx, RunArgs{RunID: r.ID, Attempt: r.Attempt})
+	})
+	if err != nil {
+		return bot.Run{}, false, fmt.Errorf("store: enqueue: %w", err)
+	}
+	return r, dup, nil
+}
+
+// Run returns a run by id, or bot.ErrNotFound.
+func (s *Store) Run(ctx context.Context, id string) (bot.Run, error) {
+	r, err := scanRun(s.db.queryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
+	if errNoRows(err) {
+		return bot.Run{}, fmt.Errorf("store: run %s: %w", id, bot.ErrNotFound)
+	}
+	if err != nil {
+		return bot.Run{}, fmt.Errorf("store: run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// SaveRun writes the run's mutable fields and stamps UpdatedAt. The message, creation time and attempt
+// are not changed: they belong to Enqueue and Requeue.
+func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
+	var diag string
+	if r.Diagnosis != nil {
+		b, err := json.Marshal(r.Diagnosis)
+		if err != nil {
+			return fmt.Errorf("store: save run %s: %w", r.ID, err)
+		}
+		diag = string(b)
+	}
+	state, err := jsonObject(r.State)
+	if err != nil {
+		return fmt.Errorf("store: save run %s: %w", r.ID, err)
+	}
+	held := 0
+	if r.HeldNotified {
+		held = 1
+	}
+	n, err := s.db.exec(ctx, `UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, dify_run_id = ?,
+		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = ?
+		WHERE id = ?`,
+		string(r.Status), nanos(time.Now()), nanos(r.FinishedAt), r.DifyRunID, r.DifyTaskID, r.ConversationID,
+		r.Reply, string(r.Code), diag, held, state, r.ID)
+	if err != nil {
+		return fmt.Errorf("store: save run %s: %w", r.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("store: save run %s: %w", r.ID, bot.ErrNotFound)
+	}
+	return nil
+}
+
+// Requeue queues a finished run again as a fresh attempt. The message, the conversation and the adapter
+// state stay (adapters keep per-attempt keys there and may edit the same reply); the outcome is cleared.
+// A run that is not finished returns ErrNotFinished: a second job would run it twice at once.
+func (s *Store) Requeue(ctx context.Context, id string) error {
+	err := s.db.inTx(ctx, func(tx conn, insert insertJob) error {
+		var attempt int
+		err := tx.queryRow(ctx, `UPDATE runs SET attempt = attempt + 1, status = ?, updated_at = ?, finished_at = 0,
+			dify_run_id = '', dify_task_id = '', reply = '', code = '', diagnosis = '', held_notified = 0
+			WHERE id = ? AND status IN (?, ?) RETURNING attempt`,
+			string(bot.RunQueued), nanos(time.Now()), id, string(bot.RunSucceeded), string(bot.RunFailed)).Scan(&attempt)
+		if errNoRows(err) {
+			var status string
+			err := tx.queryRow(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&status)
+			if errNoRows(err) {
+				return bot.ErrNotFound
+			}
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: it is %s", ErrNotFinished, status)
+		}
+		if err != nil {
+			return err
+		}
+		return insert(ctx, RunArgs{RunID: id, Attempt: attempt})
+	})
+	if err != nil {
+		return fmt.Errorf("store: requeue %s: %w", id, err)
+	}
+	return nil
+}
+
+// ListRuns returns runs newest first, filtered by f.
+func (s *Store) ListRuns(ctx context.Context, f bot.RunFilter) ([]bot.Run, error) {
+	var where []string
+	var args []any
+	if f.Status != "" {
+		where, args = append(where, "status = ?"), append(args, string(f.Status))
+	}
+	if f.Platform != "" {
+		where, args = append(where, "platform = ?"), append(args, f.Platform)
+	}
+	if f.Code != "" {
+		where, args = append(where, "code = ?"), append(args, string(f.Code))
+	}
+	if !f.Before.IsZero() {
+		where, args = append(where, "created_at < ?"), append(args, nanos(f.Before))
+	}
+	q := `SELECT ` + runColumns + ` FROM runs`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	args = append(args, clampLimit(f.Limit))
+	rows, err := s.db.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list runs: %w", err)
+	}
+	defer rows.Close()
+	var out []bot.Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list runs: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list runs: %w", err)
+	}
+	return out, nil
+}
+
+// clampLimit applies the admin list's default of 50 and ceiling of 500.
+func clampLimit(n int) int {
+	switch {
+	case n <= 0:
+		return 50
+	case n > 500:
+		return 500
+	}
+	return n
+}
+
+func scanRun(sc row) (bot.Run, error) {
+	var (
+		r                                bot.Run
+		status, msg, code, diag, state   string
+		created, updated, finished, held int64
+	)
+	err := sc.Scan(&r.ID, &r.Platform, &r.EventID, &status, &msg, &created, &updated, &finished, &r.Attempt,
+		&r.DifyRunID, &r.DifyTaskID, &r.ConversationID, &r.Reply, &code, &diag, &held, &state)
+	if err != nil {
+		return bot.Run{}, err
+	}
+	r.Status, r.Code, r.HeldNotified = bot.RunStatus(status), bot.Code(code), held != 0
+	r.CreatedAt, r.UpdatedAt, r.FinishedAt = fromNanos(created), fromNanos(updated), fromNanos(finished)
+	if err := json.Unmarshal([]byte(msg), &r.Message); err != nil {
+		return bot.Run{}, fmt.Errorf("run %s message: %w", r.ID, err)
+	}
+	if diag != "" {
+		r.Diagnosis = new(bot.Diagnosis)
+		if err := json.Unmarshal([]byte(diag), r.Diagnosis); err != nil {
+			return bot.Run{}, fmt.Errorf("run %s diagnosis: %w", r.ID, err)
+		}
+	}
+	if state != "" {
+		if err := json.Unmarshal([]byte(state), &r.State); err != nil {
+			return bot.Run{}, fmt.Errorf("run %s state: %w", r.ID, err)
+		}
+	}
+	return r, nil
+}
+
+// AddStep stores one step record.
+func (s *Store) AddStep(ctx context.Context, st bot.Step) error {
+	fields, err := jsonObject(st.Fields)
+	if err != nil {
+		return fmt.Errorf("store: add step: %w", err)
+	}
+	_, err = s.db.exec(ctx, `INSERT INTO steps (run_id, attempt, n, total, name, status, started_at, duration_ns,
+		code, error, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		st.RunID, st.Attempt, st.N, st.Of, st.Name, st.Status, nanos(st.Start), int64(st.Duration),
+		string(st.Code), st.Error, fields)
+	if err != nil {
+		return fmt.Errorf("store: add step for run %s: %w", st.RunID, err)
+	}
+	return nil
+}
+
+// Steps returns a run's steps of every attempt in the order they were stored.
+// Fields come back as JSON decodes them: numbers are float64.
+func (s *Store) Steps(ctx context.Context, runID string) ([]bot.Step, error) {
+	rows, err := s.db.query(ctx, `SELECT run_id, attempt, n, total, name, status, started_at, duration_ns, code,
+		error, fields FROM steps WHERE run_id = ? ORDER BY seq`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("store: steps of %s: %w", runID, err)
+	}
+	defer rows.Close()
+	var out []bot.Step
+	for rows.Next() {
+		var (
+			st           bot.Step
+			start, dur   int64
+			code, fields string
+		)
+		if err := rows.Scan(&st.RunID, &st.Attempt, &st.N, &st.Of, &st.Name, &st.Status, &start, &dur, &code,
+			&st.Error, &fields); err != nil {
+			return nil, fmt.Errorf("store: steps of %s: %w", runID, err)
+		}
+		st.Start, st.Duration, st.Code = fromNanos(start), time.Duration(dur), bot.Code(code)
+		if fields != "" {
+			if err := json.Unmarshal([]byte(fields), &st.Fields); err != nil {
+				return nil, fmt.Errorf("store: steps of %s: %w", runID, err)
+			}
+		}
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: steps of %s: %w", runID, err)
+	}
+	return out, nil
+}
+
+// AddNodeEvent stores one workflow node event.
+func (s *Store) AddNodeEvent(ctx context.Context, e bot.NodeEvent) error {
+	_, err := s.db.exec(ctx, `INSERT INTO node_events (run_id, seq, event, node_id, node_type, title, node_index,
+		status, elapsed_s, error, happened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.RunID, e.Seq, e.Event, e.NodeID, e.NodeType, e.Title, e.Index, e.Status, e.Elapsed, e.Error, nanos(e.At))
+	if err != nil {
+		return fmt.Errorf("store: add node event for run %s: %w", e.RunID, err)
+	}
+	return nil
+}
+
+// NodeEvents returns a run's node events in the order they were stored.
+func (s *Store) NodeEvents(ctx context.Context, runID string) ([]bot.NodeEvent, error) {
+	rows, err := s.db.query(ctx, `SELECT run_id, seq, event, node_id, node_type, title, node_index, status,
+		elapsed_s, error, happened_at FROM node_events WHERE run_id = ? ORDER BY id`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("store: node events of %s: %w", runID, err)
+	}
+	defer rows.Close()
+	var out []bot.NodeEvent
+	for rows.Next() {
+		var (
+			e  bot.NodeEvent
+			at int64
+		)
+		if err := rows.Scan(&e.RunID, &e.Seq, &e.Event, &e.NodeID, &e.NodeType, &e.Title, &e.Index, &e.Status,
+			&e.Elapsed, &e.Error, &at); err != nil {
+			return nil, fmt.Errorf("store: node events of %s: %w", runID, err)
+		}
+		e.At = fromNanos(at)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: node events of %s: %w", runID, err)
+	}
+	return out, nil
+}
+
+// Conversation returns the Dify conversation id for key, or "" when there is none yet.
+func (s *Store) Conversation(ctx context.Context, key string) (string, error) {
+	var id string
+	err := s.db.queryRow(ctx, `SELECT conversation_id FROM conversations WHERE key = ?`, key).Scan(&id)
+	if errNoRows(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: conversation %s: %w", key, err)
+	}
+	return id, nil
+}
+
+// SetConversation stores the Dify conversation id for key.
+func (s *Store) SetConversation(ctx context.Context, key, conversationID string) error {
+	_, err := s.db.exec(ctx, `INSERT INTO conversations (key, conversation_id, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET conversation_id = excluded.conversation_id, updated_at = excluded.updated_at`,
+		key, conversationID, nanos(time.Now()))
+	if err != nil {
+		return fmt.Errorf("store: set conversation %s: %w", key, err)
+	}
+	return nil
+}
+
+// BreakerSetting returns the override in force: mode auto when none was ever set.
+func (s *Store) BreakerSetting(ctx context.Context) (bot.BreakerSetting, error) {
+	var (
+		b  bot.BreakerSetting
+		at int64
+	)
+	err := s.db.queryRow(ctx, `SELECT mode, reason, actor, set_at FROM breaker_settings WHERE id = 1`).
+		Scan(&b.Mode, &b.Reason, &b.Actor, &at)
+	if errNoRows(err) {
+		return bot.BreakerSetting{Mode: "auto"}, nil
+	}
+	if err != nil {
+		return bot.BreakerSetting{}, fmt.Errorf("store: breaker setting: %w", err)
+	}
+	b.At = fromNanos(at)
+	return b, nil
+}
+
+// SetBreakerSetting stores the override and its audit row in one transaction. A zero At means now.
+func (s *Store) SetBreakerSetting(ctx context.Context, b bot.BreakerSetting) error {
+	switch b.Mode {
+	case "auto", "open", "closed":
+	default:
+		return fmt.Errorf("store: breaker mode %q: want auto, open or closed", b.Mode)
+	}
+	if b.At.IsZero() {
+		b.At = time.Now()
+	}
+	err := s.db.inTx(ctx, func(tx conn, _ insertJob) error {
+		if _, err := tx.exec(ctx, `INSERT INTO breaker_settings (id, mode, reason, actor, set_at) VALUES (1, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET mode = excluded.mode, reason = excluded.reason, actor = excluded.actor,
+			set_at = excluded.set_at`, b.Mode, b.Reason, b.Actor, nanos(b.At)); err != nil {
+			return err
+		}
+		_, err := tx.exec(ctx, `INSERT INTO breaker_audit (mode, reason, actor, set_at) VALUES (?, ?, ?, ?)`,
+			b.Mode, b.Reason, b.Actor, nanos(b.At))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: set breaker setting: %w", err)
+	}
+	return nil
+}
+
+// BreakerHistory returns the latest audit rows, newest first (by when they were stored).
+func (s *Store) BreakerHistory(ctx context.Context, limit int) ([]bot.BreakerSetting, error) {
+	rows, err := s.db.query(ctx, `SELECT mode, reason, actor, set_at FROM breaker_audit ORDER BY id DESC LIMIT ?`,
+		clampLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("store: breaker history: %w", err)
+	}
+	defer rows.Close()
+	var out []bot.BreakerSetting
+	for rows.Next() {
+		var (
+			b  bot.BreakerSetting
+			at int64
+		)
+		if err := rows.Scan(&b.Mode, &b.Reason, &b.Actor, &at); err != nil {
+			return nil, fmt.Errorf("store: breaker history: %w", err)
+		}
+		b.At = fromNanos(at)
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: breaker history: %w", err)
+	}
+	return out, nil
+}
+
+// jsonObject encodes a map for a TEXT column, "" when it is empty.
+func jsonObject[M ~map[string]V, V any](m M) (string, error) {
+	if len(m) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(m)
+	return string(b), err
+}
+
+// nanos is how times are stored: Unix nanoseconds, 0 for the zero time.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// crockford is the ULID alphabet, lower-cased; it is in ASCII order, so ids sort as their numbers do.
+const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
+
+// newRunID returns "r_" and a ULID: 48 bits of milliseconds then 80 random bits, so ids sort by time.
+func newRunID(t time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
+	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails.
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	var out [26]byte
+	for i := 25; i >= 0; i-- {
+		out[i] = crockford[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return "r_" + string(out[:])
+}
