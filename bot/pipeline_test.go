@@ -1,0 +1,402 @@
+package bot_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/store"
+	"github.com/difybot/difybot/dify"
+	"github.com/difybot/difybot/dify/difytest"
+	"github.com/rs/zerolog"
+)
+
+// fakePlatform serves files from memory and records what the pipeline tells the person.
+type fakePlatform struct {
+	mu       sync.Mutex
+	files    map[string][]byte
+	replies  []bot.Reply
+	progress []bot.Progress
+	replyErr error
+}
+
+func (*fakePlatform) Name() string { return "fake" }
+
+func (p *fakePlatform) OpenFile(_ context.Context, _ bot.Message, f bot.File) (io.ReadCloser, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, ok := p.files[f.ID]
+	if !ok {
+		return nil, errors.New("410 gone")
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+func (p *fakePlatform) Reply(_ context.Context, _ bot.Message, r bot.Reply) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.replyErr != nil {
+		return p.replyErr
+	}
+	p.replies = append(p.replies, r)
+	return nil
+}
+
+func (p *fakePlatform) Progress(_ context.Context, _ bot.Message, pr bot.Progress) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.progress = append(p.progress, pr)
+	return nil
+}
+
+func (p *fakePlatform) finals() []bot.Reply {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []bot.Reply
+	for _, r := range p.replies {
+		if r.Final {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+type harness struct {
+	sim   *difytest.Server
+	dify  *dify.Client
+	store *store.Store
+	bot   *bot.Bot
+	plat  *fakePlatform
+	logs  *bytes.Buffer
+	now   time.Time
+}
+
+type option func(*bot.Config)
+
+func newHarness(t *testing.T, scenario string, opts ...option) *harness {
+	t.Helper()
+	ctx := context.Background()
+	sim := difytest.NewServer(difytest.Options{Scenario: scenario, PingEvery: 5 * time.Millisecond})
+	t.Cleanup(sim.Close)
+	h := &harness{sim: sim, plat: &fakePlatform{files: map[string][]byte{}}, logs: &bytes.Buffer{}}
+	log := zerolog.New(zerolog.SyncWriter(h.logs))
+	dc, err := dify.New(dify.Config{BaseURL: sim.URL(), APIKey: "app-test", Logger: log,
+		Retry: dify.RetryPolicy{Base: time.Millisecond, Max: 5 * time.Millisecond}, PollEvery: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, store.Config{SQLitePath: filepath.Join(t.TempDir(), "bot.db"), Workers: 2, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{h.plat}, Logger: log, Timeout: 10 * time.Second, TempDir: t.TempDir()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	b, err := bot.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.dify, h.store, h.bot = dc, st, b
+	return h
+}
+
+func pngOf(t testing.TB, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	img.Set(1, 1, color.RGBA{R: 200, A: 255})
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// send accepts a message and processes it the way the queue would.
+func (h *harness) send(t *testing.T, m bot.Message) (bot.Run, error) {
+	t.Helper()
+	ctx := context.Background()
+	if m.Platform == "" {
+		m.Platform = "fake"
+	}
+	if m.ChatID == "" {
+		m.ChatID, m.UserID = "C1", "U1"
+	}
+	r, _, err := h.bot.Accept(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perr := h.bot.Process(ctx, r.ID)
+	got, err := h.store.Run(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, perr
+}
+
+func (h *harness) withImage(id string, b []byte) bot.Message {
+	h.plat.files[id] = b
+	return bot.Message{EventID: "ev-" + id, Text: "what is this?", Files: []bot.File{{ID: id, Name: "photo.png", MIMEType: "image/png"}}}
+}
+
+func stepNames(steps []bot.Step) string {
+	var s []string
+	for _, st := range steps {
+		s = append(s, fmt.Sprintf("%d/%d %s %s", st.N, st.Of, st.Name, st.Status))
+	}
+	return strings.Join(s, ", ")
+}
+
+func TestImageMessageAnswered(t *testing.T) {
+	h := newHarness(t, "ok")
+	r, err := h.send(t, h.withImage("F1", pngOf(t, 64, 48)))
+	if err != nil {
+		t.Fatalf("Process: %v", err)
+	}
+	if r.Status != bot.RunSucceeded || !strings.Contains(r.Reply, "Received a PNG image, 64×48 px") || !strings.Contains(r.Reply, "You said: what is this?") {
+		t.Fatalf("run %s reply %q", r.Status, r.Reply)
+	}
+	finals := h.plat.finals()
+	if len(finals) != 1 || finals[0].Text != r.Reply || finals[0].RunID != r.ID {
+		t.Errorf("final replies = %+v", finals)
+	}
+	steps, _ := h.store.Steps(context.Background(), r.ID)
+	want := "1/8 receive done, 2/8 enqueue done, 3/8 fetch done, 4/8 check done, 5/8 upload done, 6/8 run done, 7/8 format done, 8/8 reply done"
+	if got := stepNames(steps); got != want {
+		t.Errorf("steps:\n got %s\nwant %s", got, want)
+	}
+	nodes, _ := h.store.NodeEvents(context.Background(), r.ID)
+	if len(nodes) < 4 || nodes[0].Event != "node_started" || nodes[0].Title != "Start" {
+		t.Errorf("node events = %+v", nodes)
+	}
+	if r.DifyRunID == "" {
+		t.Error("the Dify run id was not stored")
+	}
+	// One JSON line per step, in DESIGN's shape, and never the message text.
+	logs := h.logs.String()
+	for _, want := range []string{`"step":"upload","n":5,"of":8,"status":"done"`, `"message":"[STEP 5/8] upload: done"`, `"run_id":"` + r.ID} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s", want)
+		}
+	}
+	if strings.Contains(logs, "what is this?") {
+		t.Error("the message text reached the log")
+	}
+	if len(h.plat.progress) == 0 || h.plat.progress[0].Step != "start" {
+		t.Errorf("progress = %+v, want a start then node progress", h.plat.progress)
+	}
+}
+
+func TestTextMessageHasFiveSteps(t *testing.T) {
+	h := newHarness(t, "ok")
+	r, err := h.send(t, bot.Message{EventID: "t1", Text: "hello"})
+	if err != nil || r.Status != bot.RunSucceeded {
+		t.Fatalf("status %s err %v reply %q", r.Status, err, r.Reply)
+	}
+	steps, _ := h.store.Steps(context.Background(), r.ID)
+	if got, want := stepNames(steps), "1/5 receive done, 2/5 enqueue done, 3/5 run done, 4/5 format done, 5/5 reply done"; got != want {
+		t.Errorf("steps:\n got %s\nwant %s", got, want)
+	}
+	if h.sim.Calls(difytest.RouteUpload) != 0 {
+		t.Error("a text message uploaded something")
+	}
+}
+
+func TestFailuresAreDiagnosed(t *testing.T) {
+	tests := []struct {
+		scenario string
+		msg      func(h *harness) bot.Message
+		code     bot.Code
+		step     string
+	}{
+		{"auth_invalid", nil, bot.CodeDifyAuthInvalid, bot.StepCheck},
+		{"plugin_error", nil, bot.CodeDifyPluginError, bot.StepRun},
+		{"upload_too_large", nil, bot.CodeDifyFileTooLarge, bot.StepUpload},
+		{"no_output", nil, bot.CodeDifyNoOutput, bot.StepFormat},
+		{"ok", func(h *harness) bot.Message { return h.withImage("PDF", []byte("%PDF-1.7 not an image")) }, bot.CodeImageUnsupported, bot.StepCheck},
+		{"ok", func(h *harness) bot.Message {
+			m := h.withImage("GONE", nil)
+			delete(h.plat.files, "GONE")
+			return m
+		}, bot.CodePlatformDownloadFailed, bot.StepFetch},
+		{"ok", func(h *harness) bot.Message { return h.withImage("BIG", make([]byte, 11<<20)) }, bot.CodeImageTooLarge, bot.StepFetch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario+"/"+string(tt.code), func(t *testing.T) {
+			h := newHarness(t, tt.scenario)
+			m := h.withImage("F1", pngOf(t, 8, 8))
+			if tt.msg != nil {
+				m = tt.msg(h)
+			}
+			r, err := h.send(t, m)
+			if err != nil {
+				t.Fatalf("Process: %v (a diagnosed failure is an answer, not a queue error)", err)
+			}
+			if r.Status != bot.RunFailed || r.Code != tt.code || r.Diagnosis == nil {
+				t.Fatalf("status %s code %s, want failed %s", r.Status, r.Code, tt.code)
+			}
+			finals := h.plat.finals()
+			if len(finals) != 1 || !strings.Contains(finals[0].Text, "Reference: "+r.ID) || finals[0].Diagnosis == nil {
+				t.Fatalf("the person got %+v", finals)
+			}
+			steps, _ := h.store.Steps(context.Background(), r.ID)
+			var failed []string
+			for _, s := range steps {
+				if s.Status == "failed" {
+					failed = append(failed, s.Name)
+					if s.Code != tt.code || s.Error == "" {
+						t.Errorf("failed step %s: code %q error %q", s.Name, s.Code, s.Error)
+					}
+				}
+			}
+			if strings.Join(failed, ",") != tt.step {
+				t.Errorf("failed steps %v, want %s (all: %s)", failed, tt.step, stepNames(steps))
+			}
+		})
+	}
+}
+
+func TestBreakerHoldsThenAnswers(t *testing.T) {
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	h := newHarness(t, "ok", func(c *bot.Config) { c.Now = clock; c.HoldMax = time.Hour })
+	ctx := context.Background()
+	h.dify.Breaker().SetMode(dify.ModeOpen, "test")
+
+	r, _, _ := h.bot.Accept(ctx, bot.Message{Platform: "fake", EventID: "held", ChatID: "C", UserID: "U", Text: "hi"})
+	for i := range 3 {
+		err := h.bot.Process(ctx, r.ID)
+		var held *bot.HoldError
+		if !errors.As(err, &held) || !errors.Is(err, dify.ErrMaintenance) {
+			t.Fatalf("process %d while in maintenance: %v, want a HoldError", i, err)
+		}
+	}
+	if len(h.plat.replies) != 1 || h.plat.replies[0].Final || !strings.Contains(h.plat.replies[0].Text, "maintenance") {
+		t.Fatalf("replies while held = %+v, want one interim maintenance notice", h.plat.replies)
+	}
+	if h.sim.Calls(difytest.RouteRun) != 0 {
+		t.Fatal("a held run reached Dify")
+	}
+	h.dify.Breaker().SetMode(dify.ModeAuto, "done")
+	if err := h.bot.Process(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if f := h.plat.finals(); len(f) != 1 || !strings.Contains(f[0].Text, "You said: hi") {
+		t.Errorf("final replies = %+v", f)
+	}
+
+	// A run held past HoldMax ends with the breaker's diagnosis.
+	h.dify.Breaker().SetMode(dify.ModeOpen, "long")
+	r2, _, _ := h.bot.Accept(ctx, bot.Message{Platform: "fake", EventID: "held2", ChatID: "C", UserID: "U", Text: "hi"})
+	h.bot.Process(ctx, r2.ID)
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	if err := h.bot.Process(ctx, r2.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := h.store.Run(ctx, r2.ID)
+	if got.Status != bot.RunFailed || got.Code != bot.CodeBreakerMaintenance {
+		t.Errorf("after HoldMax: %s %s", got.Status, got.Code)
+	}
+}
+
+func TestResumeWaitsForTheStartedRun(t *testing.T) {
+	h := newHarness(t, "ok")
+	ctx := context.Background()
+	// A first worker ran the workflow and died before replying.
+	first, err := h.send(t, bot.Message{EventID: "crash", Text: "hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed := first
+	crashed.Status, crashed.Reply, crashed.State = bot.RunRunning, "", map[string]string{"posted:1": "x"}
+	if err := h.store.SaveRun(ctx, crashed); err != nil {
+		t.Fatal(err)
+	}
+	h.plat.replies = nil
+	if err := h.bot.Process(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.sim.Calls(difytest.RouteRun); n != 1 {
+		t.Errorf("workflow POSTed %d times, want 1", n)
+	}
+	if n := h.sim.Calls(difytest.RouteRunDetail); n == 0 {
+		t.Error("the resumed run was not read back from Dify")
+	}
+	got, _ := h.store.Run(ctx, first.ID)
+	if got.Status != bot.RunSucceeded || got.Reply != first.Reply || len(h.plat.finals()) != 1 {
+		t.Errorf("resumed: %s %q, replies %d", got.Status, got.Reply, len(h.plat.finals()))
+	}
+	// Processing a delivered run again sends nothing more.
+	if err := h.bot.Process(ctx, first.ID); err != nil || len(h.plat.finals()) != 1 {
+		t.Errorf("second Process: %v, %d replies", err, len(h.plat.finals()))
+	}
+}
+
+func TestInterruptedBeforeConfirmationIsNotPostedAgain(t *testing.T) {
+	h := newHarness(t, "ok")
+	ctx := context.Background()
+	r, _, _ := h.bot.Accept(ctx, bot.Message{Platform: "fake", EventID: "x", ChatID: "C", UserID: "U", Text: "hi"})
+	r.Status, r.State = bot.RunRunning, map[string]string{"posted:1": "x"}
+	h.store.SaveRun(ctx, r)
+	if err := h.bot.Process(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := h.store.Run(ctx, r.ID)
+	if h.sim.Calls(difytest.RouteRun) != 0 || got.Code != bot.CodeInternal {
+		t.Errorf("posts %d, code %s", h.sim.Calls(difytest.RouteRun), got.Code)
+	}
+}
+
+func TestReplyFailureIsRetriedWithoutRerunning(t *testing.T) {
+	h := newHarness(t, "ok")
+	ctx := context.Background()
+	h.plat.replyErr = errors.New("slack is down")
+	r, err := h.send(t, bot.Message{EventID: "rf", Text: "hello"})
+	if err == nil || bot.Diagnose(err).Code != bot.CodePlatformReplyFailed {
+		t.Fatalf("Process = %v, want a platform_reply_failed error for the queue to retry", err)
+	}
+	h.plat.replyErr = nil
+	if err := h.bot.Process(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if h.sim.Calls(difytest.RouteRun) != 1 || len(h.plat.finals()) != 1 {
+		t.Errorf("runs %d replies %d, want 1 and 1", h.sim.Calls(difytest.RouteRun), len(h.plat.finals()))
+	}
+}
+
+func TestChatAppKeepsOneConversationPerThread(t *testing.T) {
+	h := newHarness(t, "chat_ok")
+	m := bot.Message{Platform: "fake", EventID: "c1", ChatID: "C", ThreadID: "T", UserID: "U", Text: "first"}
+	r1, err := h.send(t, m)
+	if err != nil || r1.Status != bot.RunSucceeded || r1.ConversationID == "" {
+		t.Fatalf("first: %v %s conv %q reply %q", err, r1.Status, r1.ConversationID, r1.Reply)
+	}
+	m.EventID, m.Text = "c2", "second"
+	if _, err := h.send(t, m); err != nil {
+		t.Fatal(err)
+	}
+	conv, _ := h.store.Conversation(context.Background(), m.ConversationKey())
+	if conv != r1.ConversationID {
+		t.Errorf("conversation %q, want %q", conv, r1.ConversationID)
+	}
+	reqs := h.sim.Requests()
+	last := reqs[len(reqs)-1]
+	if !strings.Contains(string(last.Body), r1.ConversationID) {
+		t.Errorf("second message body %s does not continue the conversation", last.Body)
+	}
+}
