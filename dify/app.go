@@ -18,7 +18,7 @@ type Info struct {
 // Info reads the app's name and mode. It is the cheapest call that proves the URL, the key and the app.
 func (c *Client) Info(ctx context.Context) (*Info, error) {
 	var out Info
-	if err := c.retry.retry(ctx, canRepeat, func() error { return c.getJSON(ctx, "get app info", "/info", &out) }); err != nil {
+	if err := c.call(ctx, c.retry, canRepeat, func() error { return c.getJSON(ctx, "get app info", "/info", &out) }); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -89,7 +89,7 @@ func (f InputField) AcceptsImages() bool {
 // Parameters reads the app's start form and upload limits.
 func (c *Client) Parameters(ctx context.Context) (*Parameters, error) {
 	var out Parameters
-	if err := c.retry.retry(ctx, canRepeat, func() error { return c.getJSON(ctx, "get parameters", "/parameters", &out) }); err != nil {
+	if err := c.call(ctx, c.retry, canRepeat, func() error { return c.getJSON(ctx, "get parameters", "/parameters", &out) }); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -54,8 +54,8 @@ func (c *Client) SendChatMessage(ctx context.Context, req ChatRequest) (*ChatRep
 	}
 	st := runState{chat: true}
 	var reply *ChatReply
-	err = c.retry.retry(ctx, notStarted, func() error {
-		return c.breaker.do(ctx, func() error {
+	err = c.call(ctx, c.retry, notStarted, func() error {
+		{
 			resp, err := c.send(ctx, request{op: op, method: http.MethodPost, route: "/chat-messages",
 				body: bytes.NewReader(body), contentType: "application/json", stream: req.Mode == Streaming})
 			var ae *APIError
@@ -82,7 +82,7 @@ func (c *Client) SendChatMessage(ctx context.Context, req ChatRequest) (*ChatRep
 			defer resp.Body.Close()
 			reply, err = c.readChatStream(ctx, op, resp, &st, req.OnEvent)
 			return err
-		})
+		}
 	})
 	switch {
 	case err != nil && reply == nil && ctx.Err() != nil:
@@ -149,7 +149,7 @@ func (c *Client) readChatStream(ctx context.Context, op string, resp *http.Respo
 	if done {
 		return &reply, nil
 	}
-	return nil, streamFailure(ctx, op, resp.StatusCode, err, "message_end")
+	return nil, streamFailure(ctx, op, resp.StatusCode, err, "message_end", st.started)
 }
 
 // StopChatMessage asks Dify to stop a streaming chat task.

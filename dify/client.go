@@ -280,15 +280,19 @@ func decodeJSON(op string, resp *http.Response, v any) error {
 	return nil
 }
 
-// getJSON runs a GET through the breaker and decodes the answer.
+// call runs one operation under the breaker, its retries inside: the breaker counts the operation's outcome
+// once, so one message's retries cannot trip it on their own.
+func (c *Client) call(ctx context.Context, policy RetryPolicy, retryable func(error) bool, attempt func() error) error {
+	return c.breaker.do(ctx, func() error { return policy.retry(ctx, retryable, attempt) })
+}
+
+// getJSON performs one GET and decodes the answer.
 func (c *Client) getJSON(ctx context.Context, op, route string, v any) error {
-	return c.breaker.do(ctx, func() error {
-		resp, err := c.send(ctx, request{op: op, method: http.MethodGet, route: route})
-		if err != nil {
-			return err
-		}
-		return decodeJSON(op, resp, v)
-	})
+	resp, err := c.send(ctx, request{op: op, method: http.MethodGet, route: route})
+	if err != nil {
+		return err
+	}
+	return decodeJSON(op, resp, v)
 }
 
 // postJSON runs a JSON POST through the breaker and decodes the answer. It does not retry.
@@ -297,7 +301,7 @@ func (c *Client) postJSON(ctx context.Context, op, route string, in, out any) er
 	if err != nil {
 		return fmt.Errorf("dify: %s: %w", op, err)
 	}
-	return c.breaker.do(ctx, func() error {
+	return c.call(ctx, RetryPolicy{MaxAttempts: 1}, canRepeat, func() error {
 		resp, err := c.send(ctx, request{op: op, method: http.MethodPost, route: route, body: bytes.NewReader(body), contentType: "application/json"})
 		if err != nil {
 			return err

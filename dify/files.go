@@ -67,7 +67,7 @@ func (c *Client) UploadFile(ctx context.Context, u Upload) (*File, error) {
 	}
 	var f File
 	var prev *uploadBody
-	err = policy.retry(ctx, canRepeat, func() error {
+	err = c.call(ctx, policy, canRepeat, func() error {
 		if prev != nil {
 			// The transport may still be reading the last attempt's body after answering; wait for it to let go.
 			select {
@@ -79,27 +79,25 @@ func (c *Client) UploadFile(ctx context.Context, u Upload) (*File, error) {
 				return fmt.Errorf("dify: %s: rewind: %w", op, err)
 			}
 		}
-		return c.breaker.do(ctx, func() error {
-			src := &uploadBody{r: io.MultiReader(bytes.NewReader(prefix), u.Body, bytes.NewReader(suffix)), closed: make(chan struct{})}
-			prev = src
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint("/files/upload"), src)
-			if err != nil {
-				return fmt.Errorf("dify: %s: %w", op, err)
-			}
-			if size >= 0 {
-				req.ContentLength = int64(len(prefix)) + size + int64(len(suffix))
-			}
-			req.Header.Set("Content-Type", ctype)
-			resp, err := c.do(ctx, op, req)
-			if err := src.readErr(); err != nil {
-				// Our side failed to read the file: not Dify's failure, and not worth a retry.
-				return fmt.Errorf("dify: %s: read file: %w", op, err)
-			}
-			if err != nil {
-				return err
-			}
-			return decodeJSON(op, resp, &f)
-		})
+		src := &uploadBody{r: io.MultiReader(bytes.NewReader(prefix), u.Body, bytes.NewReader(suffix)), closed: make(chan struct{})}
+		prev = src
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint("/files/upload"), src)
+		if err != nil {
+			return fmt.Errorf("dify: %s: %w", op, err)
+		}
+		if size >= 0 {
+			req.ContentLength = int64(len(prefix)) + size + int64(len(suffix))
+		}
+		req.Header.Set("Content-Type", ctype)
+		resp, err := c.do(ctx, op, req)
+		if err := src.readErr(); err != nil {
+			// Our side failed to read the file: not Dify's failure, and not worth a retry.
+			return fmt.Errorf("dify: %s: read file: %w", op, err)
+		}
+		if err != nil {
+			return err
+		}
+		return decodeJSON(op, resp, &f)
 	})
 	if err != nil {
 		return nil, err

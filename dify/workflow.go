@@ -93,33 +93,31 @@ func (c *Client) RunWorkflow(ctx context.Context, req RunRequest) (*Run, error) 
 
 	var st runState
 	var run *Run
-	err = c.retry.retry(ctx, notStarted, func() error {
-		return c.breaker.do(ctx, func() error {
-			resp, err := c.send(ctx, request{op: op, method: http.MethodPost, route: "/workflows/run",
-				body: bytes.NewReader(body), contentType: "application/json", stream: req.Mode == Streaming})
-			if err != nil {
+	err = c.call(ctx, c.retry, notStarted, func() error {
+		resp, err := c.send(ctx, request{op: op, method: http.MethodPost, route: "/workflows/run",
+			body: bytes.NewReader(body), contentType: "application/json", stream: req.Mode == Streaming})
+		if err != nil {
+			return err
+		}
+		if req.Mode == Blocking {
+			var out struct {
+				TaskID        string `json:"task_id"`
+				WorkflowRunID string `json:"workflow_run_id"`
+				Data          runJSON
+			}
+			if err := decodeJSON(op, resp, &out); err != nil {
 				return err
 			}
-			if req.Mode == Blocking {
-				var out struct {
-					TaskID        string `json:"task_id"`
-					WorkflowRunID string `json:"workflow_run_id"`
-					Data          runJSON
-				}
-				if err := decodeJSON(op, resp, &out); err != nil {
-					return err
-				}
-				run = out.Data.run()
-				run.TaskID = out.TaskID
-				if run.ID == "" {
-					run.ID = out.WorkflowRunID
-				}
-				return nil
+			run = out.Data.run()
+			run.TaskID = out.TaskID
+			if run.ID == "" {
+				run.ID = out.WorkflowRunID
 			}
-			defer resp.Body.Close()
-			run, err = c.readRunStream(ctx, op, resp, &st, req.OnEvent)
-			return err
-		})
+			return nil
+		}
+		defer resp.Body.Close()
+		run, err = c.readRunStream(ctx, op, resp, &st, req.OnEvent)
+		return err
 	})
 	switch {
 	case err != nil && run == nil && ctx.Err() != nil:
@@ -161,12 +159,13 @@ func (c *Client) readRunStream(ctx context.Context, op string, resp *http.Respon
 	if errors.Is(err, errStop) {
 		return run, nil
 	}
-	return nil, streamFailure(ctx, op, resp.StatusCode, err, "workflow_finished")
+	return nil, streamFailure(ctx, op, resp.StatusCode, err, "workflow_finished", st.started)
 }
 
 // streamFailure classifies how a stream ended without its terminal event: a typed error from the handler
-// passes through, a read error is a network error, and a clean EOF is a bad response.
-func streamFailure(ctx context.Context, op string, status int, err error, terminal string) error {
+// passes through, a clean EOF or a cut before the run started is a bad response (there is no run to recover),
+// and a cut after it started is a network error, which the caller recovers by polling.
+func streamFailure(ctx context.Context, op string, status int, err error, terminal string, started bool) error {
 	var ae *APIError
 	var be *BadResponseError
 	var re *RunError
@@ -177,6 +176,8 @@ func streamFailure(ctx context.Context, op string, status int, err error, termin
 		return err
 	case errors.Is(err, errEventTooLarge):
 		return &BadResponseError{Op: op, Status: status, Reason: err.Error()}
+	case !started && ctx.Err() == nil:
+		return &BadResponseError{Op: op, Status: status, Reason: fmt.Sprintf("stream cut before the run started: %v", err)}
 	}
 	return netError(ctx, op, err)
 }
@@ -356,7 +357,7 @@ func decodeOutputs(raw json.RawMessage) map[string]any {
 func (c *Client) GetWorkflowRun(ctx context.Context, runID string) (*Run, error) {
 	const op = "get workflow run"
 	var out runJSON
-	err := c.retry.retry(ctx, canRepeat, func() error {
+	err := c.call(ctx, c.retry, canRepeat, func() error {
 		return c.getJSON(ctx, op, "/workflows/run/"+url.PathEscape(runID), &out)
 	})
 	if err != nil {

@@ -2,6 +2,9 @@
 // errors, proxy pages, stream cuts and version drift that difybot must recognise. Its answers follow the
 // shapes recorded in the project's dify-api.md byte for byte. Tests use NewServer; cmd/difysim and the demo
 // mount NewHandler on their own listener.
+//
+// Besides /v1 the handler serves a control API: GET /_sim/scenario, PUT /_sim/scenario {"scenario":"NAME"}
+// and GET /_sim/scenarios (the catalogue).
 package difytest
 
 import (
@@ -57,12 +60,40 @@ type Sim struct {
 	calls    map[string]int
 	seen     map[string]int // Requests per route since the scenario was set, for faults that fire only first.
 	requests []Request
-	uploads  map[string]*upload
-	runByID  map[string]*run
-	runByTas map[string]*run
-	convs    map[string]bool
-	users    map[string]string // End-user row ids by user string, as Dify creates them.
-	seq      int               // Workflow run sequence numbers (0.6 sends them).
+	uploads  recent[*upload]
+	runByID  recent[*run]
+	runByTas recent[*run]
+	convs    recent[bool]
+	users    recent[string] // End-user row ids by user string, as Dify creates them.
+	seq      int            // Workflow run sequence numbers (0.6 sends them).
+}
+
+// maxKept bounds each store of the fake (uploads, runs, conversations, end users).
+const maxKept = 10000
+
+// recent is a map that forgets its oldest entries beyond maxKept, so a long difysim session stays small.
+type recent[V any] struct {
+	m     map[string]V
+	order []string
+}
+
+func (r *recent[V]) put(k string, v V) {
+	if r.m == nil {
+		r.m = map[string]V{}
+	}
+	if _, ok := r.m[k]; !ok {
+		if len(r.order) == maxKept {
+			delete(r.m, r.order[0])
+			r.order = append(r.order[:0], r.order[1:]...)
+		}
+		r.order = append(r.order, k)
+	}
+	r.m[k] = v
+}
+
+func (r *recent[V]) get(k string) (V, bool) {
+	v, ok := r.m[k]
+	return v, ok
 }
 
 // NewHandler returns the fake as a handler. It panics if opts.Scenario is not in the catalogue, like
@@ -86,11 +117,6 @@ func NewHandler(opts Options) *Sim {
 		scenarios: catalogue(),
 		calls:     map[string]int{},
 		seen:      map[string]int{},
-		uploads:   map[string]*upload{},
-		runByID:   map[string]*run{},
-		runByTas:  map[string]*run{},
-		convs:     map[string]bool{},
-		users:     map[string]string{},
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	if err := s.SetScenario(opts.Scenario); err != nil {
@@ -225,15 +251,10 @@ func (s *Sim) authorize(r *http.Request, sc *scenario) *apiErr {
 	if !ok || !strings.Contains(h[0], " ") {
 		return unauthorized("Authorization header must be provided and start with 'Bearer'")
 	}
-	// Python's split(None, 1): a header that is one word plus blanks gives one field, and unpacking it into
-	// scheme and token raises a ValueError, which Dify answers as invalid_param.
-	f := strings.TrimLeft(h[0], " \t")
-	i := strings.IndexAny(f, " \t")
-	if i < 0 || strings.TrimLeft(f[i:], " \t") == "" {
-		e := errInvalid("not enough values to unpack (expected 2, got 1)")
-		return &e
-	}
-	scheme, token := f[:i], strings.TrimLeft(f[i:], " \t")
+	// Python's split(None, 1): the scheme, then the rest after any run of blanks. The header value arrives
+	// trimmed, so a space inside it means both parts are there.
+	scheme, token, _ := strings.Cut(h[0], " ")
+	token = strings.TrimLeft(token, " \t")
 	if !strings.EqualFold(scheme, "bearer") {
 		return unauthorized("Authorization scheme must be 'Bearer'")
 	}

@@ -61,16 +61,13 @@ type plan struct {
 	d        dialect
 	nodes    []node
 	answer   string
-	inputs   obj             // The inputs echoed in workflow_started and the start node, sys.* included.
-	conv     string          // Chat apps: the conversation id.
-	msgID    string          // Chat apps: the message id.
-	latency  time.Duration   // Per node.
-	events   chan frame      // Buffered for every event the run can emit, so the engine never waits.
-	detached bool            // The run outlives its request (stream_cut).
-	s        *Sim            // For the lock that guards run results.
-	mu       *sync.Mutex     // s.mu, shortened.
-	started  time.Time       // When the engine started.
-	sleep    func() <-chan struct{} // Unused hook slot kept nil; see wait.
+	inputs   obj           // The inputs echoed in workflow_started and the start node, sys.* included.
+	conv     string        // Chat apps: the conversation id.
+	msgID    string        // Chat apps: the message id.
+	latency  time.Duration // Per node.
+	events   chan frame    // Buffered for every event the run can emit, so the engine never waits.
+	detached bool          // The run outlives its request (stream_cut).
+	mu       *sync.Mutex   // Sim.mu, which guards the run's results.
 }
 
 // runArgs are the arguments workflows/run and chat-messages share.
@@ -157,7 +154,7 @@ func (s *Sim) chat(w http.ResponseWriter, r *http.Request, c *call) {
 			json.Unmarshal(raw, &conv)
 		}
 		s.mu.Lock()
-		known := s.convs[conv]
+		_, known := s.convs.get(conv)
 		s.mu.Unlock()
 		switch {
 		case conv == "":
@@ -188,7 +185,7 @@ func (s *Sim) chat(w http.ResponseWriter, r *http.Request, c *call) {
 		conv = newID()
 	}
 	s.mu.Lock()
-	s.convs[conv] = true
+	s.convs.put(conv, true)
 	s.mu.Unlock()
 	nodes := []node{llmNode}
 	if c.sc.mode == "advanced-chat" {
@@ -305,7 +302,7 @@ func (s *Sim) fileRef(raw json.RawMessage, variable string, imageOnly bool) (*fi
 			return nil, ptr(errInvalid("Invalid upload file id format"))
 		}
 		s.mu.Lock()
-		f.up = s.uploads[m.UploadFileID]
+		f.up, _ = s.uploads.get(m.UploadFileID)
 		s.mu.Unlock()
 		if f.up == nil {
 			return nil, ptr(errInvalid("Invalid upload file"))
@@ -352,17 +349,17 @@ func (s *Sim) answer(query string, files []*fileRef) string {
 	return strings.Join(out, " ")
 }
 
-// cutEarlyAnswer sends the 200 headers and then drops the connection, as a proxy or crashed worker does
-// before the first event.
+// cutEarlyAnswer sends the 200 headers and closes without a byte of body, as when the worker dies before
+// the first event. The end is clean, so a client sees an empty body rather than a network error.
 func cutEarlyAnswer(w http.ResponseWriter, streaming bool) {
 	ctype := "application/json"
 	if streaming {
 		ctype = "text/event-stream; charset=utf-8"
 	}
 	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Connection", "close")
 	w.WriteHeader(http.StatusOK)
 	http.NewResponseController(w).Flush()
-	panic(http.ErrAbortHandler)
 }
 
 // newPlan registers a run and fixes how it will go.
@@ -386,7 +383,7 @@ func (s *Sim) newPlan(sc *scenario, app, user string, ra runArgs, nodes []node, 
 	}
 	// Dify stores the inputs with json.dumps, sys.* first; workflow_started echoes them with sys.* last.
 	rn.inputs = string(v06.encode(append(obj{{"sys.files", sysFiles}, {"sys.user_id", user}}, userInputs...)))
-	p := &plan{run: rn, sc: sc, d: sc.dialect, nodes: nodes, answer: answer, latency: latency, s: s, mu: &s.mu,
+	p := &plan{run: rn, sc: sc, d: sc.dialect, nodes: nodes, answer: answer, latency: latency, mu: &s.mu,
 		inputs: append(userInputs, kv{"sys.user_id", user}, kv{"sys.files", sysFiles})}
 	// Two events per node, the chunks, and at most three closing events (finished, error, message_end).
 	p.events = make(chan frame, 2+2*len(nodes)+len(chunks(answer))+3)
@@ -396,21 +393,21 @@ func (s *Sim) newPlan(sc *scenario, app, user string, ra runArgs, nodes []node, 
 	rn.seq = s.seq
 	rn.endUser = s.endUser(user)
 	if rn.id != "" {
-		s.runByID[rn.id] = rn
+		s.runByID.put(rn.id, rn)
 	}
-	s.runByTas[rn.taskID] = rn
+	s.runByTas.put(rn.taskID, rn)
 	s.mu.Unlock()
 	return p
 }
 
 // serveRun starts the engine and answers in the requested mode.
 func (s *Sim) serveRun(w http.ResponseWriter, r *http.Request, p *plan, streaming bool) {
+	// A run ends with its request, except one whose stream is cut on purpose; Close ends them all.
 	parent := r.Context()
 	if p.detached && streaming {
-		parent = context.Background()
+		parent = s.base
 	}
 	ctx, cancel := context.WithCancel(parent)
-	defer context.AfterFunc(s.base, cancel)()
 	s.mu.Lock()
 	closed := s.closed
 	if !closed {
@@ -419,11 +416,12 @@ func (s *Sim) serveRun(w http.ResponseWriter, r *http.Request, p *plan, streamin
 	s.mu.Unlock()
 	if closed {
 		cancel()
-		s.execute(ctx, p) // Ends at once, stopped: the channel is big enough for it all.
+		s.execute(ctx, p) // It ends at once, stopped; the channel holds all it sends.
 	} else {
 		go func() {
 			defer s.runs.Done()
 			defer cancel()
+			defer context.AfterFunc(s.base, cancel)()
 			s.execute(ctx, p)
 		}()
 	}
@@ -439,43 +437,32 @@ func (s *Sim) serveRun(w http.ResponseWriter, r *http.Request, p *plan, streamin
 		writeErr(w, p.d, o.http)
 		return
 	}
-	s.mu.Lock()
 	rn := p.run
+	s.mu.Lock()
+	status, errMsg, elapsed := rn.status, rn.err, rn.elapsed
 	data := obj{{"id", rn.id}, {"workflow_id", workflowID}, {"status", rn.status}, {"outputs", nilIfEmpty(rn.outputs)},
 		{"error", nullable(rn.err)}, {"elapsed_time", secs(rn.elapsed.Seconds())}, {"total_tokens", rn.tokens},
 		{"total_steps", rn.steps}, {"created_at", rn.createdAt.Unix()}, {"finished_at", rn.finishedAt.Unix()}}
 	s.mu.Unlock()
 	var body obj
-	if p.run.app == "workflow" {
+	switch {
+	case rn.app == "workflow":
 		body = obj{{"task_id", rn.taskID}, {"workflow_run_id", rn.id}, {"data", data}}
-	} else {
+	case status != "succeeded":
+		// A chat app raises a run that did not succeed in blocking mode (§4).
+		writeErr(w, p.d, errInvalid("Run failed: "+errMsg))
+		return
+	default:
 		body = obj{{"event", "message"}, {"task_id", rn.taskID}, {"id", p.msgID}, {"message_id", p.msgID},
-			{"conversation_id", p.conv}, {"mode", p.run.app}, {"answer", p.answer},
-			{"metadata", obj{{"usage", usage(rn.elapsed)}, {"retriever_resources", []any{}}}},
+			{"conversation_id", p.conv}, {"mode", rn.app}, {"answer", p.answer},
+			{"metadata", obj{{"usage", usage(elapsed)}, {"retriever_resources", []any{}}}},
 			{"created_at", rn.createdAt.Unix()}}
-		if s.runStatus(rn) != "succeeded" {
-			// Chatflow raises a failed run in blocking mode (§4).
-			writeErr(w, p.d, errInvalid("Run failed: "+s.runError(rn)))
-			return
-		}
 	}
 	// Generated answers go out as a plain Response(json.dumps(...)): no trailing newline.
 	b := p.d.encode(body)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
-}
-
-func (s *Sim) runStatus(rn *run) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return rn.status
-}
-
-func (s *Sim) runError(rn *run) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return rn.err
 }
 
 // stream writes the run's events as Dify does (§3.3): "data: {json}\n\n" per event, "event: ping\n\n" as
@@ -526,7 +513,6 @@ func (s *Sim) stream(w http.ResponseWriter, r *http.Request, p *plan) {
 // It ends stopped when ctx ends (the client left, or Close) or the stop endpoint is called.
 func (s *Sim) execute(ctx context.Context, p *plan) {
 	defer close(p.events)
-	p.started = time.Now()
 	o := p.sc.outcome
 	if p.run.app != "chat" {
 		p.workflowEvent("workflow_started", p.startedData(), false)
@@ -806,11 +792,15 @@ func (s *Sim) runDetail(w http.ResponseWriter, r *http.Request, c *call) {
 		writeErr(w, d, apiErr{http.StatusBadRequest, "not_workflow_app", msgAppMode, ""})
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rn := s.runByID[r.PathValue("id")]
 	keys := []string{"id", "workflow_id", "status", "inputs", "outputs", "error", "total_steps", "total_tokens",
 		"created_at", "finished_at", "elapsed_time"}
+	s.mu.Lock()
+	rn, _ := s.runByID.get(r.PathValue("id"))
+	var out obj
+	if rn != nil {
+		out = runDetailBody(rn, d)
+	}
+	s.mu.Unlock()
 	if rn == nil {
 		if d == v06 {
 			// 0.x marshalled None: every field null, status 200.
@@ -824,6 +814,11 @@ func (s *Sim) runDetail(w http.ResponseWriter, r *http.Request, c *call) {
 		writeErr(w, d, errNotFound("Workflow run not found."))
 		return
 	}
+	writeJSON(w, d, http.StatusOK, out)
+}
+
+// runDetailBody renders a run the way GET /workflows/run/{id} does. Sim.mu must be held.
+func runDetailBody(rn *run, d dialect) obj {
 	var outputs any = obj{}
 	if rn.outputs != nil {
 		outputs = rn.outputs
@@ -840,10 +835,10 @@ func (s *Sim) runDetail(w http.ResponseWriter, r *http.Request, c *call) {
 	if rn.status != "running" {
 		finished, elapsed = rn.finishedAt.Unix(), rn.elapsed
 	}
-	writeJSON(w, d, http.StatusOK, obj{{"id", rn.id}, {"workflow_id", workflowID}, {"status", rn.status},
+	return obj{{"id", rn.id}, {"workflow_id", workflowID}, {"status", rn.status},
 		{"inputs", rn.inputs}, {"outputs", outputs}, {"error", nullable(rn.err)}, {"total_steps", rn.steps},
 		{"total_tokens", rn.tokens}, {"created_at", rn.createdAt.Unix()}, {"finished_at", finished},
-		{"elapsed_time", secs(elapsed.Seconds())}})
+		{"elapsed_time", secs(elapsed.Seconds())}}
 }
 
 // stop answers the stop endpoints (§5.2, §4): always success; a task still running ends stopped.
@@ -867,7 +862,7 @@ func (s *Sim) stop(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	s.mu.Lock()
-	rn := s.runByTas[r.PathValue("id")]
+	rn, _ := s.runByTas.get(r.PathValue("id"))
 	s.mu.Unlock()
 	if rn != nil {
 		rn.stopOnce.Do(func() { close(rn.stop) })

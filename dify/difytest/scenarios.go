@@ -92,13 +92,13 @@ type outcomeKind int
 
 const (
 	succeed    outcomeKind = iota
-	noOutput                // It succeeds with outputs {}.
-	nodeFails               // The node fails: node_finished failed, then workflow_finished failed.
-	runFails                // The graph fails while the node runs (max time, max steps).
-	runStops                // The run ends stopped while the node runs.
-	errorEvent              // A §3.4 error event while the node runs; a blocking call gets an HTTP error.
-	cutStream               // A streamed answer is cut after the node starts; the run goes on and succeeds.
-	cutEarly                // The answer is cut right after the 200 headers; no run exists.
+	noOutput               // It succeeds with outputs {}.
+	nodeFails              // The node fails: node_finished failed, then workflow_finished failed.
+	runFails               // The graph fails while the node runs (max time, max steps).
+	runStops               // The run ends stopped while the node runs.
+	errorEvent             // A §3.4 error event while the node runs; a blocking call gets an HTTP error.
+	cutStream              // A streamed answer is cut after the node starts; the run goes on and succeeds.
+	cutEarly               // The answer ends right after the 200 headers, with no body; no run exists.
 )
 
 type outcome struct {
@@ -170,7 +170,7 @@ func catalogue() map[string]*scenario {
 		{Scenario: Scenario{"daily_limit", "dify_rate_limited", "Dify Cloud's daily request cap: runs answer 429 rate_limit_error."},
 			faults: []fault{{stage: atEndpoint, routes: runRoutes, reply: jsonReply(apiErr{http.StatusTooManyRequests, "rate_limit_error",
 				"Rate limit exceeded, please upgrade your plan or your RPD was 5000 requests/day", ""})}}},
-		{Scenario: Scenario{"cloudflare_1015", "dify_rate_limited", "Cloudflare rate limiting: every route answers its 429 \"Error 1015\" HTML page."},
+		{Scenario: Scenario{"cloudflare_1015", "dify_rate_limited", "Cloudflare rate limiting: every route answers its 429 HTML page, \"Error code 1015\"."},
 			faults: []fault{{stage: atProxy, reply: cloudflarePage(http.StatusTooManyRequests, "cloudflare_1015.html")}}},
 		{Scenario: Scenario{"cloudflare_1015_plain", "dify_rate_limited", "Cloudflare rate limiting as API clients see it: 429 text/plain \"error code: 1015\"."},
 			faults: []fault{{stage: atProxy, reply: reply{status: http.StatusTooManyRequests, ctype: "text/plain; charset=UTF-8",
@@ -228,7 +228,7 @@ func catalogue() map[string]*scenario {
 				http:  apiErr{http.StatusInternalServerError, "internal_server_error", msgInternal, ""}}},
 		{Scenario: Scenario{"stream_cut", "", "The stream is cut after the LLM node starts; the run goes on and succeeds (GET the run to recover). Blocking is unaffected."},
 			outcome: outcome{kind: cutStream, node: "llm"}},
-		{Scenario: Scenario{"stream_cut_lost", "dify_bad_response", "Runs are cut right after the 200 headers, before workflow_started: nothing to recover."},
+		{Scenario: Scenario{"stream_cut_lost", "dify_bad_response", "Runs end right after the 200 headers, before workflow_started: an empty body, nothing to recover."},
 			outcome: outcome{kind: cutEarly}},
 		{Scenario: Scenario{"bad_response", "dify_bad_response", "Something answers workflows/run with 200 text/plain \"OK\" instead of Dify's JSON."},
 			faults: []fault{{stage: atProxy, routes: []string{RouteRun}, reply: reply{status: http.StatusOK, ctype: "text/plain; charset=utf-8", body: "OK"}}}},

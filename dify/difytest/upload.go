@@ -110,7 +110,7 @@ func (s *Sim) upload(w http.ResponseWriter, r *http.Request, c *call) {
 	u := &upload{id: newID(), name: file.filename, ext: ext, mime: file.mime, size: file.size}
 	u.format, u.width, u.height = sniff(file.head)
 	s.mu.Lock()
-	s.uploads[u.id] = u
+	s.uploads.put(u.id, u)
 	createdBy := s.endUser(user)
 	s.mu.Unlock()
 
@@ -146,10 +146,10 @@ func (s *Sim) endUser(user string) string {
 	if user == "" {
 		user = "DEFAULT-USER"
 	}
-	id, ok := s.users[user]
+	id, ok := s.users.get(user)
 	if !ok {
 		id = newID()
-		s.users[user] = id
+		s.users.put(user, id)
 	}
 	return id
 }

@@ -176,6 +176,7 @@ type reply struct {
 	header map[string]string
 }
 
+// jsonReply is a canned Dify error; header is an optional name and value to send with it.
 func jsonReply(e apiErr, header ...string) reply {
 	r := reply{err: &e}
 	if len(header) == 2 {

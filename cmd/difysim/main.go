@@ -1,0 +1,139 @@
+// Command difysim serves a fake Dify Service API with a catalogue of scenarios (errors, proxy pages, stream
+// cuts, version drift), for the demo, the compose "local" profile and benchmarks.
+//
+//	difysim -addr :5001 -scenario ok
+//	difysim -list
+//
+// Switch the scenario while it runs: curl -X PUT localhost:5001/_sim/scenario -d '{"scenario":"gateway_502"}'.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/difybot/difybot/dify/difytest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "difysim:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// usageError is a mistake on the command line, which exits 2 as flag parsing does.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// shutdownTimeout bounds how long open streams may take to end after a signal.
+const shutdownTimeout = 5 * time.Second
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return serve(ctx, args, stdout, stderr, nil)
+}
+
+// serve is run with a hook that learns the base URL once the listener is up, so tests can use port 0.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(baseURL string)) error {
+	fs := flag.NewFlagSet("difysim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", ":5001", "listen address")
+	scenario := fs.String("scenario", "ok", "starting scenario (see -list)")
+	latency := fs.Duration("latency", 0, "how long each workflow node takes (0: the scenario's default)")
+	key := fs.String("key", "app-test", "the API key the fake accepts")
+	list := fs.Bool("list", false, "print the scenario catalogue and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	scenarios := difytest.Scenarios()
+	if *list {
+		return printCatalogue(stdout, scenarios)
+	}
+	if !slices.ContainsFunc(scenarios, func(s difytest.Scenario) bool { return s.Name == *scenario }) {
+		return usageError{fmt.Errorf("unknown scenario %q (difysim -list shows them)", *scenario)}
+	}
+
+	sim := difytest.NewHandler(difytest.Options{APIKey: *key, Scenario: *scenario, Latency: *latency})
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	base := baseURL(ln.Addr())
+	fmt.Fprintf(stderr, "difysim: serving the Dify Service API at %s (scenario %s)\n", base, *scenario)
+	if ready != nil {
+		ready(base)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }() // Ends at Shutdown with ErrServerClosed.
+
+	select {
+	case err = <-errc:
+		sim.Close()
+		return err
+	case <-ctx.Done():
+	}
+	// Stop the runs first, so that open streams end and Shutdown finds the connections idle.
+	sim.Close()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	<-errc
+	fmt.Fprintln(stderr, "difysim: stopped")
+	return nil
+}
+
+// baseURL is the URL clients use: an unspecified listen address is reachable on loopback.
+func baseURL(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return "http://" + a.String() + "/v1"
+	}
+	host := tcp.IP.String()
+	if tcp.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port)) + "/v1"
+}
+
+func printCatalogue(w io.Writer, scenarios []difytest.Scenario) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tCODE\tDESCRIPTION")
+	for _, s := range scenarios {
+		code := s.Code
+		if code == "" {
+			code = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, code, s.Description)
+	}
+	return tw.Flush()
+}
