@@ -54,49 +54,42 @@ func (c *Client) SendChatMessage(ctx context.Context, req ChatRequest) (*ChatRep
 	}
 	st := runState{chat: true}
 	var reply *ChatReply
-	err = c.call(ctx, c.retry, notStarted, func() error {
-		{
-			resp, err := c.send(ctx, request{op: op, method: http.MethodPost, route: "/chat-messages",
-				body: bytes.NewReader(body), contentType: "application/json", stream: req.Mode == Streaming})
-			var ae *APIError
-			if errors.As(err, &ae) {
-				return runFailedError(op, ae, "", "")
-			}
-			if err != nil {
-				return err
-			}
-			if req.Mode == Blocking {
-				var out struct {
-					ChatReply
-					ID string `json:"id"`
-				}
-				if err := decodeJSON(op, resp, &out); err != nil {
-					return err
-				}
-				reply = &out.ChatReply
-				if reply.MessageID == "" {
-					reply.MessageID = out.ID
-				}
-				return nil
-			}
-			defer resp.Body.Close()
-			reply, err = c.readChatStream(ctx, op, resp, &st, req.OnEvent)
+	err = c.runCall(ctx, op, &st, req.User, func() bool { return reply != nil }, func() error {
+		resp, err := c.send(ctx, request{op: op, method: http.MethodPost, route: "/chat-messages",
+			body: bytes.NewReader(body), contentType: "application/json", stream: req.Mode == Streaming})
+		var ae *APIError
+		if errors.As(err, &ae) {
+			return runFailedError(op, ae, "", "")
+		}
+		if err != nil {
 			return err
 		}
-	})
-	switch {
-	case err != nil && reply == nil && ctx.Err() != nil:
-		return nil, c.timedOut(ctx, op, &st, req.User, err)
-	case err != nil && reply == nil && st.started && st.runID != "":
-		// A chatflow keeps running server-side; its run detail carries the answer.
-		var run *Run
-		if run, err = c.recover(ctx, op, &st, req.User, err); err == nil {
-			if err = runOutcome(op, run, &st); err == nil {
-				answer, _ := run.Outputs["answer"].(string)
-				reply = &ChatReply{TaskID: st.taskID, WorkflowRunID: run.ID, Answer: answer, Recovered: true}
+		if req.Mode == Blocking {
+			var out struct {
+				ChatReply
+				ID string `json:"id"`
 			}
+			if err := decodeJSON(op, resp, &out); err != nil {
+				return err
+			}
+			reply = &out.ChatReply
+			if reply.MessageID == "" {
+				reply.MessageID = out.ID
+			}
+			return nil
 		}
-	}
+		defer resp.Body.Close()
+		reply, err = c.readChatStream(ctx, op, resp, &st, req.OnEvent)
+		return err
+	}, func(run *Run) error {
+		// A chatflow keeps running server-side; its run detail carries the answer.
+		if err := runOutcome(op, run, &st); err != nil {
+			return err
+		}
+		answer, _ := run.Outputs["answer"].(string)
+		reply = &ChatReply{TaskID: st.taskID, WorkflowRunID: run.ID, Answer: answer, Recovered: true}
+		return nil
+	})
 	return reply, err
 }
 

@@ -93,7 +93,7 @@ func (c *Client) RunWorkflow(ctx context.Context, req RunRequest) (*Run, error) 
 
 	var st runState
 	var run *Run
-	err = c.call(ctx, c.retry, notStarted, func() error {
+	err = c.runCall(ctx, op, &st, req.User, func() bool { return run != nil }, func() error {
 		resp, err := c.send(ctx, request{op: op, method: http.MethodPost, route: "/workflows/run",
 			body: bytes.NewReader(body), contentType: "application/json", stream: req.Mode == Streaming})
 		if err != nil {
@@ -118,17 +118,37 @@ func (c *Client) RunWorkflow(ctx context.Context, req RunRequest) (*Run, error) 
 		defer resp.Body.Close()
 		run, err = c.readRunStream(ctx, op, resp, &st, req.OnEvent)
 		return err
+	}, func(r *Run) error {
+		run = r
+		return nil
 	})
-	switch {
-	case err != nil && run == nil && ctx.Err() != nil:
-		err = c.timedOut(ctx, op, &st, req.User, err)
-	case err != nil && run == nil && st.started:
-		run, err = c.recover(ctx, op, &st, req.User, err)
-	}
 	if err != nil {
 		return run, err
 	}
 	return run, runOutcome(op, run, &st)
+}
+
+// runCall performs an operation that starts a run. It is sent again only while it certainly did not start,
+// recovered by polling when its stream dropped after it started, stopped when ctx expires, and counted by the
+// breaker once, by its final outcome: a dropped stream that was recovered is a success.
+func (c *Client) runCall(ctx context.Context, op string, st *runState, user string, answered func() bool,
+	attempt func() error, recovered func(*Run) error) error {
+	return c.breaker.do(ctx, func() error {
+		err := c.retry.retry(ctx, notStarted, attempt)
+		switch {
+		case err == nil || answered():
+			return err
+		case ctx.Err() != nil:
+			return c.timedOut(ctx, op, st, user, err)
+		case st.started:
+			run, err := c.recover(ctx, op, st, user, err)
+			if err != nil {
+				return err
+			}
+			return recovered(run)
+		}
+		return err
+	})
 }
 
 // readRunStream consumes a workflow event stream until workflow_finished or an error event.
@@ -265,7 +285,7 @@ func (c *Client) poll(ctx context.Context, op, runID string) (*Run, error) {
 			return nil, fmt.Errorf("dify: %s: %w", op, ctx.Err())
 		case <-t.C:
 		}
-		run, err := c.GetWorkflowRun(ctx, runID)
+		run, err := c.readRun(ctx, runID)
 		switch {
 		case err == nil && run.Status == "":
 			// 0.x answers an unknown id with 200 and nulls.
@@ -355,9 +375,21 @@ func decodeOutputs(raw json.RawMessage) map[string]any {
 
 // GetWorkflowRun reads a run's detail. Transient failures are retried.
 func (c *Client) GetWorkflowRun(ctx context.Context, runID string) (*Run, error) {
+	var run *Run
+	err := c.breaker.do(ctx, func() error {
+		var err error
+		run, err = c.readRun(ctx, runID)
+		return err
+	})
+	return run, err
+}
+
+// readRun reads a run's detail with retries but without asking the breaker: finding out how a run we already
+// started ended is the one call worth making while the breaker is open, because the alternative is losing it.
+func (c *Client) readRun(ctx context.Context, runID string) (*Run, error) {
 	const op = "get workflow run"
 	var out runJSON
-	err := c.call(ctx, c.retry, canRepeat, func() error {
+	err := c.retry.retry(ctx, canRepeat, func() error {
 		return c.getJSON(ctx, op, "/workflows/run/"+url.PathEscape(runID), &out)
 	})
 	if err != nil {

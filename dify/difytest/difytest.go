@@ -176,6 +176,14 @@ func (s *Sim) Calls(route string) int {
 	return s.calls[route]
 }
 
+// Started is how many workflow runs and chat messages the fake began executing: requests that a fault turned
+// away before the engine (a gateway page, a 429) do not count. Tests use it to prove nothing ran twice.
+func (s *Sim) Started() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
+}
+
 // Requests returns the recorded requests, oldest first (at most the last 1000).
 func (s *Sim) Requests() []Request {
 	s.mu.Lock()
