@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -40,6 +41,8 @@ type backend interface {
 	inTx(ctx context.Context, fn func(tx conn, insert insertJob) error) error
 	ping(ctx context.Context) error
 	close() error
+	// releaseOrphans makes jobs that a dead process left running available again, where that is knowable.
+	releaseOrphans(ctx context.Context) (int64, error)
 }
 
 // errNoRows reports whether err is either driver's "no rows".
@@ -150,7 +153,15 @@ func (b *sqliteBackend) inTx(ctx context.Context, fn func(tx conn, insert insert
 }
 
 func (b *sqliteBackend) ping(ctx context.Context) error { return b.db.PingContext(ctx) }
-func (b *sqliteBackend) close() error                   { return b.db.Close() }
+
+// releaseOrphans: a SQLite file has one process working it, so at start every running job is an orphan of a
+// process that died (kill -9, power loss). Waiting for River's rescuer would delay the answer by RescueAfter.
+func (b *sqliteBackend) releaseOrphans(ctx context.Context) (int64, error) {
+	// River's SQLite driver stores times as UTC text in this layout.
+	now := time.Now().UTC().Round(time.Millisecond).Format("2006-01-02 15:04:05.000")
+	return b.exec(ctx, "UPDATE river_job SET state = 'available', scheduled_at = ? WHERE state = 'running'", now)
+}
+func (b *sqliteBackend) close() error { return b.db.Close() }
 
 // pgBackend is PostgreSQL through a pgx pool, with River's riverpgxv5 client for jobs.
 type pgBackend struct {
@@ -176,4 +187,8 @@ func (b *pgBackend) inTx(ctx context.Context, fn func(tx conn, insert insertJob)
 }
 
 func (b *pgBackend) ping(ctx context.Context) error { return b.pool.Ping(ctx) }
-func (b *pgBackend) close() error                   { b.pool.Close(); return nil }
+
+// releaseOrphans cannot tell an orphan from another replica's job on PostgreSQL; River's rescuer handles
+// them after RescueAfter.
+func (b *pgBackend) releaseOrphans(context.Context) (int64, error) { return 0, nil }
+func (b *pgBackend) close() error                                  { b.pool.Close(); return nil }

@@ -309,6 +309,11 @@ func (s *Store) Start(ctx context.Context, p Processor) error {
 		return errors.New("store: already started, or closed")
 	}
 	s.worker.proc.Store(&p)
+	if n, err := s.db.releaseOrphans(ctx); err != nil {
+		return fmt.Errorf("store: release jobs of a dead process: %w", err)
+	} else if n > 0 {
+		s.log.Warn().Int64("jobs", n).Msg("store: runs left running by a process that died are queued again")
+	}
 	if err := s.queue.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("store: start queue: %w", err)
 	}

@@ -809,3 +809,24 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestSQLiteReleasesOrphansAtStart(t *testing.T) {
+	t.Parallel()
+	d := sqliteDB(t)
+	s := d.open(t) // Default timeouts: River's rescuer would wait 12 minutes.
+	r, _, err := s.Enqueue(t.Context(), message("EvOrphan"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// What a kill -9 leaves behind: the job claimed and running, with nobody working it.
+	d.exec(t, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = created_at`)
+	s2 := d.open(t)
+	f := newFake(nil)
+	start(t, s2, f)
+	if c := f.next(t, 10*time.Second); c.runID != r.ID {
+		t.Fatalf("after restart, processed %+v; want run %s", c, r.ID)
+	}
+}
