@@ -2,9 +2,115 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
 	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/difybot/difybot/dify/difytest"
 )
 
+// demoLatency makes each simulated workflow node take long enough to watch the progress.
+const demoLatency = 400 * time.Millisecond
+
 func demo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return serve(ctx, args, getenv, stdout, stderr)
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "", "listen address (default HTTP_ADDR or :8080)")
+	scenario := fs.String("scenario", "ok", "the simulator's starting scenario (see difysim -list)")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	sim := difytest.NewServer(difytest.Options{Scenario: *scenario, Latency: demoLatency, PingEvery: 2 * time.Second})
+	defer sim.Close()
+
+	// The demo needs nothing from the environment; what is set there (DATA_DIR, HTTP_ADDR, LOG_*) is honoured.
+	vars := map[string]string{"DIFY_BASE_URL": sim.URL(), "DIFY_API_KEY": "app-test", "LOG_FORMAT": "console"}
+	for _, k := range []string{"DATA_DIR", "HTTP_ADDR", "LOG_LEVEL", "LOG_FORMAT", "BOT_LANGUAGE", "DIFY_TIMEOUT", "MAX_IMAGE_BYTES"} {
+		if v := getenv(k); v != "" {
+			vars[k] = v
+		}
+	}
+	if vars["DATA_DIR"] == "" {
+		dir, err := os.MkdirTemp("", "difybot-demo-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		vars["DATA_DIR"] = dir
+	}
+	if *addr != "" {
+		vars["HTTP_ADDR"] = *addr
+	}
+	token := rand.Text()
+	vars["ADMIN_TOKEN"] = token
+	cfg, err := loadConfig(func(k string) string { return vars[k] }, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	sys, err := build(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sys.Close()
+	if err := sys.addWeb("", filepath.Join(cfg.DataDir, "web")); err != nil {
+		return err
+	}
+	sys.adminExtra["/admin/sim/scenario"] = simSwitch(sim)
+	return sys.serve(ctx, sys.routes(), func(bound string) {
+		base := "http://" + localURL(bound)
+		fmt.Fprintf(stdout, `
+difybot demo is running.
+
+  web chat       %s/
+  admin page     %s/admin/      admin token: %s
+  simulated Dify %s  (scenario %q; switch it on the admin page)
+
+Send a photo in the web chat and watch the steps on the admin page. Ctrl+C stops.
+`, base, base, token, sim.URL(), *scenario)
+	})
+}
+
+// simSwitch lets the admin page change the simulator's scenario, so each diagnosis can be watched happening.
+func simSwitch(sim *difytest.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /admin/sim/scenario", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"scenario": sim.Scenario(), "scenarios": difytest.Scenarios()})
+	})
+	mux.HandleFunc("PUT /admin/sim/scenario", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Scenario string `json:"scenario"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&in); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "send {\"scenario\":\"NAME\"}"})
+			return
+		}
+		if err := sim.SetScenario(in.Scenario); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"scenario": sim.Scenario()})
+	})
+	return mux
+}
+
+// localURL turns a bound address such as [::]:8080 into one a browser can open.
+func localURL(bound string) string {
+	host, port := bound, ""
+	for i := len(bound) - 1; i >= 0; i-- {
+		if bound[i] == ':' {
+			host, port = bound[:i], bound[i+1:]
+			break
+		}
+	}
+	if host == "" || host == "[::]" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return host + ":" + port
 }

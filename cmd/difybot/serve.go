@@ -53,6 +53,9 @@ func (s *system) routes() *http.ServeMux {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.web != nil {
+		mux.Handle("/", s.web.Handler())
+	}
 	return mux
 }
 

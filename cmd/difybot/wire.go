@@ -12,6 +12,7 @@ import (
 	"github.com/difybot/difybot/bot/store"
 	"github.com/difybot/difybot/config"
 	"github.com/difybot/difybot/dify"
+	"github.com/difybot/difybot/platforms/web"
 	"github.com/rs/zerolog"
 )
 
@@ -28,6 +29,9 @@ type system struct {
 	dify  *dify.Client
 	store *store.Store
 	bot   *bot.Bot
+
+	web        *web.Chat
+	adminExtra map[string]http.Handler // Extra admin routes (the demo's simulator switch).
 }
 
 // newLogger writes JSON lines, or readable lines for LOG_FORMAT=console.
@@ -75,7 +79,18 @@ func build(ctx context.Context, cfg config.Config, log zerolog.Logger, platforms
 		st.Close()
 		return nil, err
 	}
-	return &system{cfg: cfg, log: log, dify: dc, store: st, bot: b}, nil
+	return &system{cfg: cfg, log: log, dify: dc, store: st, bot: b, adminExtra: map[string]http.Handler{}}, nil
+}
+
+// addWeb enables the web chat; token, when set, guards its API.
+func (s *system) addWeb(token, dir string) error {
+	w, err := web.New(web.Config{Logger: s.log, UploadDir: dir, MaxImageBytes: s.cfg.MaxImageBytes, Token: token}, s.bot)
+	if err != nil {
+		return err
+	}
+	s.web = w
+	s.bot.AddPlatform(w)
+	return nil
 }
 
 func (s *system) Close() error { return s.store.Close() }

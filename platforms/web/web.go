@@ -1,0 +1,347 @@
+// Package web is a chat page for trying difybot locally and for admins to test a workflow: the same pipeline as
+// Slack and LINE, with the workflow's progress shown live.
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/difybot/difybot/bot"
+	"github.com/rs/zerolog"
+)
+
+//go:embed chat.html
+var page []byte
+
+// Config configures the chat.
+type Config struct {
+	Logger        zerolog.Logger
+	UploadDir     string // Where images wait for the pipeline; it must survive a restart. Default: a temp dir.
+	MaxImageBytes int64  // Uploads over this are refused at once; default 10 MiB.
+	Token         string // When set, the API needs "Authorization: Bearer <Token>" (serve mode).
+	KeepRuns      int    // Runs whose events are kept for late listeners; default 1000.
+}
+
+// Acceptor is the part of the bot the chat hands messages to.
+type Acceptor interface {
+	Accept(ctx context.Context, m bot.Message) (bot.Run, bool, error)
+}
+
+// Chat is the web platform: an HTTP handler for the page and its API, and a bot.Platform.
+type Chat struct {
+	cfg Config
+	acc Acceptor
+
+	mu    sync.Mutex
+	feeds map[string]*feed
+	order []string // Run ids, oldest first, to bound feeds.
+}
+
+var (
+	_ bot.Platform         = (*Chat)(nil)
+	_ bot.ProgressReporter = (*Chat)(nil)
+)
+
+// New returns a chat that hands messages to acc.
+func New(cfg Config, acc Acceptor) (*Chat, error) {
+	if cfg.UploadDir == "" {
+		cfg.UploadDir = filepath.Join(os.TempDir(), "difybot-web")
+	}
+	if err := os.MkdirAll(cfg.UploadDir, 0o700); err != nil {
+		return nil, fmt.Errorf("web: upload dir: %w", err)
+	}
+	if cfg.MaxImageBytes <= 0 {
+		cfg.MaxImageBytes = 10 << 20
+	}
+	if cfg.KeepRuns <= 0 {
+		cfg.KeepRuns = 1000
+	}
+	return &Chat{cfg: cfg, acc: acc, feeds: map[string]*feed{}}, nil
+}
+
+// Name is the platform name stored with runs.
+func (*Chat) Name() string { return "web" }
+
+// Event is what the page receives about a run.
+type Event struct {
+	Type  string `json:"type"` // "progress" or "reply".
+	Step  string `json:"step,omitempty"`
+	Node  string `json:"node,omitempty"`
+	Done  int    `json:"done,omitempty"`
+	Text  string `json:"text,omitempty"`
+	Final bool   `json:"final,omitempty"`
+	Code  string `json:"code,omitempty"` // The diagnosis code of a failed run.
+}
+
+// feed keeps a run's events for listeners that come late and wakes the ones waiting.
+type feed struct {
+	events []Event
+	wake   chan struct{} // Closed and replaced on every event.
+}
+
+// Handler serves the page at / and its API under /api/.
+func (c *Chat) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src 'self' blob: data:")
+		w.Write(page)
+	})
+	mux.Handle("POST /api/messages", c.auth(http.HandlerFunc(c.postMessage)))
+	mux.Handle("GET /api/runs/{id}/events", c.auth(http.HandlerFunc(c.events)))
+	return mux
+}
+
+func (c *Chat) auth(next http.Handler) http.Handler {
+	if c.cfg.Token == "" {
+		return next
+	}
+	want := sha256.Sum256([]byte(c.cfg.Token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(got))
+		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			writeError(w, http.StatusUnauthorized, "a valid admin token is required")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
+
+// postMessage accepts text and an optional image. The page sends an id per message, so a double submit or a
+// retried request is answered once.
+func (c *Chat) postMessage(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, c.cfg.MaxImageBytes+1<<20)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "send multipart/form-data with the fields id, session, text and image")
+		return
+	}
+	m := bot.Message{Platform: c.Name(), ReceivedAt: time.Now()}
+	var upload string
+	defer func() {
+		if upload != "" && m.EventID == "" { // Not accepted: nothing will read it.
+			os.Remove(upload)
+		}
+	}()
+	var id, session string
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "the form could not be read: "+tooLarge(err, c.cfg.MaxImageBytes))
+			return
+		}
+		switch p.FormName() {
+		case "id", "session", "text":
+			b, err := io.ReadAll(io.LimitReader(p, 16<<10))
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "the form could not be read")
+				return
+			}
+			switch p.FormName() {
+			case "id":
+				id = string(b)
+			case "session":
+				session = string(b)
+			default:
+				m.Text = strings.TrimSpace(string(b))
+			}
+		case "image":
+			if p.FileName() == "" {
+				continue
+			}
+			f, err := os.CreateTemp(c.cfg.UploadDir, "img-*")
+			if err != nil {
+				writeError(w, http.StatusInternalServerError, "the image could not be stored")
+				return
+			}
+			upload = f.Name()
+			n, err := io.Copy(f, io.LimitReader(p, c.cfg.MaxImageBytes+1))
+			f.Close()
+			switch {
+			case err != nil:
+				writeError(w, http.StatusBadRequest, "the image could not be read: "+tooLarge(err, c.cfg.MaxImageBytes))
+				return
+			case n > c.cfg.MaxImageBytes:
+				writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the image is larger than %d MB", c.cfg.MaxImageBytes>>20))
+				return
+			case n == 0:
+				continue
+			}
+			m.Files = []bot.File{{ID: filepath.Base(upload), Name: filepath.Base(p.FileName()), MIMEType: p.Header.Get("Content-Type"), Size: n}}
+		}
+	}
+	if !idRE.MatchString(id) || !idRE.MatchString(session) {
+		writeError(w, http.StatusBadRequest, "id and session must be 8 to 64 letters, digits, - or _")
+		return
+	}
+	if m.Text == "" && len(m.Files) == 0 {
+		writeError(w, http.StatusBadRequest, "type a message or attach an image")
+		return
+	}
+	m.EventID, m.ChatID, m.UserID = id, session, session
+	run, dup, err := c.acc.Accept(r.Context(), m)
+	if err != nil {
+		m.EventID = ""
+		c.cfg.Logger.Error().Err(err).Msg("web: could not accept a message")
+		writeError(w, http.StatusServiceUnavailable, "the message could not be queued; try again")
+		return
+	}
+	if dup {
+		m.EventID = "" // The first delivery's image is the one the run reads.
+	}
+	c.feedFor(run.ID)
+	writeJSON(w, http.StatusAccepted, map[string]any{"run_id": run.ID, "duplicate": dup})
+}
+
+func tooLarge(err error, max int64) string {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Sprintf("the image is larger than %d MB", max>>20)
+	}
+	return err.Error()
+}
+
+// events streams a run's events as server-sent events, from the first, until the final reply.
+func (c *Chat) events(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "streaming unsupported")
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	sent := 0
+	for {
+		evs, wake := c.snapshot(id, sent)
+		for _, ev := range evs {
+			b, _ := json.Marshal(ev)
+			fmt.Fprintf(w, "data: %s\n\n", b)
+			sent++
+			if ev.Type == "reply" && ev.Final {
+				fl.Flush()
+				return
+			}
+		}
+		fl.Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-wake:
+		case <-time.After(15 * time.Second):
+			io.WriteString(w, ": ping\n\n") // Keeps proxies from closing an idle stream.
+		}
+	}
+}
+
+// snapshot returns the events after the first n and a channel closed at the next one.
+func (c *Chat) snapshot(id string, n int) ([]Event, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.feedLocked(id)
+	return append([]Event(nil), f.events[min(n, len(f.events)):]...), f.wake
+}
+
+func (c *Chat) feedFor(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.feedLocked(id)
+}
+
+func (c *Chat) feedLocked(id string) *feed {
+	f, ok := c.feeds[id]
+	if !ok {
+		f = &feed{wake: make(chan struct{})}
+		c.feeds[id] = f
+		c.order = append(c.order, id)
+		if len(c.order) > c.cfg.KeepRuns {
+			delete(c.feeds, c.order[0])
+			c.order = c.order[1:]
+		}
+	}
+	return f
+}
+
+func (c *Chat) publish(id string, ev Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.feedLocked(id)
+	f.events = append(f.events, ev)
+	close(f.wake)
+	f.wake = make(chan struct{})
+}
+
+// OpenFile opens an image the page uploaded.
+func (c *Chat) OpenFile(_ context.Context, _ bot.Message, f bot.File) (io.ReadCloser, error) {
+	if !strings.HasPrefix(f.ID, "img-") || strings.ContainsAny(f.ID, `/\`) {
+		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "web open image", fmt.Errorf("bad file id %q", f.ID))
+	}
+	file, err := os.Open(filepath.Join(c.cfg.UploadDir, f.ID))
+	if err != nil {
+		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "web open image", err)
+	}
+	return file, nil
+}
+
+// Reply shows the answer. Publishing the same final reply twice (a retry after a crash) is harmless: the page
+// stops listening at the first.
+func (c *Chat) Reply(_ context.Context, m bot.Message, r bot.Reply) error {
+	ev := Event{Type: "reply", Text: r.Text, Final: r.Final}
+	if r.Diagnosis != nil {
+		ev.Code = string(r.Diagnosis.Code)
+	}
+	c.publish(r.RunID, ev)
+	if r.Final {
+		for _, f := range m.Files {
+			if strings.HasPrefix(f.ID, "img-") && !strings.ContainsAny(f.ID, `/\`) {
+				os.Remove(filepath.Join(c.cfg.UploadDir, f.ID))
+			}
+		}
+	}
+	return nil
+}
+
+// Progress shows which workflow node is running.
+func (c *Chat) Progress(_ context.Context, _ bot.Message, p bot.Progress) error {
+	c.publish(p.RunID, Event{Type: "progress", Step: p.Step, Node: p.Node, Done: p.Done})
+	return nil
+}
+
+// NewID returns a random id of the form the API accepts, for tests and tools.
+func NewID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

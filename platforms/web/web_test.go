@@ -1,0 +1,193 @@
+package web_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"image/png"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/store"
+	"github.com/difybot/difybot/dify"
+	"github.com/difybot/difybot/dify/difytest"
+	"github.com/difybot/difybot/platforms/web"
+	"github.com/rs/zerolog"
+)
+
+// newChat wires the chat to the real pipeline: a SQLite store working the queue and the simulated Dify.
+func newChat(t *testing.T, token string) (*httptest.Server, *difytest.Server) {
+	t.Helper()
+	ctx := context.Background()
+	sim := difytest.NewServer(difytest.Options{PingEvery: 5 * time.Millisecond, Latency: 5 * time.Millisecond})
+	t.Cleanup(sim.Close)
+	dc, err := dify.New(dify.Config{BaseURL: sim.URL(), APIKey: "app-test", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, store.Config{SQLitePath: filepath.Join(t.TempDir(), "db"), Workers: 2, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bot.New(bot.Config{Store: st, Workflows: dc, Logger: zerolog.Nop(), TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat, err := web.New(web.Config{UploadDir: t.TempDir(), Token: token, MaxImageBytes: 1 << 20}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.AddPlatform(chat)
+	if err := st.Start(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		st.Stop(sctx)
+		st.Close()
+	})
+	srv := httptest.NewServer(chat.Handler())
+	t.Cleanup(srv.Close)
+	return srv, sim
+}
+
+func form(t *testing.T, fields map[string]string, img []byte) (*bytes.Buffer, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		mw.WriteField(k, v)
+	}
+	if img != nil {
+		fw, _ := mw.CreateFormFile("image", "photo.png")
+		fw.Write(img)
+	}
+	mw.Close()
+	return &buf, mw.FormDataContentType()
+}
+
+func pngOf(t *testing.T, w, h int) []byte {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, image.NewGray(image.Rect(0, 0, w, h))); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func post(t *testing.T, srv *httptest.Server, token string, fields map[string]string, img []byte) (int, map[string]any) {
+	t.Helper()
+	body, ctype := form(t, fields, img)
+	req, _ := http.NewRequest("POST", srv.URL+"/api/messages", body)
+	req.Header.Set("Content-Type", ctype)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+// follow reads the run's events until the final reply.
+func follow(t *testing.T, srv *httptest.Server, token, runID string) []web.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/runs/"+runID+"/events", nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var evs []web.Event
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			var ev web.Event
+			if err := json.Unmarshal([]byte(data), &ev); err != nil {
+				t.Fatal(err)
+			}
+			evs = append(evs, ev)
+		}
+	}
+	return evs
+}
+
+func TestImageMessageGetsProgressAndAnswer(t *testing.T) {
+	srv, sim := newChat(t, "")
+	id := web.NewID()
+	status, out := post(t, srv, "", map[string]string{"id": id, "session": "session-1", "text": "what is this?"}, pngOf(t, 40, 30))
+	if status != http.StatusAccepted || out["run_id"] == "" {
+		t.Fatalf("post: %d %v", status, out)
+	}
+	evs := follow(t, srv, "", out["run_id"].(string))
+	if len(evs) < 2 {
+		t.Fatalf("events = %+v", evs)
+	}
+	var nodes []string
+	for _, ev := range evs[:len(evs)-1] {
+		if ev.Type == "progress" && ev.Node != "" {
+			nodes = append(nodes, ev.Node)
+		}
+	}
+	last := evs[len(evs)-1]
+	if last.Type != "reply" || !last.Final || !strings.Contains(last.Text, "PNG image, 40×30 px") || last.Code != "" {
+		t.Errorf("final event = %+v", last)
+	}
+	if len(nodes) == 0 {
+		t.Errorf("no node progress before the answer: %+v", evs)
+	}
+	// The page retries a send with the same id: it is the same run, answered once.
+	status, again := post(t, srv, "", map[string]string{"id": id, "session": "session-1", "text": "what is this?"}, pngOf(t, 40, 30))
+	if status != http.StatusAccepted || again["run_id"] != out["run_id"] || again["duplicate"] != true {
+		t.Errorf("second post: %d %v", status, again)
+	}
+	if n := sim.Started(); n != 1 {
+		t.Errorf("%d workflow runs, want 1", n)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	srv, _ := newChat(t, "s3cret-token-for-tests")
+	tests := []struct {
+		name   string
+		token  string
+		fields map[string]string
+		img    []byte
+		status int
+		msg    string
+	}{
+		{"no token", "", map[string]string{"id": "abcdefgh", "session": "abcdefgh", "text": "x"}, nil, 401, "token"},
+		{"wrong token", "nope", map[string]string{"id": "abcdefgh", "session": "abcdefgh", "text": "x"}, nil, 401, "token"},
+		{"empty message", "s3cret-token-for-tests", map[string]string{"id": "abcdefgh", "session": "abcdefgh"}, nil, 400, "type a message"},
+		{"bad id", "s3cret-token-for-tests", map[string]string{"id": "x", "session": "abcdefgh", "text": "x"}, nil, 400, "id and session"},
+		{"too large", "s3cret-token-for-tests", map[string]string{"id": "abcdefgh", "session": "abcdefgh"}, make([]byte, 2<<20), 413, "larger than 1 MB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, out := post(t, srv, tt.token, tt.fields, tt.img)
+			if status != tt.status || !strings.Contains(out["error"].(string), tt.msg) {
+				t.Errorf("got %d %v, want %d with %q", status, out, tt.status, tt.msg)
+			}
+			if strings.Contains(out["error"].(string), "s3cret") {
+				t.Error("the token leaked into an error")
+			}
+		})
+	}
+}
