@@ -153,7 +153,7 @@ func (b *Bot) Process(ctx context.Context, runID string) error {
 		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
 	}
 	if pr, ok := p.(ProgressReporter); ok {
-		if err := pr.Progress(ctx, r.Message, Progress{RunID: r.ID, State: b.state(&r), Step: "start"}); err != nil {
+		if err := pr.Progress(ctx, r.Message, Progress{RunID: r.ID, Attempt: r.Attempt, State: b.state(&r), Step: "start"}); err != nil {
 			log.Warn().Err(err).Msg("could not show that work started")
 		}
 	}
@@ -187,7 +187,7 @@ func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) err
 		return nil
 	}
 	err := steps.do(ctx, StepReply, func(map[string]any) error {
-		err := p.Reply(ctx, r.Message, Reply{Text: r.Reply, Diagnosis: r.Diagnosis, RunID: r.ID, Final: true, State: b.state(r)})
+		err := p.Reply(ctx, r.Message, Reply{Text: r.Reply, Diagnosis: r.Diagnosis, RunID: r.ID, Attempt: r.Attempt, Final: true, State: b.state(r)})
 		if err != nil {
 			var be *Error
 			if !errors.As(err, &be) {
@@ -237,7 +237,7 @@ func (b *Bot) hold(ctx context.Context, r *Run, p Platform, steps *stepLog, caus
 	if !r.HeldNotified {
 		d := Diagnose(cause)
 		text := HeldText(b.cfg.Language, d.Code, r.ID)
-		if err := p.Reply(ctx, r.Message, Reply{Text: text, Diagnosis: &d, RunID: r.ID, State: b.state(r)}); err != nil {
+		if err := p.Reply(ctx, r.Message, Reply{Text: text, Diagnosis: &d, RunID: r.ID, Attempt: r.Attempt, State: b.state(r)}); err != nil {
 			steps.log.Warn().Err(err).Msg("could not tell the person the answer is delayed")
 		}
 		r.HeldNotified = true
@@ -412,13 +412,32 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, refs []dify.FileR
 	return run.Outputs, "", nil
 }
 
+// heartbeatEvery is how often a long node's progress is shown again, riding on Dify's 10 s pings, so that
+// indicators that lapse (LINE's loading animation lasts 60 s) stay on.
+const heartbeatEvery = 30 * time.Second
+
 // onEvent records the run's ids as soon as Dify names them (so a crash can resume), stores node events,
 // and shows progress where the platform can.
 func (b *Bot) onEvent(ctx context.Context, r *Run, p Platform) func(dify.Event) {
 	pr, _ := p.(ProgressReporter)
 	seq, done := 0, 0
+	var node string
+	var shown time.Time
+	progress := func() {
+		if pr == nil {
+			return
+		}
+		shown = b.now()
+		if err := pr.Progress(ctx, r.Message, Progress{RunID: r.ID, Attempt: r.Attempt, State: b.state(r), Step: StepRun, Node: node, Done: done}); err != nil {
+			b.log.Warn().Err(err).Str("run_id", r.ID).Msg("could not show progress")
+		}
+	}
 	return func(ev dify.Event) {
 		switch ev.Event {
+		case "ping":
+			if b.now().Sub(shown) >= heartbeatEvery {
+				progress()
+			}
 		case "workflow_started":
 			r.DifyRunID, r.DifyTaskID = ev.WorkflowRunID, ev.TaskID
 			if r.DifyRunID == "" {
@@ -438,10 +457,9 @@ func (b *Bot) onEvent(ctx context.Context, r *Run, p Platform) func(dify.Event) 
 			if err := b.cfg.Store.AddNodeEvent(ctx, e); err != nil {
 				b.log.Error().Err(err).Str("run_id", r.ID).Msg("could not store node event")
 			}
-			if pr != nil && ev.Event == "node_started" {
-				if err := pr.Progress(ctx, r.Message, Progress{RunID: r.ID, State: b.state(r), Step: StepRun, Node: ev.Data.Title, Done: done}); err != nil {
-					b.log.Warn().Err(err).Str("run_id", r.ID).Msg("could not show progress")
-				}
+			if ev.Event == "node_started" {
+				node = ev.Data.Title
+				progress()
 			}
 		}
 	}

@@ -48,6 +48,7 @@ type Reply struct {
 	Text      string     // Ready to show, in the platform-neutral markdown Dify produced.
 	Diagnosis *Diagnosis // Set when the run failed; Text is then the person's explanation.
 	RunID     string     // The run this answers; also the reference id shown with a diagnosis.
+	Attempt   int        // Counts from 1; a Retry makes a new attempt whose answer must be shown again.
 	// Final is false for an interim notice ("delayed", "maintenance"); the final answer follows later.
 	Final bool
 	// State keeps the adapter's facts about this run's reply, such as Slack's placeholder ts.
@@ -64,7 +65,8 @@ type RunState interface {
 
 // Progress is an interim view of a run for adapters that can show it.
 type Progress struct {
-	RunID string
+	RunID   string
+	Attempt int
 	State RunState
 	Step  string // The pipeline step: "start" when work begins, then "run" for each workflow node.
 	Node  string // The workflow node now running, when known.
@@ -78,8 +80,8 @@ type Platform interface {
 	// OpenFile streams an attachment of m. The caller closes it. A file that cannot be read returns an error
 	// classified with Errorf(CodePlatformDownloadFailed, …).
 	OpenFile(ctx context.Context, m Message, f File) (io.ReadCloser, error)
-	// Reply posts r in m's conversation. It must be idempotent per r.RunID and r.Final: the pipeline may call it
-	// again after a crash, and the person must still see one answer.
+	// Reply posts r in m's conversation. It must be idempotent per r.RunID, r.Attempt and r.Final: the pipeline
+	// may call it again after a crash, and the person must still see one answer per attempt.
 	Reply(ctx context.Context, m Message, r Reply) error
 }
 

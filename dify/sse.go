@@ -66,8 +66,11 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// readEvents reads a Dify event stream and calls fn with each event's data payload. It skips pings, comments,
-// SSE fields Dify does not use and blank payloads. It returns nil at a clean EOF, the read error otherwise, or
+// pingEvent stands for Dify's keep-alive ("event: ping", no data), so callers can tell a slow run from a dead one.
+var pingEvent = []byte(`{"event":"ping"}`)
+
+// readEvents reads a Dify event stream and calls fn with each event's data payload, and with pingEvent for each
+// keep-alive. It skips comments, SSE fields Dify does not use and blank payloads. It returns nil at a clean EOF, the read error otherwise, or
 // fn's error. A payload still pending at EOF is delivered, because a cut stream may end without the blank line.
 func readEvents(r io.Reader, fn func(data []byte) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -76,7 +79,10 @@ func readEvents(r io.Reader, fn func(data []byte) error) error {
 	dispatch := func() error {
 		d, n := data, name
 		data, name = data[:0], ""
-		if len(bytes.TrimSpace(d)) == 0 || n == "ping" {
+		if n == "ping" {
+			return fn(pingEvent)
+		}
+		if len(bytes.TrimSpace(d)) == 0 {
 			return nil
 		}
 		return fn(d)

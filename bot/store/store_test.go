@@ -2,11 +2,7 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -14,132 +10,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/rs/zerolog"
 
 	"github.com/difybot/difybot/bot"
 	"github.com/difybot/difybot/bot/store"
+	"github.com/difybot/difybot/bot/store/storetest"
 )
 
 // defaultPostgres is what CI provides; DIFYBOT_TEST_POSTGRES overrides it.
-const defaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
-// testDB is one test's private database: a SQLite file, or a PostgreSQL schema dropped at cleanup.
-type testDB struct {
-	name string
-	cfg  store.Config
-	// exec runs raw SQL against the database, outside the store, to simulate what the store cannot do.
-	exec func(t *testing.T, query string)
-}
+// testDB and eachBackend come from storetest, shared with the bot and cmd tests.
+type testDB = storetest.DB
 
-// open opens a store on d, closed at cleanup. edit adjusts the config.
-func (d testDB) open(t *testing.T, edit ...func(*store.Config)) *store.Store {
-	t.Helper()
-	cfg := d.cfg
-	for _, e := range edit {
-		e(&cfg)
-	}
-	s, err := store.Open(t.Context(), cfg)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
-}
+func eachBackend(t *testing.T, fn func(t *testing.T, d testDB)) { storetest.Each(t, fn) }
 
-// eachBackend runs fn on SQLite and on PostgreSQL, in parallel, each with a fresh database.
-func eachBackend(t *testing.T, fn func(t *testing.T, d testDB)) {
-	t.Helper()
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		fn(t, sqliteDB(t))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		fn(t, postgresDB(t))
-	})
-}
-
-func baseConfig() store.Config {
-	return store.Config{Workers: 4, JobTimeout: 30 * time.Second, Logger: zerolog.Nop()}
-}
-
-func sqliteDB(t *testing.T) testDB {
-	path := filepath.Join(t.TempDir(), "data", "difybot.db")
-	cfg := baseConfig()
-	cfg.SQLitePath = path
-	return testDB{name: "sqlite", cfg: cfg, exec: func(t *testing.T, query string) {
-		t.Helper()
-		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if _, err := db.ExecContext(t.Context(), query); err != nil {
-			t.Fatalf("%s: %v", query, err)
-		}
-	}}
-}
-
-var (
-	pgOnce sync.Once
-	pgURL  string
-	pgErr  error
-)
-
-func postgresDB(t *testing.T) testDB {
-	pgOnce.Do(func() {
-		pgURL = os.Getenv("DIFYBOT_TEST_POSTGRES")
-		if pgURL == "" {
-			pgURL = defaultPostgres
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		var c *pgx.Conn
-		if c, pgErr = pgx.Connect(ctx, pgURL); pgErr == nil {
-			pgErr = c.Ping(ctx)
-			_ = c.Close(ctx)
-		}
-	})
-	if pgErr != nil {
-		t.Skipf("PostgreSQL not reachable at %s: %v; set DIFYBOT_TEST_POSTGRES", pgURL, pgErr)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "difybot_test_" + hex.EncodeToString(b[:])
-	connect := func(t *testing.T) *pgx.Conn {
-		t.Helper()
-		c, err := pgx.Connect(context.Background(), pgURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	t.Cleanup(func() {
-		c := connect(t)
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	cfg := baseConfig()
-	cfg.DatabaseURL, cfg.Schema = pgURL, schema
-	return testDB{name: "postgres", cfg: cfg, exec: func(t *testing.T, query string) {
-		t.Helper()
-		c := connect(t)
-		defer c.Close(context.Background())
-		if _, err := c.Exec(t.Context(), "SET search_path TO "+schema); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Exec(t.Context(), query); err != nil {
-			t.Fatalf("%s: %v", query, err)
-		}
-	}}
-}
+func sqliteDB(t *testing.T) testDB { return storetest.SQLite(t) }
 
 // fakeProc is a Processor that records every call and answers with fn.
 type fakeProc struct {
@@ -232,7 +116,7 @@ func message(event string) bot.Message {
 func TestEnqueueRoundTrip(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, d testDB) {
-		s := d.open(t)
+		s := d.Open(t)
 		ctx := t.Context()
 		m := message("Ev1")
 		r, dup, err := s.Enqueue(ctx, m)
@@ -267,7 +151,7 @@ func TestEnqueueRoundTrip(t *testing.T) {
 func TestEnqueueDeduplicates(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, d testDB) {
-		s := d.open(t)
+		s := d.Open(t)
 		ctx := t.Context()
 
 		var first bot.Run
@@ -349,7 +233,7 @@ func TestEnqueueDeduplicates(t *testing.T) {
 func TestSaveRunStepsAndNodeEvents(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, d testDB) {
-		s := d.open(t)
+		s := d.Open(t)
 		ctx := t.Context()
 		r, _, err := s.Enqueue(ctx, message("EvSave"))
 		if err != nil {
@@ -429,7 +313,7 @@ func TestSaveRunStepsAndNodeEvents(t *testing.T) {
 func TestListRuns(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, d testDB) {
-		s := d.open(t)
+		s := d.Open(t)
 		ctx := t.Context()
 		// Oldest first: slack queued, line failed/auth, slack failed/rate, line succeeded, slack failed/auth.
 		specs := []struct {
@@ -505,7 +389,7 @@ func TestListRuns(t *testing.T) {
 func TestConversations(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, d testDB) {
-		s := d.open(t)
+		s := d.Open(t)
 		ctx := t.Context()
 		key := message("").ConversationKey()
 		if id, err := s.Conversation(ctx, key); err != nil || id != "" {
@@ -528,7 +412,7 @@ func TestConversations(t *testing.T) {
 func TestBreakerSetting(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, d testDB) {
-		s := d.open(t)
+		s := d.Open(t)
 		ctx := t.Context()
 		if b, err := s.BreakerSetting(ctx); err != nil || b.Mode != "auto" {
 			t.Errorf("default = %+v, %v; want mode auto", b, err)
@@ -572,7 +456,7 @@ func TestBreakerSetting(t *testing.T) {
 func TestRequeue(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, d testDB) {
-		s := d.open(t)
+		s := d.Open(t)
 		ctx := t.Context()
 		// The fake finishes each run the way the bot does: outcome first, then the reply marker in State.
 		f := newFake(func(ctx context.Context, id string, n int) error {
@@ -624,7 +508,7 @@ func TestRequeue(t *testing.T) {
 func TestHoldSnoozesWithoutSpendingAttempts(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, d testDB) {
-		s := d.open(t)
+		s := d.Open(t)
 		// More holds than River's 5 attempts: if a hold counted as a failure, the job would be discarded
 		// before the last call.
 		const holds = 6
@@ -655,7 +539,7 @@ func TestHoldSnoozesWithoutSpendingAttempts(t *testing.T) {
 func TestStopWaitsForInFlightRun(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, d testDB) {
-		s := d.open(t)
+		s := d.Open(t)
 		started, release := make(chan struct{}), make(chan struct{})
 		var ctxErr error
 		f := newFake(func(ctx context.Context, id string, n int) error {
@@ -705,7 +589,7 @@ func TestRunInterruptedByStopResumesAfterRestart(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, d testDB) {
 		short := func(c *store.Config) { c.JobTimeout, c.RescueAfter = 2*time.Second, 3*time.Second }
-		s := d.open(t, short)
+		s := d.Open(t, short)
 		started := make(chan struct{}, 1)
 		blocked := newFake(func(ctx context.Context, id string, n int) error {
 			started <- struct{}{}
@@ -736,7 +620,7 @@ func TestRunInterruptedByStopResumesAfterRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		s2 := d.open(t, short)
+		s2 := d.Open(t, short)
 		f := newFake(nil)
 		start(t, s2, f)
 		if c := f.next(t, 10*time.Second); c.runID != r.ID {
@@ -749,7 +633,7 @@ func TestRunOfDeadProcessIsRescued(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, d testDB) {
 		short := func(c *store.Config) { c.JobTimeout, c.RescueAfter = 300*time.Millisecond, time.Second }
-		s := d.open(t, short)
+		s := d.Open(t, short)
 		r, _, err := s.Enqueue(t.Context(), message("EvKilled"))
 		if err != nil {
 			t.Fatal(err)
@@ -758,10 +642,10 @@ func TestRunOfDeadProcessIsRescued(t *testing.T) {
 			t.Fatal(err)
 		}
 		// What a kill -9 leaves behind: the job claimed and running, with nobody working it.
-		d.exec(t, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = created_at`)
+		d.Exec(t, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = created_at`)
 		time.Sleep(1200 * time.Millisecond) // Past RescueAfter.
 
-		s2 := d.open(t, short)
+		s2 := d.Open(t, short)
 		f := newFake(nil)
 		start(t, s2, f)
 		if c := f.next(t, 20*time.Second); c.runID != r.ID {
@@ -773,7 +657,7 @@ func TestRunOfDeadProcessIsRescued(t *testing.T) {
 func TestMessagesSurviveReopen(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, d testDB) {
-		s := d.open(t)
+		s := d.Open(t)
 		r, _, err := s.Enqueue(t.Context(), message("EvDurable"))
 		if err != nil {
 			t.Fatal(err)
@@ -781,7 +665,7 @@ func TestMessagesSurviveReopen(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		s2 := d.open(t) // Migrations run again and must leave the data alone.
+		s2 := d.Open(t) // Migrations run again and must leave the data alone.
 		got, err := s2.Run(t.Context(), r.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -801,7 +685,7 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 	for name, cfg := range map[string]store.Config{
 		"no database":              {},
 		"rescue not after timeout": {SQLitePath: filepath.Join(dir, "a.db"), JobTimeout: time.Minute, RescueAfter: time.Minute},
-		"bad schema":               {DatabaseURL: defaultPostgres, Schema: "x; DROP TABLE runs"},
+		"bad schema":               {DatabaseURL: storetest.DefaultPostgres, Schema: "x; DROP TABLE runs"},
 	} {
 		if s, err := store.Open(t.Context(), cfg); err == nil {
 			_ = s.Close()
@@ -813,7 +697,7 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 func TestSQLiteReleasesOrphansAtStart(t *testing.T) {
 	t.Parallel()
 	d := sqliteDB(t)
-	s := d.open(t) // Default timeouts: River's rescuer would wait 12 minutes.
+	s := d.Open(t) // Default timeouts: River's rescuer would wait 12 minutes.
 	r, _, err := s.Enqueue(t.Context(), message("EvOrphan"))
 	if err != nil {
 		t.Fatal(err)
@@ -822,8 +706,8 @@ func TestSQLiteReleasesOrphansAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What a kill -9 leaves behind: the job claimed and running, with nobody working it.
-	d.exec(t, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = created_at`)
-	s2 := d.open(t)
+	d.Exec(t, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = created_at`)
+	s2 := d.Open(t)
 	f := newFake(nil)
 	start(t, s2, f)
 	if c := f.next(t, 10*time.Second); c.runID != r.ID {

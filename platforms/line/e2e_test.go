@@ -1,0 +1,303 @@
+package line
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/png"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/store"
+	"github.com/difybot/difybot/dify"
+	"github.com/difybot/difybot/dify/difytest"
+)
+
+// system is the real pipeline: bot, SQLite store with its River queue, Dify client against the simulator,
+// and this adapter against the fake LINE API.
+type system struct {
+	line    *fakeLINE
+	store   *store.Store
+	adapter *Adapter
+	accepts *acceptLog
+}
+
+type e2eOptions struct {
+	scenario string
+	latency  time.Duration
+	ttl      time.Duration
+	lang     bot.Lang
+}
+
+func newSystem(t *testing.T, o e2eOptions) *system {
+	t.Helper()
+	ctx := context.Background()
+	sim := difytest.NewServer(difytest.Options{Scenario: o.scenario, Latency: o.latency, PingEvery: 5 * time.Millisecond})
+	t.Cleanup(sim.Close)
+	dc, err := dify.New(dify.Config{BaseURL: sim.URL(), APIKey: "app-test", Logger: zerolog.Nop(),
+		Retry: dify.RetryPolicy{Base: time.Millisecond, Max: 5 * time.Millisecond}, PollEvery: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, store.Config{SQLitePath: filepath.Join(t.TempDir(), "difybot.db"), Workers: 2,
+		JobTimeout: time.Minute, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b, err := bot.New(bot.Config{Store: st, Workflows: dc, Logger: zerolog.Nop(), Language: o.lang,
+		Timeout: 30 * time.Second, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &system{line: newFakeLINE(t), store: st, accepts: &acceptLog{next: b}}
+	s.adapter, err = New(Config{ChannelSecret: testSecret, ChannelToken: testToken, APIURL: s.line.srv.URL,
+		DataAPIURL: s.line.srv.URL, HTTPClient: &http.Client{Timeout: 10 * time.Second}, Logger: zerolog.Nop(),
+		ReplyTokenTTL: o.ttl}, s.accepts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.AddPlatform(s.adapter)
+	if err := st.Start(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		st.Stop(sctx)
+	})
+	return s
+}
+
+// acceptLog passes to the bot and remembers the runs, to wait for them.
+type acceptLog struct {
+	next Acceptor
+	mu   sync.Mutex
+	runs []string
+	dups []bool
+}
+
+func (l *acceptLog) Accept(ctx context.Context, m bot.Message) (bot.Run, bool, error) {
+	r, dup, err := l.next.Accept(ctx, m)
+	if err == nil {
+		l.mu.Lock()
+		l.runs, l.dups = append(l.runs, r.ID), append(l.dups, dup)
+		l.mu.Unlock()
+	}
+	return r, dup, err
+}
+
+func (l *acceptLog) get() ([]string, []bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.runs), slices.Clone(l.dups)
+}
+
+// deliver posts a testdata body as LINE would send it now, edited by edit, and notes the 200 in the order
+// log before the content API is let go, so the run provably finished after the webhook was answered.
+func (s *system) deliver(t *testing.T, file string, edit func(ev map[string]any)) {
+	t.Helper()
+	var body map[string]any
+	if err := json.Unmarshal(readTestdata(t, file), &body); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range body["events"].([]any) {
+		ev := ev.(map[string]any)
+		ev["timestamp"] = time.Now().UnixMilli()
+		if edit != nil {
+			edit(ev)
+		}
+	}
+	b, _ := json.Marshal(body)
+	if code := postSigned(t, s.adapter, b); code != http.StatusOK {
+		t.Fatalf("webhook status %d", code)
+	}
+	s.line.note("webhook 200")
+}
+
+// waitReplied waits until the run finished and its reply was delivered.
+func (s *system) waitReplied(t *testing.T, runID string) bot.Run {
+	t.Helper()
+	var r bot.Run
+	eventually(t, 30*time.Second, "the run's reply", func() bool {
+		var err error
+		r, err = s.store.Run(context.Background(), runID)
+		return err == nil && (r.Status == bot.RunSucceeded || r.Status == bot.RunFailed) && r.State["replied:1"] != ""
+	})
+	return r
+}
+
+// gateContent holds the content API until the returned func is called.
+func (s *system) gateContent(id string, b []byte) func() {
+	gate := make(chan struct{})
+	s.line.set(func(f *fakeLINE) { f.content[id], f.gate = b, gate })
+	return func() { close(gate) }
+}
+
+func pngImage(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	img.Set(1, 1, color.RGBA{R: 200, A: 255})
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// before reports whether a appears in log before b.
+func before(log []string, a, b string) bool {
+	i, j := slices.Index(log, a), slices.Index(log, b)
+	return i >= 0 && j >= 0 && i < j
+}
+
+const imageID = "354718705033693859"
+
+func TestEndToEndImageAnsweredByReplyToken(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, e2eOptions{scenario: "ok"})
+	release := s.gateContent(imageID, pngImage(t, 64, 48))
+	s.deliver(t, "image_user.json", nil)
+	release()
+	runs, _ := s.accepts.get()
+	if len(runs) != 1 {
+		t.Fatalf("runs accepted: %v", runs)
+	}
+	r := s.waitReplied(t, runs[0])
+
+	replies, pushes := s.line.accepted(pathReply), s.line.all(pathPush)
+	if len(replies) != 1 || len(pushes) != 0 {
+		t.Fatalf("replies %+v, pushes %+v; want one reply", replies, pushes)
+	}
+	if got := replies[0].Messages[0].Text; !strings.Contains(got, "Received a PNG image, 64×48 px") || replies[0].Token != "7840b71058e24a5d91f9b5726c7512c9" {
+		t.Errorf("reply %q with token %s (run %s: %s)", got, replies[0].Token, r.Status, r.Reply)
+	}
+	if l := s.line.accepted(pathLoading); len(l) == 0 || l[0].To != userID {
+		t.Errorf("loading animation calls = %+v", l)
+	}
+	log := s.line.orderLog()
+	if !before(log, "webhook 200", pathContent+" 200") || !before(log, pathContent+" 200", pathReply+" 200") ||
+		!before(log, pathLoading+" 202", pathReply+" 200") {
+		t.Errorf("order = %v, want the webhook answered before the image was fetched, and loading before the reply", log)
+	}
+}
+
+func TestEndToEndTextAndGroupImage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		file        string
+		imageID     string
+		wantText    string
+		wantLoading bool // One-on-one chats only.
+		wantQuote   bool // Groups and rooms.
+	}{
+		{"text_user.json", "", "You said: What is a good name for a cat?", true, false},
+		{"image_group.json", "354718705033693890", "Received a PNG image, 32×24 px", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			t.Parallel()
+			s := newSystem(t, e2eOptions{scenario: "ok"})
+			if tt.imageID != "" {
+				s.line.set(func(f *fakeLINE) { f.content[tt.imageID] = pngImage(t, 32, 24) })
+			}
+			s.deliver(t, tt.file, nil)
+			runs, _ := s.accepts.get()
+			s.waitReplied(t, runs[0])
+			replies := s.line.accepted(pathReply)
+			if len(replies) != 1 || len(s.line.all(pathPush)) != 0 || !strings.Contains(replies[0].Messages[0].Text, tt.wantText) {
+				t.Fatalf("replies %+v, want one saying %q", replies, tt.wantText)
+			}
+			if quoted := replies[0].Messages[0].QuoteToken != ""; quoted != tt.wantQuote {
+				t.Errorf("quoted = %v, want %v", quoted, tt.wantQuote)
+			}
+			if loading := len(s.line.accepted(pathLoading)) > 0; loading != tt.wantLoading {
+				t.Errorf("loading animation = %v, want %v", loading, tt.wantLoading)
+			}
+		})
+	}
+}
+
+func TestEndToEndRedeliveredEventAnsweredOnce(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, e2eOptions{scenario: "ok"})
+	release := s.gateContent(imageID, pngImage(t, 8, 8))
+	redeliver := func(ev map[string]any) { ev["deliveryContext"] = map[string]any{"isRedelivery": true} }
+	s.deliver(t, "image_user.json", nil)
+	s.deliver(t, "image_user.json", redeliver) // While the run works.
+	release()
+	runs, _ := s.accepts.get()
+	s.waitReplied(t, runs[0])
+	s.deliver(t, "image_user.json", redeliver) // After the answer went out.
+
+	runs, dups := s.accepts.get()
+	if len(runs) != 3 || runs[1] != runs[0] || runs[2] != runs[0] || !slices.Equal(dups, []bool{false, true, true}) {
+		t.Errorf("accepts = %v %v, want one run and two duplicates", runs, dups)
+	}
+	if all, _ := s.store.ListRuns(context.Background(), bot.RunFilter{}); len(all) != 1 {
+		t.Errorf("%d runs stored, want 1", len(all))
+	}
+	if r, p := s.line.accepted(pathReply), s.line.accepted(pathPush); len(r)+len(p) != 1 {
+		t.Errorf("replies %+v, pushes %+v; want one message in total", r, p)
+	}
+}
+
+func TestEndToEndSlowRunAnsweredByPush(t *testing.T) {
+	t.Parallel()
+	// The run outlasts the reply token's TTL, so the answer goes by push with a retry key.
+	s := newSystem(t, e2eOptions{scenario: "ok", latency: 300 * time.Millisecond, ttl: 50 * time.Millisecond})
+	release := s.gateContent(imageID, pngImage(t, 16, 16))
+	s.deliver(t, "image_user.json", nil)
+	release()
+	runs, _ := s.accepts.get()
+	s.waitReplied(t, runs[0])
+
+	pushes := s.line.accepted(pathPush)
+	if len(pushes) != 1 || len(s.line.all(pathReply)) != 0 {
+		t.Fatalf("pushes %+v, replies %+v; want one push and no reply", pushes, s.line.all(pathReply))
+	}
+	p := pushes[0]
+	if _, err := uuid.Parse(p.RetryKey); err != nil || p.To != userID || !strings.Contains(p.Messages[0].Text, "Received a PNG image, 16×16 px") {
+		t.Errorf("push %+v, want the answer to %s with a UUID retry key", p, userID)
+	}
+	if len(s.line.accepted(pathLoading)) == 0 {
+		t.Error("no loading animation")
+	}
+	if log := s.line.orderLog(); !before(log, "webhook 200", pathPush+" 200") {
+		t.Errorf("order = %v", log)
+	}
+}
+
+func TestEndToEndFailureReachesThePersonInTheirLanguage(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, e2eOptions{scenario: "workflow_failed", lang: bot.LangJA})
+	s.deliver(t, "text_group.json", nil)
+	runs, _ := s.accepts.get()
+	r := s.waitReplied(t, runs[0])
+
+	replies := s.line.accepted(pathReply)
+	if r.Code != bot.CodeDifyWorkflowFailed || len(replies) != 1 {
+		t.Fatalf("run code %s, replies %+v", r.Code, replies)
+	}
+	want := plainText(bot.Diagnosis{Code: bot.CodeDifyWorkflowFailed}.UserText(bot.LangJA, r.ID))
+	if got := replies[0].Messages[0].Text; got != want || !strings.Contains(got, "参照番号: "+r.ID) {
+		t.Errorf("reply %q, want %q", got, want)
+	}
+	if replies[0].Messages[0].QuoteToken == "" {
+		t.Error("the answer in a group does not quote the question")
+	}
+	if n := len(s.line.all(pathLoading)); n != 0 {
+		t.Errorf("%d loading calls in a group, want none", n)
+	}
+}

@@ -1,0 +1,163 @@
+// Package line connects difybot to the LINE Messaging API: it verifies and accepts webhook events, streams
+// image content, shows the loading animation in one-on-one chats, and answers with the reply token while it is
+// fresh, else by push with an X-Line-Retry-Key so a retried push is not delivered twice.
+//
+// Every call to LINE builds its own SDK client: the SDK's WithContext stores the context on the client it is
+// called on, so one client shared by goroutines lets one request's cancellation end another's.
+package line
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/line/line-bot-sdk-go/v8/linebot/messaging_api"
+	"github.com/rs/zerolog"
+
+	"github.com/difybot/difybot/bot"
+)
+
+// Platform is the adapter's name in bot.Message.Platform.
+const Platform = "line"
+
+// Defaults for Config.
+const (
+	DefaultAPIURL        = "https://api.line.me"
+	DefaultDataAPIURL    = "https://api-data.line.me"
+	DefaultMaxBodyBytes  = 1 << 20
+	DefaultReplyTokenTTL = 50 * time.Second
+)
+
+// apiTimeout bounds one call to the Messaging API (reply, push, loading); content downloads are bounded by
+// the caller's context instead, because a large image may legitimately take longer.
+const apiTimeout = 30 * time.Second
+
+// Config wires an Adapter. ChannelSecret and ChannelToken are required.
+type Config struct {
+	ChannelSecret string // Verifies webhook signatures.
+	ChannelToken  string // The channel access token, sent only in Authorization headers to LINE.
+	APIURL        string // Default https://api.line.me.
+	DataAPIURL    string // Default https://api-data.line.me (message content).
+	HTTPClient    *http.Client
+	Logger        zerolog.Logger
+	MaxBodyBytes  int64 // Webhook body cap; default 1 MiB.
+	// ReplyTokenTTL is the age under which the reply token is used; default 50s (LINE guarantees one minute).
+	ReplyTokenTTL time.Duration
+	Now           func() time.Time
+}
+
+// Acceptor stores and queues a message durably. *bot.Bot implements it.
+type Acceptor interface {
+	Accept(ctx context.Context, m bot.Message) (bot.Run, bool, error)
+}
+
+// Adapter is the LINE platform. It is safe for concurrent use.
+type Adapter struct {
+	cfg      Config
+	accept   Acceptor
+	log      zerolog.Logger
+	hc       *http.Client
+	external *http.Client // For external image URLs: public addresses only, never our token.
+	// allowPrivate lets tests fetch external images from httptest servers on loopback.
+	allowPrivate bool
+}
+
+var (
+	_ bot.Platform         = (*Adapter)(nil)
+	_ bot.ProgressReporter = (*Adapter)(nil)
+	_ http.Handler         = (*Adapter)(nil)
+)
+
+// New returns an Adapter for cfg that hands accepted messages to a.
+func New(cfg Config, a Acceptor) (*Adapter, error) {
+	var errs []error
+	if cfg.ChannelSecret == "" {
+		errs = append(errs, errors.New("ChannelSecret is empty"))
+	}
+	if cfg.ChannelToken == "" {
+		errs = append(errs, errors.New("ChannelToken is empty"))
+	}
+	if a == nil {
+		errs = append(errs, errors.New("an Acceptor is required"))
+	}
+	var err error
+	if cfg.APIURL, err = baseURL(cfg.APIURL, DefaultAPIURL); err != nil {
+		errs = append(errs, fmt.Errorf("APIURL: %w", err))
+	}
+	if cfg.DataAPIURL, err = baseURL(cfg.DataAPIURL, DefaultDataAPIURL); err != nil {
+		errs = append(errs, fmt.Errorf("DataAPIURL: %w", err))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("line: %w", errors.Join(errs...))
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.ReplyTokenTTL <= 0 {
+		cfg.ReplyTokenTTL = DefaultReplyTokenTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	ad := &Adapter{cfg: cfg, accept: a, log: cfg.Logger.With().Str("platform", Platform).Logger(), hc: cfg.HTTPClient}
+	if ad.hc == nil || ad.hc == http.DefaultClient {
+		ad.hc = defaultClient() // http.DefaultClient has no timeouts at all.
+	}
+	ad.external = ad.externalClient()
+	return ad, nil
+}
+
+// Name returns "line".
+func (a *Adapter) Name() string { return Platform }
+
+func (a *Adapter) now() time.Time { return a.cfg.Now() }
+
+// baseURL checks an http(s) base URL and drops its trailing slash.
+func baseURL(s, def string) (string, error) {
+	if s == "" {
+		return def, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	return strings.TrimRight(s, "/"), nil
+}
+
+// defaultClient has no overall timeout, because content downloads stream for as long as the image takes;
+// every Messaging API call carries apiTimeout in its context instead.
+func defaultClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+	}}
+}
+
+// api returns a Messaging API client for one call.
+func (a *Adapter) api(ctx context.Context) (*messaging_api.MessagingApiAPI, error) {
+	c, err := messaging_api.NewMessagingApiAPI(a.cfg.ChannelToken,
+		messaging_api.WithHTTPClient(a.hc), messaging_api.WithEndpoint(a.cfg.APIURL))
+	if err != nil {
+		return nil, err
+	}
+	return c.WithContext(ctx), nil
+}
+
+// blob returns a content API client for one call.
+func (a *Adapter) blob(ctx context.Context) (*messaging_api.MessagingApiBlobAPI, error) {
+	c, err := messaging_api.NewMessagingApiBlobAPI(a.cfg.ChannelToken,
+		messaging_api.WithBlobHTTPClient(a.hc), messaging_api.WithBlobEndpoint(a.cfg.DataAPIURL))
+	if err != nil {
+		return nil, err
+	}
+	return c.WithContext(ctx), nil
+}

@@ -1,0 +1,60 @@
+package line
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/line/line-bot-sdk-go/v8/linebot/messaging_api"
+
+	"github.com/difybot/difybot/bot"
+)
+
+// The loading animation: LINE shows it for at most 60 seconds, and only in one-on-one chats; it disappears
+// when our next message arrives. It is renewed once less than loadingRenew is left, so at most once per
+// ~50 s however many workflow nodes report progress.
+const (
+	loadingSeconds = 60
+	loadingRenew   = 10 * time.Second
+)
+
+// Progress shows LINE's loading animation while a run works, in one-on-one chats. Groups and rooms have none.
+// On "start" it also advances the run's generation (see stateGeneration).
+func (a *Adapter) Progress(ctx context.Context, m bot.Message, p bot.Progress) error {
+	if p.State != nil && p.Step == "start" {
+		gen, _ := strconv.Atoi(p.State.Get(stateGeneration))
+		if err := p.State.Set(ctx, stateGeneration, strconv.Itoa(gen+1)); err != nil {
+			return fmt.Errorf("line: record run generation: %w", err)
+		}
+	}
+	if m.Extra[extraSource] != sourceUser || m.ChatID == "" {
+		return nil
+	}
+	now := a.now()
+	if p.State != nil {
+		until, err := time.Parse(time.RFC3339Nano, p.State.Get(stateLoadingUntil))
+		if err == nil && now.Before(until.Add(-loadingRenew)) {
+			return nil
+		}
+	}
+	if err := a.showLoading(ctx, m.ChatID); err != nil {
+		return err
+	}
+	if p.State == nil {
+		return nil
+	}
+	return p.State.Set(ctx, stateLoadingUntil, now.Add(loadingSeconds*time.Second).UTC().Format(time.RFC3339Nano))
+}
+
+// showLoading calls POST /v2/bot/chat/loading/start.
+func (a *Adapter) showLoading(ctx context.Context, userID string) error {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	c, err := a.api(ctx)
+	if err != nil {
+		return err
+	}
+	res, _, err := c.ShowLoadingAnimationWithHttpInfo(&messaging_api.ShowLoadingAnimationRequest{ChatId: userID, LoadingSeconds: loadingSeconds})
+	return callError("loading animation", res, err)
+}
