@@ -32,6 +32,7 @@ type Config struct {
 
 	HTTPAddr    string // The one listener, such as ":8080".
 	AdminToken  Secret // Bearer token for /admin/*; empty turns the admin API off.
+	WebChat     bool   // Serve the web chat at / (behind AdminToken); demo always does.
 	DatabaseURL Secret // A postgres:// URL; empty means SQLite (see SQLitePath).
 	DataDir     string // Where the SQLite database and other local files live.
 
@@ -160,6 +161,11 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.HTTPAddr = l.addr("HTTP_ADDR", ":8080")
 	c.AdminToken = l.adminToken("ADMIN_TOKEN")
+	c.WebChat = l.enum("WEB_CHAT", "off", "off", "on") == "on"
+	if c.WebChat && c.AdminToken == "" {
+		c.WebChat = false // An open chat on a public listener would let anyone run the workflow.
+		l.bad("WEB_CHAT", "on", "needs ADMIN_TOKEN", "in serve the web chat is behind the admin token")
+	}
 	c.DatabaseURL = l.databaseURL("DATABASE_URL")
 	c.DataDir = l.str("DATA_DIR", "./data")
 	c.Workers = int(l.positive("WORKERS", 8, math.MaxInt32))

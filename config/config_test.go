@@ -182,6 +182,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"HTTP_ADDR", "8080", `(got "8080"); did you mean ":8080"?`},
 		{"HTTP_ADDR", "localhost", "host:port"},
 		{"ADMIN_TOKEN", "admin", "shorter than 16 characters"},
+		{"WEB_CHAT", "yes", `must be one of off, on (got "yes")`},
+		{"WEB_CHAT", "on", "needs ADMIN_TOKEN"},
 		{"DATABASE_URL", "mysql://u:p@db/x", "must be a postgres:// or postgresql:// URL"},
 		{"DATABASE_URL", "host=db user=u", "must be a postgres:// or postgresql:// URL"},
 		{"WORKERS", "0", "whole number from 1"},
@@ -512,14 +514,14 @@ func TestLoadReadsEachNameOnce(t *testing.T) {
 		}
 		seen[n] = true
 	}
-	// DESIGN's table, in its order; a change here is a change to the
-	// product's public face.
+	// DESIGN's table, in its order, plus WEB_CHAT (issue 4: the web chat is off
+	// in serve unless enabled); a change here is a change to the product's public face.
 	design := []string{
 		"DIFY_BASE_URL", "DIFY_API_KEY", "DIFY_APP_MODE", "DIFY_RESPONSE_MODE",
 		"DIFY_IMAGE_INPUT", "DIFY_TEXT_INPUT", "DIFY_OUTPUT_KEY", "DIFY_TIMEOUT",
 		"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
 		"LINE_CHANNEL_SECRET", "LINE_CHANNEL_TOKEN", "LINE_API_URL", "LINE_DATA_API_URL",
-		"HTTP_ADDR", "ADMIN_TOKEN", "DATABASE_URL", "DATA_DIR", "WORKERS", "MAX_IMAGE_BYTES",
+		"HTTP_ADDR", "ADMIN_TOKEN", "WEB_CHAT", "DATABASE_URL", "DATA_DIR", "WORKERS", "MAX_IMAGE_BYTES",
 		"BREAKER_FAILURE_RATIO", "BREAKER_MIN_REQUESTS", "BREAKER_OPEN_FOR", "BREAKER_HOLD_MAX",
 		"BOT_LANGUAGE", "LOG_LEVEL", "LOG_FORMAT",
 	}

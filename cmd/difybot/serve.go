@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/difybot/difybot/config"
@@ -33,6 +34,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer sys.Close()
+	if cfg.WebChat {
+		if err := sys.addWeb(cfg.AdminToken.Reveal(), filepath.Join(cfg.DataDir, "web")); err != nil {
+			return err
+		}
+	}
 	return sys.serve(ctx, sys.routes(), nil)
 }
 

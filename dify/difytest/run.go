@@ -402,9 +402,10 @@ func (s *Sim) newPlan(sc *scenario, app, user string, ra runArgs, nodes []node, 
 
 // serveRun starts the engine and answers in the requested mode.
 func (s *Sim) serveRun(w http.ResponseWriter, r *http.Request, p *plan, streaming bool) {
-	// A run ends with its request, except one whose stream is cut on purpose; Close ends them all.
+	// A streaming run outlives its request, as Dify's worker thread does when the client goes away (dify-api.md
+	// §7.2: poll the run after a dropped connection); a blocking run ends with its request. Close ends them all.
 	parent := r.Context()
-	if p.detached && streaming {
+	if streaming {
 		parent = s.base
 	}
 	ctx, cancel := context.WithCancel(parent)

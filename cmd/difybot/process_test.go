@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/difybot/difybot/dify/difytest"
+	"github.com/difybot/difybot/platforms/web"
+	_ "modernc.org/sqlite"
+)
+
+const testAdminToken = "test-admin-token-0123456789"
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds difybot once per test run: these tests kill real processes.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "difybot-bin-*")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "difybot")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is one difybot serve process.
+type proc struct {
+	cmd  *exec.Cmd
+	addr string
+	logs *bytes.Buffer
+}
+
+func startServe(t *testing.T, env map[string]string) *proc {
+	t.Helper()
+	p := &proc{addr: freeAddr(t), logs: &bytes.Buffer{}}
+	p.cmd = exec.Command(binary(t), "serve")
+	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HTTP_ADDR=" + p.addr, "WEB_CHAT=on", "ADMIN_TOKEN=" + testAdminToken, "DIFY_API_KEY=app-test"}
+	for k, v := range env {
+		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+		if t.Failed() {
+			t.Logf("logs of serve at %s:\n%s", p.addr, p.logs)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get("http://" + p.addr + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not become healthy: %v\n%s", err, p.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// send posts a message to the web chat and returns the run id.
+func (p *proc) send(t *testing.T, text string, img []byte) string {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	mw.WriteField("id", web.NewID())
+	mw.WriteField("session", "session-"+web.NewID())
+	mw.WriteField("text", text)
+	if img != nil {
+		fw, _ := mw.CreateFormFile("image", "photo.png")
+		fw.Write(img)
+	}
+	mw.Close()
+	req, _ := http.NewRequest("POST", "http://"+p.addr+"/api/messages", &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out struct {
+		RunID string `json:"run_id"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusAccepted {
+		t.Fatalf("send: %d %v", res.StatusCode, err)
+	}
+	return out.RunID
+}
+
+// finalReply follows a run's events on p until its final reply.
+func (p *proc) finalReply(t *testing.T, runID string) web.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+p.addr+"/api/runs/"+runID+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			var ev web.Event
+			json.Unmarshal([]byte(data), &ev)
+			if ev.Type == "reply" && ev.Final {
+				return ev
+			}
+		}
+	}
+	t.Fatalf("no final reply for %s: %v", runID, sc.Err())
+	return web.Event{}
+}
+
+func openDB(t *testing.T, dataDir string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "difybot.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestKilledMidRunIsAnsweredOnceAfterRestart kills serve with SIGKILL while Dify is running the workflow,
+// starts it again on the same data, and checks the message is answered exactly once without a second run.
+func TestKilledMidRunIsAnsweredOnceAfterRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills real processes")
+	}
+	sim := difytest.NewServer(difytest.Options{Latency: 400 * time.Millisecond, PingEvery: 50 * time.Millisecond})
+	defer sim.Close()
+	dataDir := t.TempDir()
+	env := map[string]string{"DIFY_BASE_URL": sim.URL(), "DATA_DIR": dataDir}
+
+	a := startServe(t, env)
+	runID := a.send(t, "what is this?", pngFile(t))
+	// Kill only once the Dify run id is stored: that is what a crash after Dify started the run looks like.
+	db := openDB(t, dataDir)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var difyRun string
+		db.QueryRow("SELECT dify_run_id FROM runs WHERE id = ?", runID).Scan(&difyRun)
+		if difyRun != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run never started in Dify\n%s", a.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Wait()
+
+	b := startServe(t, env)
+	ev := b.finalReply(t, runID)
+	if !strings.Contains(ev.Text, "PNG image, 20×10 px") || ev.Code != "" {
+		t.Errorf("final reply after restart = %+v", ev)
+	}
+	if sim.Started() != 1 || sim.Calls(difytest.RouteRun) != 1 {
+		t.Errorf("workflow runs started %d, POSTs %d; want 1 and 1", sim.Started(), sim.Calls(difytest.RouteRun))
+	}
+	if sim.Calls(difytest.RouteRunDetail) == 0 {
+		t.Error("the restarted bot did not read the run back from Dify")
+	}
+	var replies int
+	db.QueryRow("SELECT count(*) FROM steps WHERE run_id = ? AND name = 'reply' AND status = 'done'", runID).Scan(&replies)
+	if replies != 1 {
+		t.Errorf("%d reply steps done, want exactly 1", replies)
+	}
+	// A graceful stop of the second process ends cleanly.
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	if err := b.cmd.Wait(); err != nil {
+		t.Errorf("serve after SIGTERM: %v", err)
+	}
+}
+
+func pngFile(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile(writePNG(t, 20, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var _ = io.Discard
