@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -20,8 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/difybot/difybot/bot/store/storetest"
 	"github.com/difybot/difybot/dify/difytest"
 	"github.com/difybot/difybot/platforms/web"
+	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite"
 )
 
@@ -236,4 +237,73 @@ func pngFile(t *testing.T) []byte {
 	return b
 }
 
-var _ = io.Discard
+
+// TestTwoReplicasShareOnePostgres runs two serve processes on one PostgreSQL and sends 200 messages, half to
+// each: every message is answered once, none is lost, and no workflow runs twice.
+func TestTwoReplicasShareOnePostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs real processes")
+	}
+	dbURL := storetest.Database(t)
+	sim := difytest.NewServer(difytest.Options{Latency: 5 * time.Millisecond, PingEvery: time.Second})
+	defer sim.Close()
+	env := map[string]string{"DIFY_BASE_URL": sim.URL(), "DATABASE_URL": dbURL}
+	a := startServe(t, mergeEnv(env, "DATA_DIR", t.TempDir()))
+	b := startServe(t, mergeEnv(env, "DATA_DIR", t.TempDir()))
+
+	const n = 200
+	var wg sync.WaitGroup
+	for i := range n {
+		p := a
+		if i%2 == 1 {
+			p = b
+		}
+		wg.Go(func() { p.send(t, fmt.Sprintf("message %d", i), nil) })
+	}
+	wg.Wait()
+
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var done int
+		conn.QueryRow(t.Context(), "SELECT count(*) FROM runs WHERE status = 'succeeded'").Scan(&done)
+		if done == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d runs succeeded after 60 s", done, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Stop both gracefully so nothing is in flight when counting.
+	for _, p := range []*proc{a, b} {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.cmd.Wait()
+	}
+	var runs, badReplies, workers int
+	conn.QueryRow(t.Context(), "SELECT count(*) FROM runs").Scan(&runs)
+	conn.QueryRow(t.Context(), `SELECT count(*) FROM (SELECT r.id FROM runs r LEFT JOIN steps s ON s.run_id = r.id AND s.name = 'reply' AND s.status = 'done'
+		GROUP BY r.id HAVING count(s.run_id) <> 1) x`).Scan(&badReplies)
+	conn.QueryRow(t.Context(), "SELECT count(DISTINCT attempted_by[array_length(attempted_by, 1)]) FROM river_job").Scan(&workers)
+	if runs != n || sim.Started() != n || badReplies != 0 {
+		t.Errorf("runs %d, workflow runs %d, runs without exactly one reply %d; want %d, %d, 0", runs, sim.Started(), badReplies, n, n)
+	}
+	if workers != 2 {
+		t.Errorf("jobs were worked by %d replicas, want 2", workers)
+	}
+}
+
+func mergeEnv(env map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range env {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
