@@ -16,7 +16,9 @@ import (
 // instantDify answers at once from memory, so a benchmark measures the bot and not Dify.
 type instantDify struct{ breaker *dify.Breaker }
 
-func (instantDify) Info(context.Context) (*dify.Info, error) { return &dify.Info{Mode: "workflow"}, nil }
+func (instantDify) Info(context.Context) (*dify.Info, error) {
+	return &dify.Info{Mode: "workflow"}, nil
+}
 
 func (instantDify) Parameters(context.Context) (*dify.Parameters, error) {
 	return &dify.Parameters{UserInputForm: []dify.InputField{{Type: "paragraph", Variable: "query"}, {Type: "file", Variable: "photo", AllowedFileTypes: []string{"image"}}}}, nil

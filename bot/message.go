@@ -67,10 +67,10 @@ type RunState interface {
 type Progress struct {
 	RunID   string
 	Attempt int
-	State RunState
-	Step  string // The pipeline step: "start" when work begins, then "run" for each workflow node.
-	Node  string // The workflow node now running, when known.
-	Done  int    // Workflow nodes finished so far.
+	State   RunState
+	Step    string // The pipeline step: "start" when work begins, then "run" for each workflow node.
+	Node    string // The workflow node now running, when known.
+	Done    int    // Workflow nodes finished so far.
 }
 
 // Platform is what the pipeline needs from a chat platform. *slack.Adapter, *line.Adapter and *web.Chat implement it.

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/difybot/difybot/bot"
 	"github.com/difybot/difybot/bot/store"
 	"github.com/difybot/difybot/bot/store/storetest"

@@ -237,7 +237,6 @@ func pngFile(t *testing.T) []byte {
 	return b
 }
 
-
 // TestTwoReplicasShareOnePostgres runs two serve processes on one PostgreSQL and sends 200 messages, half to
 // each: every message is answered once, none is lost, and no workflow runs twice.
 func TestTwoReplicasShareOnePostgres(t *testing.T) {
