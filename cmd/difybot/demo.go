@@ -49,7 +49,7 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	token := rand.Text()
 	vars["ADMIN_TOKEN"] = token
-	cfg, err := loadConfig(func(k string) string { return vars[k] }, stderr)
+	cfg, err := loadConfig(func(k string) string { return vars[k] }, stderr, true)
 	if err != nil {
 		return err
 	}

@@ -55,13 +55,9 @@ func runOnce(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintln(stderr, "difybot run: give -image, -text or both")
 		return exitError(2)
 	}
-	cfg, err := loadConfig(getenv, stderr)
+	cfg, err := loadConfig(getenv, stderr, true)
 	if err != nil {
 		return err
-	}
-	if err := cfg.RequireServe(); err != nil {
-		fmt.Fprintf(stderr, "difybot: configuration:\n%v\n", err)
-		return exitError(2)
 	}
 	// One run needs no shared queue: a private SQLite store keeps it apart from a running bot.
 	tmp, err := os.MkdirTemp("", "difybot-run-*")

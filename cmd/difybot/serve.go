@@ -20,13 +20,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
-	cfg, err := loadConfig(getenv, stderr)
+	cfg, err := loadConfig(getenv, stderr, true)
 	if err != nil {
 		return err
-	}
-	if err := cfg.RequireServe(); err != nil {
-		fmt.Fprintf(stderr, "difybot: configuration:\n%v\n", err)
-		return exitError(2)
 	}
 	log := newLogger(cfg.Log, stderr)
 	sys, err := build(ctx, cfg, log)
@@ -42,9 +38,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return sys.serve(ctx, sys.routes(), nil)
 }
 
-// loadConfig reads the environment and prints every problem at once.
-func loadConfig(getenv func(string) string, stderr io.Writer) (config.Config, error) {
+// loadConfig reads the environment and prints every problem at once; forDify adds what talking to Dify needs.
+func loadConfig(getenv func(string) string, stderr io.Writer, forDify bool) (config.Config, error) {
 	cfg, err := config.Load(getenv)
+	if err == nil && forDify {
+		err = cfg.RequireServe()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "difybot: configuration:\n%v\n", err)
 		return cfg, exitError(2)
