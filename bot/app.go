@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -55,7 +56,13 @@ func (b *Bot) discover(ctx context.Context) (*app, error) {
 		}
 	}
 	params, err := b.cfg.Workflows.Parameters(ctx)
-	if err != nil {
+	var ae *dify.APIError
+	switch {
+	case errors.As(err, &ae) && ae.Code == "app_unavailable":
+		// Dify answers this for a workflow that was never published as well as for a broken app; the run itself
+		// says which ("Workflow not published"), so carry on with the defaults and let it.
+		params = &dify.Parameters{}
+	case err != nil:
 		return nil, err
 	}
 	a.imageLimit = params.SystemParameters.ImageLimitBytes()

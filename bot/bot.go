@@ -119,6 +119,16 @@ func (b *Bot) Accept(ctx context.Context, m Message) (Run, bool, error) {
 // It returns a *HoldError while the breaker keeps the run waiting, and an error only when the queue should
 // try again (the store or the platform's reply failed).
 func (b *Bot) Process(ctx context.Context, runID string) error {
+	err := b.process(ctx, runID)
+	if errors.Is(err, ErrStaleAttempt) {
+		// A Retry replaced this attempt after it answered; the new attempt's job does the rest.
+		b.log.Info().Str("run_id", runID).Msg("run was retried while this attempt finished; leaving it to the new attempt")
+		return nil
+	}
+	return err
+}
+
+func (b *Bot) process(ctx context.Context, runID string) error {
 	r, err := b.cfg.Store.Run(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("bot: load run %s: %w", runID, err)

@@ -87,8 +87,17 @@ type RunFilter struct {
 	Limit    int       // Default 50, at most 500.
 }
 
-// ErrNotFound is returned by a Store for an unknown id.
-var ErrNotFound = errors.New("not found")
+// Errors a Store returns.
+var (
+	// ErrNotFound is returned for an unknown id.
+	ErrNotFound = errors.New("not found")
+	// ErrNotFinished is returned by Requeue for a run still queued, running or held: a second job would run it
+	// twice at once.
+	ErrNotFinished = errors.New("run is not finished")
+	// ErrStaleAttempt is returned by SaveRun for an attempt that a Retry has replaced, so the old attempt cannot
+	// overwrite the new one's status.
+	ErrStaleAttempt = errors.New("run was retried; this attempt is stale")
+)
 
 // Store keeps runs, their steps and node events, the breaker override and chat conversations.
 // bot/store implements it on SQLite and PostgreSQL.
@@ -98,7 +107,7 @@ type Store interface {
 	Enqueue(ctx context.Context, m Message) (r Run, dup bool, err error)
 	// Run returns a run by id, or ErrNotFound.
 	Run(ctx context.Context, id string) (Run, error)
-	// SaveRun writes the run's mutable fields.
+	// SaveRun writes the run's mutable fields, if r.Attempt is still the run's attempt (else ErrStaleAttempt).
 	SaveRun(ctx context.Context, r Run) error
 	// Requeue queues a finished run again (the Retry button): same message, fresh attempt.
 	Requeue(ctx context.Context, id string) error

@@ -25,8 +25,9 @@ func sequence(ctx context.Context, c *dify.Client, mode dify.ResponseMode, chat 
 	if _, err := c.Info(ctx); err != nil {
 		return nil, err
 	}
-	if _, err := c.Parameters(ctx); err != nil {
-		return nil, err
+	var ae *dify.APIError
+	if _, err := c.Parameters(ctx); err != nil && !(errors.As(err, &ae) && ae.Code == "app_unavailable") {
+		return nil, err // The pipeline carries on after app_unavailable, as here: the run tells which it is.
 	}
 	f, err := c.UploadFile(ctx, dify.Upload{User: "u", Name: "photo.png", MIMEType: "image/png", Body: strings.NewReader(string(pngBytes))})
 	if err != nil {

@@ -89,14 +89,17 @@ func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 	}
 	n, err := s.db.exec(ctx, `UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, dify_run_id = ?,
 		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = ?
-		WHERE id = ?`,
+		WHERE id = ? AND attempt = ?`,
 		string(r.Status), nanos(time.Now()), nanos(r.FinishedAt), r.DifyRunID, r.DifyTaskID, r.ConversationID,
-		r.Reply, string(r.Code), diag, held, state, r.ID)
+		r.Reply, string(r.Code), diag, held, state, r.ID, r.Attempt)
 	if err != nil {
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("store: save run %s: %w", r.ID, bot.ErrNotFound)
+		if _, err := s.Run(ctx, r.ID); err != nil {
+			return fmt.Errorf("store: save run %s: %w", r.ID, err)
+		}
+		return fmt.Errorf("store: save run %s attempt %d: %w", r.ID, r.Attempt, bot.ErrStaleAttempt)
 	}
 	return nil
 }

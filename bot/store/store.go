@@ -90,8 +90,8 @@ const (
 	postgresPoll = 500 * time.Millisecond
 )
 
-// ErrNotFinished is returned by Requeue for a run that is still queued, running or held.
-var ErrNotFinished = errors.New("run is not finished")
+// ErrNotFinished is bot.ErrNotFinished, kept here for callers of this package.
+var ErrNotFinished = bot.ErrNotFinished
 
 var schemaRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 

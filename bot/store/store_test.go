@@ -713,3 +713,33 @@ func TestSQLiteReleasesOrphansAtStart(t *testing.T) {
 		t.Fatalf("after restart, processed %+v; want run %s", c, r.ID)
 	}
 }
+
+func TestSaveRunOfAReplacedAttemptIsRefused(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, d testDB) {
+		s := d.Open(t)
+		ctx := t.Context()
+		r, _, err := s.Enqueue(ctx, message("EvStale"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Status = bot.RunFailed
+		if err := s.SaveRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Requeue(ctx, r.ID); err != nil { // The person pressed Retry.
+			t.Fatal(err)
+		}
+		r.State = map[string]string{"replied:1": "x"} // The old attempt finishing late.
+		if err := s.SaveRun(ctx, r); !errors.Is(err, bot.ErrStaleAttempt) {
+			t.Fatalf("SaveRun of attempt 1 after a retry = %v, want ErrStaleAttempt", err)
+		}
+		got, _ := s.Run(ctx, r.ID)
+		if got.Status != bot.RunQueued || got.Attempt != 2 {
+			t.Errorf("the new attempt was overwritten: status %s attempt %d", got.Status, got.Attempt)
+		}
+		if err := s.SaveRun(ctx, bot.Run{ID: "r_missing", Attempt: 1}); !errors.Is(err, bot.ErrNotFound) {
+			t.Errorf("SaveRun of an unknown run = %v, want ErrNotFound", err)
+		}
+	})
+}

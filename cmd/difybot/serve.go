@@ -30,6 +30,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer sys.Close()
+	if err := sys.addPlatforms(); err != nil {
+		return err
+	}
 	if cfg.WebChat {
 		if err := sys.addWeb(cfg.AdminToken.Reveal(), filepath.Join(cfg.DataDir, "web")); err != nil {
 			return err
@@ -58,6 +61,13 @@ func (s *system) routes() *http.ServeMux {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.slack != nil {
+		mux.Handle("POST /slack/events", s.slack.EventsHandler())
+		mux.Handle("POST /slack/interactions", s.slack.InteractionsHandler())
+	}
+	if s.line != nil {
+		mux.Handle("POST /line/webhook", s.line)
+	}
 	if s.web != nil {
 		mux.Handle("/", s.web.Handler())
 	}

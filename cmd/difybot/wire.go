@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/difybot/difybot/bot"
 	"github.com/difybot/difybot/bot/store"
 	"github.com/difybot/difybot/config"
 	"github.com/difybot/difybot/dify"
+	"github.com/difybot/difybot/platforms/line"
+	"github.com/difybot/difybot/platforms/slack"
 	"github.com/difybot/difybot/platforms/web"
 	"github.com/rs/zerolog"
 )
@@ -31,6 +34,8 @@ type system struct {
 	bot   *bot.Bot
 
 	web        *web.Chat
+	slack      *slack.Adapter
+	line       *line.Adapter
 	adminExtra map[string]http.Handler // Extra admin routes (the demo's simulator switch).
 }
 
@@ -82,6 +87,36 @@ func build(ctx context.Context, cfg config.Config, log zerolog.Logger, platforms
 	return &system{cfg: cfg, log: log, dify: dc, store: st, bot: b, adminExtra: map[string]http.Handler{}}, nil
 }
 
+// addPlatforms builds the Slack and LINE adapters the configuration enables. They need the bot to accept
+// messages, and the bot needs them to reply, so they are added after it.
+func (s *system) addPlatforms() error {
+	if s.cfg.Slack.Enabled() {
+		a, err := slack.New(slack.Config{
+			BotToken: s.cfg.Slack.BotToken.Reveal(), SigningSecret: s.cfg.Slack.SigningSecret.Reveal(),
+			AppToken: s.cfg.Slack.AppToken.Reveal(), APIURL: s.cfg.Slack.APIURL,
+			Logger: s.log.With().Str("component", "slack").Logger(), Language: bot.Lang(s.cfg.Language),
+		}, s.bot)
+		if err != nil {
+			return err
+		}
+		s.slack = a
+		s.bot.AddPlatform(a)
+	}
+	if s.cfg.LINE.Enabled() {
+		a, err := line.New(line.Config{
+			ChannelSecret: s.cfg.LINE.ChannelSecret.Reveal(), ChannelToken: s.cfg.LINE.ChannelToken.Reveal(),
+			APIURL: s.cfg.LINE.APIURL, DataAPIURL: s.cfg.LINE.DataAPIURL,
+			Logger: s.log.With().Str("component", "line").Logger(),
+		}, s.bot)
+		if err != nil {
+			return err
+		}
+		s.line = a
+		s.bot.AddPlatform(a)
+	}
+	return nil
+}
+
 // addWeb enables the web chat; token, when set, guards its API.
 func (s *system) addWeb(token, dir string) error {
 	w, err := web.New(web.Config{Logger: s.log, UploadDir: dir, MaxImageBytes: s.cfg.MaxImageBytes, Token: token}, s.bot)
@@ -127,12 +162,17 @@ func (s *system) serve(ctx context.Context, handler http.Handler, ready func(add
 		ln.Close()
 		return fmt.Errorf("start queue: %w", err)
 	}
-	syncCtx, stopSync := context.WithCancel(ctx)
-	syncDone := make(chan struct{})
-	go func() { // Ends when serve returns (stopSync).
-		defer close(syncDone)
-		s.syncBreaker(syncCtx)
-	}()
+	// Background loops end when serve returns (stopLoops); serve waits for them.
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	var loops sync.WaitGroup
+	loops.Go(func() { s.syncBreaker(loopCtx) })
+	if s.slack != nil && s.cfg.Slack.SocketMode() {
+		loops.Go(func() {
+			if err := s.slack.RunSocketMode(loopCtx); err != nil {
+				s.log.Error().Err(err).Msg("slack socket mode stopped")
+			}
+		})
+	}
 	errc := make(chan error, 1)
 	go func() { // Ends at srv.Shutdown.
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -152,7 +192,7 @@ func (s *system) serve(ctx context.Context, handler http.Handler, ready func(add
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	err = errors.Join(err, srv.Shutdown(sctx), s.store.Stop(sctx))
-	stopSync()
-	<-syncDone
+	stopLoops()
+	loops.Wait()
 	return err
 }

@@ -145,8 +145,11 @@ func catalogue() map[string]*scenario {
 		{Scenario: Scenario{"not_workflow_app", "dify_wrong_app_type", "The key belongs to a chat app: workflows/run answers 400 not_workflow_app, chat-messages works."},
 			mode: "chat"},
 		{Scenario: Scenario{"not_chat_app", "dify_wrong_app_type", "The key belongs to a workflow app: chat-messages answers 400 not_chat_app."}},
-		{Scenario: Scenario{"not_published", "dify_not_published", "The workflow was never published: runs answer 400 invalid_param \"Workflow not published\"."},
-			faults: []fault{{stage: atEndpoint, routes: runRoutes, reply: jsonReply(errInvalid("Workflow not published"))}}},
+		{Scenario: Scenario{"not_published", "dify_not_published", "The workflow was never published: parameters answer 400 app_unavailable (no published workflow), runs 400 invalid_param \"Workflow not published\"."},
+			faults: []fault{
+				{stage: atEndpoint, routes: []string{RouteParameters},
+					reply: jsonReply(apiErr{http.StatusBadRequest, "app_unavailable", "App unavailable, please check your app configurations.", ""})},
+				{stage: atEndpoint, routes: runRoutes, reply: jsonReply(errInvalid("Workflow not published"))}}},
 		{Scenario: Scenario{"input_required", "dify_input_invalid", "The start node requires photo: runs answer 400 \"photo is required in input form\"."},
 			faults: []fault{{stage: atEndpoint, routes: runRoutes, reply: jsonReply(errInvalid("photo is required in input form"))}}},
 		{Scenario: Scenario{"file_invalid", "dify_input_invalid", "The photo variable rejects the file: runs answer 400 \"File validation failed for file: photo.png\"."},

@@ -1,0 +1,226 @@
+// Package slack connects difybot to Slack: the Events API over HTTP or Socket Mode in, thread replies with live
+// progress out, and a Retry button on failures.
+//
+// Inbound, an adapter verifies the request, turns a message addressed to the bot into a bot.Message and hands it
+// to Acceptor.Accept, which stores it durably; only then is the delivery acknowledged. Deduplication of Slack's
+// retries happens there, by event_id. Outbound, the pipeline calls OpenFile, Progress and Reply. Every message the
+// adapter posts has its ts stored in the run's RunState, so a repeated call after a crash edits what was posted
+// instead of posting it again.
+//
+// What runs the workflow (see docs/slack.md):
+//   - an app_mention in a channel (the mention is removed from the text);
+//   - any message in a direct message with the bot;
+//   - a reply in a thread the bot is in: the bot posted there (since this process started, remembered for the
+//     last threadMemory threads) or started the thread.
+//
+// Edits, deletions, other subtypes and messages from bots, the bot itself included, never run it.
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/slack-go/slack"
+
+	"github.com/difybot/difybot/bot"
+)
+
+// platformName is the adapter's name in bot.Message.Platform.
+const platformName = "slack"
+
+// Defaults for Config.
+const (
+	DefaultAPIURL        = "https://slack.com/api/"
+	DefaultMaxBodyBytes  = 1 << 20
+	DefaultProgressEvery = 3 * time.Second // chat.update is Tier 3: about 50 a minute for the whole app.
+)
+
+// threadMemory bounds the set of threads the bot remembers taking part in.
+const threadMemory = 10000
+
+// Config configures an Adapter. BotToken is required, and SigningSecret unless AppToken selects Socket Mode.
+type Config struct {
+	BotToken      string // xoxb-…
+	SigningSecret string // Verifies HTTP requests from Slack.
+	AppToken      string // xapp-…; enables RunSocketMode.
+	APIURL        string // Default https://slack.com/api/.
+	HTTPClient    *http.Client
+	Logger        zerolog.Logger
+	MaxBodyBytes  int64         // The cap on a request body; default 1 MiB.
+	ProgressEvery time.Duration // The least time between two progress edits of one run; default 3s.
+	Language      bot.Lang      // The language of the adapter's own texts (placeholder, Retry button); default en.
+	Now           func() time.Time
+}
+
+// Acceptor is the part of *bot.Bot the adapter uses.
+type Acceptor interface {
+	// Accept stores m durably (deduplicating by m.EventID); the delivery may be acknowledged once it returns nil.
+	Accept(ctx context.Context, m bot.Message) (bot.Run, bool, error)
+	// Retry queues a finished run again.
+	Retry(ctx context.Context, runID string) error
+}
+
+// Adapter is the Slack platform. It is safe for concurrent use.
+type Adapter struct {
+	cfg    Config
+	api    *slack.Client
+	apiURL *url.URL
+	hc     *http.Client
+	acc    Acceptor
+	log    zerolog.Logger
+	text   texts
+
+	idMu      sync.Mutex
+	botUserID string // Learned with auth.test on first need.
+
+	threads *recentSet
+
+	progMu   sync.Mutex
+	progress map[string]shown // What each run's message last showed, and when.
+}
+
+var (
+	_ bot.Platform         = (*Adapter)(nil)
+	_ bot.ProgressReporter = (*Adapter)(nil)
+)
+
+// New returns an Adapter that hands accepted messages to a. It makes no network calls.
+func New(cfg Config, a Acceptor) (*Adapter, error) {
+	if a == nil {
+		return nil, errors.New("slack: an Acceptor is required")
+	}
+	if cfg.BotToken == "" {
+		return nil, errors.New("slack: BotToken is required")
+	}
+	if cfg.SigningSecret == "" && cfg.AppToken == "" {
+		return nil, errors.New("slack: SigningSecret (HTTP mode) or AppToken (Socket Mode) is required")
+	}
+	if cfg.APIURL == "" {
+		cfg.APIURL = DefaultAPIURL
+	}
+	if !strings.HasSuffix(cfg.APIURL, "/") {
+		cfg.APIURL += "/" // slack-go appends method names to it.
+	}
+	u, err := url.Parse(cfg.APIURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("slack: APIURL %q is not an http(s) URL", cfg.APIURL)
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = defaultHTTPClient()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = DefaultProgressEvery
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	ad := &Adapter{
+		cfg:      cfg,
+		apiURL:   u,
+		hc:       cfg.HTTPClient,
+		acc:      a,
+		log:      cfg.Logger.With().Str("platform", platformName).Logger(),
+		text:     textsFor(cfg.Language),
+		threads:  newRecentSet(threadMemory),
+		progress: map[string]shown{},
+	}
+	ad.api = ad.client()
+	return ad, nil
+}
+
+// client builds a Web API client; RunSocketMode adds the app-level token to its own.
+func (a *Adapter) client(opts ...slack.Option) *slack.Client {
+	// No OptionRetry: a rate-limited call returns at once, and the queue or the next progress edit tries later.
+	opts = append([]slack.Option{slack.OptionAPIURL(a.cfg.APIURL), slack.OptionHTTPClient(a.hc)}, opts...)
+	return slack.New(a.cfg.BotToken, opts...)
+}
+
+// defaultHTTPClient bounds every phase of a call, so a hung Slack cannot hold a worker forever.
+func defaultHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = 10 * time.Second
+	t.ResponseHeaderTimeout = 30 * time.Second
+	// The overall limit must leave room to download a 10 MB image on a slow link.
+	return &http.Client{Transport: t, Timeout: 2 * time.Minute}
+}
+
+// Name is "slack", the platform name in bot.Message.
+func (a *Adapter) Name() string { return platformName }
+
+func (a *Adapter) now() time.Time { return a.cfg.Now() }
+
+// botUser returns the bot's own user id, asking auth.test once. A failure is not cached, so the next event asks again.
+func (a *Adapter) botUser(ctx context.Context) (string, error) {
+	a.idMu.Lock()
+	defer a.idMu.Unlock()
+	if a.botUserID != "" {
+		return a.botUserID, nil
+	}
+	res, err := a.api.AuthTestContext(ctx)
+	if err != nil {
+		return "", fmt.Errorf("slack: auth.test: %w", err)
+	}
+	if res.UserID == "" {
+		return "", errors.New("slack: auth.test named no user: is BotToken a bot token (xoxb-)?")
+	}
+	a.botUserID = res.UserID
+	a.log.Info().Str("bot_user_id", res.UserID).Str("team_id", res.TeamID).Msg("slack identity learned")
+	return a.botUserID, nil
+}
+
+// recentSet remembers up to max keys, forgetting the oldest first.
+type recentSet struct {
+	mu    sync.Mutex
+	max   int
+	keys  map[string]struct{}
+	order []string // A ring of keys in insertion order.
+	next  int
+}
+
+func newRecentSet(max int) *recentSet {
+	return &recentSet{max: max, keys: make(map[string]struct{}, max)}
+}
+
+func (s *recentSet) add(k string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.keys[k]; ok {
+		return
+	}
+	if len(s.order) < s.max {
+		s.order = append(s.order, k)
+	} else {
+		delete(s.keys, s.order[s.next])
+		s.order[s.next] = k
+		s.next = (s.next + 1) % s.max
+	}
+	s.keys[k] = struct{}{}
+}
+
+func (s *recentSet) has(k string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.keys[k]
+	return ok
+}
+
+func threadKey(channel, threadTS string) string { return channel + "/" + threadTS }
+
+// joinThread records that the bot takes part in a thread, so the thread's replies run the workflow.
+func (a *Adapter) joinThread(channel, threadTS string) {
+	if channel != "" && threadTS != "" {
+		a.threads.add(threadKey(channel, threadTS))
+	}
+}

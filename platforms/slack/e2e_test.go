@@ -1,0 +1,297 @@
+package slack_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/store"
+	"github.com/difybot/difybot/dify"
+	"github.com/difybot/difybot/dify/difytest"
+	slackadapter "github.com/difybot/difybot/platforms/slack"
+)
+
+// e2eWait bounds every wait of the end-to-end tests; the runs themselves take milliseconds.
+const e2eWait = 20 * time.Second
+
+// system is the whole pipeline: this adapter against the fake Slack, the real bot and store (SQLite), and the
+// real Dify client against the fake Dify.
+type system struct {
+	slack  *fakeSlack
+	sim    *difytest.Sim
+	store  *store.Store
+	events http.Handler
+	inter  http.Handler
+	log    *order // Webhook answers, Dify run requests and Slack writes, in the order they happened.
+}
+
+func newSystem(t *testing.T, opts difytest.Options) *system {
+	t.Helper()
+	s := &system{slack: newFakeSlack(t), log: &order{}}
+	s.slack.onCall = func(c apiCall) {
+		switch c.Method {
+		case "chat.postMessage", "chat.update":
+			s.log.add("slack " + c.Method + ": " + c.Form.Get("text"))
+		}
+	}
+	s.sim = difytest.NewHandler(opts)
+	difySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		run := r.Method == http.MethodPost && r.URL.Path == "/v1/workflows/run"
+		if run {
+			s.log.add("dify run started")
+		}
+		s.sim.ServeHTTP(w, r)
+		if run {
+			s.log.add("dify run ended")
+		}
+	}))
+	t.Cleanup(difySrv.Close)
+	t.Cleanup(s.sim.Close) // Before the server closes: it ends the runs in flight.
+
+	dc, err := dify.New(dify.Config{BaseURL: difySrv.URL + "/v1", APIKey: "app-test", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{SQLitePath: filepath.Join(t.TempDir(), "difybot.db"), Workers: 2,
+		JobTimeout: time.Minute, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.store = st
+	b, err := bot.New(bot.Config{Store: st, Workflows: dc, Logger: zerolog.Nop(), TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad := newAdapter(t, s.slack, b, func(c *slackadapter.Config) { c.ProgressEvery = time.Nanosecond })
+	b.AddPlatform(ad)
+	if err := st.Start(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	// Registered last, so it runs first: runs in flight are cancelled before Dify and Slack go away.
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("store Close: %v", err)
+		}
+	})
+	s.events, s.inter = ad.EventsHandler(), ad.InteractionsHandler()
+	return s
+}
+
+// deliver posts a signed event and logs the answer.
+func (s *system) deliver(t *testing.T, body []byte, retry int) {
+	t.Helper()
+	r := eventRequest(body)
+	if retry > 0 {
+		r.Header.Set("X-Slack-Retry-Num", string(rune('0'+retry)))
+		r.Header.Set("X-Slack-Retry-Reason", "http_timeout")
+	}
+	w := serve(s.events, r)
+	s.log.add("webhook answered " + http.StatusText(w.Code))
+	if w.Code != http.StatusOK {
+		t.Fatalf("webhook answered %d, want 200", w.Code)
+	}
+}
+
+// updateContaining waits for a chat.update whose text contains sub and returns it.
+func (s *system) updateContaining(t *testing.T, sub string) apiCall {
+	t.Helper()
+	var found apiCall
+	eventually(t, e2eWait, "a chat.update containing "+sub, func() bool {
+		for _, u := range s.slack.callsTo("chat.update") {
+			if strings.Contains(u.Form.Get("text"), sub) {
+				found = u
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// imageDM is testdata's DM with a photo, served by the fake as a real PNG.
+func (s *system) imageDM(t *testing.T) []byte {
+	t.Helper()
+	img := pngBytes(t)
+	s.slack.addFile("F07KX2B9M4Q", &fakeFile{name: "photo.png", mime: "image/png", body: img})
+	return edited(t, payload(t, "message_file_share.json", s.slack), func(p map[string]any) {
+		p["event"].(map[string]any)["files"].([]any)[0].(map[string]any)["size"] = len(img)
+	})
+}
+
+func TestEndToEndImageAnswered(t *testing.T) {
+	s := newSystem(t, difytest.Options{Scenario: "ok"})
+	s.deliver(t, s.imageDM(t), 0)
+	answer := s.updateContaining(t, "Received a PNG image")
+
+	if !strings.Contains(answer.Form.Get("text"), "You said: What is in this photo?") {
+		t.Errorf("answer = %q, want the question echoed", answer.Form.Get("text"))
+	}
+	posts := s.slack.callsTo("chat.postMessage")
+	if len(posts) != 1 {
+		t.Fatalf("%d chat.postMessage, want the one placeholder", len(posts))
+	}
+	p := posts[0].Form
+	if p.Get("channel") != dmChannel || p.Get("thread_ts") != "1763800000.123456" || p.Get("text") != "⏳ Working on it…" {
+		t.Errorf("placeholder = %v, want it in the message's thread", p)
+	}
+	var progress bool
+	for _, u := range s.slack.callsTo("chat.update") {
+		if u.Form.Get("ts") != answer.Form.Get("ts") {
+			t.Errorf("edited %s, want only the placeholder", u.Form.Get("ts"))
+		}
+		progress = progress || strings.Contains(u.Form.Get("text"), "running *Analyse image*")
+	}
+	if !progress {
+		t.Error("no progress edit named the node running")
+	}
+	if d := s.slack.callsTo("download"); len(d) != 1 || d[0].Auth != "Bearer "+botToken {
+		t.Errorf("downloads = %+v, want one with the bot token", d)
+	}
+}
+
+// Slack delivers again when the first answer is slow (http_timeout), and may do so after the run finished:
+// the thread still gets one placeholder and one answer.
+func TestEndToEndRedeliveriesAnswerOnce(t *testing.T) {
+	s := newSystem(t, difytest.Options{Scenario: "ok"})
+	body := s.imageDM(t)
+	s.deliver(t, body, 0)
+	s.deliver(t, body, 1)
+	s.updateContaining(t, "Received a PNG image")
+	s.deliver(t, body, 2)
+
+	ctx := context.Background()
+	eventually(t, e2eWait, "the run to finish", func() bool {
+		runs, err := s.store.ListRuns(ctx, bot.RunFilter{})
+		return err == nil && len(runs) == 1 && runs[0].Status == bot.RunSucceeded && runs[0].State["replied:1"] != ""
+	})
+	runs, _ := s.store.ListRuns(ctx, bot.RunFilter{})
+	if len(runs) != 1 {
+		t.Fatalf("%d runs, want 1", len(runs))
+	}
+	if n := len(s.slack.callsTo("chat.postMessage")); n != 1 {
+		t.Errorf("%d chat.postMessage, want 1", n)
+	}
+	answers := 0
+	for _, u := range s.slack.callsTo("chat.update") {
+		if strings.Contains(u.Form.Get("text"), "Received a PNG image") {
+			answers++
+		}
+	}
+	if answers != 1 {
+		t.Errorf("the answer was written %d times, want once", answers)
+	}
+}
+
+// The webhook is answered as soon as the message is stored, while Dify works for minutes.
+func TestEndToEndAckDoesNotWaitForDify(t *testing.T) {
+	s := newSystem(t, difytest.Options{Scenario: "slow", Latency: 30 * time.Second})
+	s.deliver(t, s.imageDM(t), 0)
+	atAck := s.log.get()
+
+	s.updateContaining(t, "running *") // Dify has started the run and is on its first node.
+	if n := s.sim.Calls(difytest.RouteRun); n != 1 {
+		t.Fatalf("%d workflow runs, want 1 in progress", n)
+	}
+	later := s.log.get()
+	for _, e := range atAck {
+		if e == "dify run ended" || strings.Contains(e, "Received") {
+			t.Fatalf("the webhook was answered after the run: %q", atAck)
+		}
+	}
+	ack, started := index(later, "webhook answered OK"), index(later, "dify run started")
+	if ack < 0 || started < 0 || index(later, "dify run ended") >= 0 {
+		t.Fatalf("events = %q, want the answer while the run is in progress", later)
+	}
+	runs, err := s.store.ListRuns(context.Background(), bot.RunFilter{})
+	if err != nil || len(runs) != 1 || runs[0].Status != bot.RunRunning {
+		t.Fatalf("runs = %+v (err %v), want one running", runs, err)
+	}
+	// Cleanup cancels the run.
+}
+
+func index(log []string, entry string) int {
+	for i, e := range log {
+		if e == entry {
+			return i
+		}
+	}
+	return -1
+}
+
+// A failed run shows its diagnosis with a Retry button; the button reruns it into the same message.
+func TestEndToEndFailureThenRetry(t *testing.T) {
+	s := newSystem(t, difytest.Options{Scenario: "plugin_error"})
+	s.slack.addFile("F07KX3C0N5R", &fakeFile{name: "receipt.jpg", mime: "image/jpeg", body: jpegBytes(t)})
+	s.deliver(t, payload(t, "app_mention_file.json", s.slack), 0)
+
+	var failure apiCall
+	eventually(t, e2eWait, "the diagnosis with a Retry button", func() bool {
+		for _, u := range s.slack.callsTo("chat.update") {
+			if strings.Contains(u.Form.Get("blocks"), slackadapter.RetryActionID) {
+				failure = u
+				return true
+			}
+		}
+		return false
+	})
+	var blocks []struct {
+		Elements []struct {
+			ActionID string `json:"action_id"`
+			Value    string `json:"value"`
+		} `json:"elements"`
+	}
+	if err := json.Unmarshal([]byte(failure.Form.Get("blocks")), &blocks); err != nil || len(blocks) != 2 || len(blocks[1].Elements) != 1 {
+		t.Fatalf("blocks = %s (%v), want a section and one button", failure.Form.Get("blocks"), err)
+	}
+	runID := blocks[1].Elements[0].Value
+	if !strings.Contains(failure.Form.Get("text"), "plugin") || !strings.Contains(failure.Form.Get("text"), runID) {
+		t.Errorf("failure text = %q, want the plugin diagnosis and reference %s", failure.Form.Get("text"), runID)
+	}
+	ts := failure.Form.Get("ts")
+	// A person clicks seconds later. Clicking within the milliseconds between the reply and the pipeline's
+	// record of it loses the retry: that record (SaveRun) overwrites the requeued status (a bot/store race).
+	eventually(t, e2eWait, "the failure reply to be recorded", func() bool {
+		r, err := s.store.Run(context.Background(), runID)
+		return err == nil && r.State["replied:1"] != ""
+	})
+
+	if err := s.sim.SetScenario("ok"); err != nil {
+		t.Fatal(err)
+	}
+	click := strings.ReplaceAll(string(retryPayload(t, runID)), "1763800101.000210", ts)
+	if w := serve(s.inter, interactionRequest([]byte(click))); w.Code != http.StatusOK {
+		t.Fatalf("interaction answered %d, want 200", w.Code)
+	}
+	answer := s.updateContaining(t, "Received a JPEG image")
+	if answer.Form.Get("ts") != ts || answer.Form.Get("blocks") != "[]" {
+		t.Errorf("answer edited %s with blocks %s, want the failed message %s without its button", answer.Form.Get("ts"), answer.Form.Get("blocks"), ts)
+	}
+	if !strings.Contains(answer.Form.Get("text"), "You said: please check this receipt &amp; total it.") {
+		t.Errorf("answer = %q", answer.Form.Get("text"))
+	}
+	if n := len(s.slack.callsTo("chat.postMessage")); n != 1 {
+		t.Errorf("%d chat.postMessage, want only the first placeholder", n)
+	}
+	log := s.log.get()
+	if r, a := index(log, "slack chat.update: 🔁 Retrying…"), indexPrefix(log, "slack chat.update: Received a JPEG"); r < 0 || a < r {
+		t.Errorf("events = %q, want Retrying before the answer", log)
+	}
+}
+
+func indexPrefix(log []string, prefix string) int {
+	for i, e := range log {
+		if strings.HasPrefix(e, prefix) {
+			return i
+		}
+	}
+	return -1
+}

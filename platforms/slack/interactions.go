@@ -1,0 +1,104 @@
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/slack-go/slack"
+
+	"github.com/difybot/difybot/bot"
+)
+
+// InteractionsHandler serves POST /slack/interactions. The Retry button queues its run again; every other
+// interaction is acknowledged and ignored.
+func (a *Adapter) InteractionsHandler() http.Handler { return http.HandlerFunc(a.serveInteractions) }
+
+func (a *Adapter) serveInteractions(w http.ResponseWriter, r *http.Request) {
+	body, ok := a.readSigned(w, r)
+	if !ok {
+		return
+	}
+	// The form is read from the verified bytes; r.Body is spent.
+	form, err := url.ParseQuery(string(body))
+	payload := form.Get("payload")
+	if err != nil || payload == "" {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	var ic slack.InteractionCallback
+	if err := json.Unmarshal([]byte(payload), &ic); err != nil {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	a.interact(r.Context(), ic)
+	w.WriteHeader(http.StatusOK)
+}
+
+// interact handles one interaction from either transport.
+func (a *Adapter) interact(ctx context.Context, ic slack.InteractionCallback) {
+	if ic.Type != slack.InteractionTypeBlockActions {
+		return
+	}
+	for _, act := range ic.ActionCallback.BlockActions {
+		if act != nil && act.ActionID == RetryActionID && act.Value != "" {
+			a.retry(ctx, ic, act.Value)
+			return
+		}
+	}
+}
+
+// retry queues the run again and shows it on the message that carried the button. The message is edited
+// before the run is queued: the run edits the same message, and an edit of ours landing after its answer would
+// hide the answer. When the run cannot be queued, the button comes back and the person is told.
+func (a *Adapter) retry(ctx context.Context, ic slack.InteractionCallback, runID string) {
+	log := a.log.With().Str("run_id", runID).Str("user_id", ic.User.ID).Logger()
+	channel, ts, thread := ic.Container.ChannelID, ic.Container.MessageTs, ic.Container.ThreadTs
+	if channel == "" {
+		channel = ic.Channel.ID
+	}
+	if ts == "" {
+		ts = ic.Message.Timestamp
+	}
+	if thread == "" {
+		thread = ic.Message.ThreadTimestamp
+	}
+	canEdit := channel != "" && ts != ""
+	if canEdit {
+		if err := a.update(ctx, channel, ts, a.text.retrying, nil); err != nil {
+			log.Warn().Err(err).Msg("could not show that the run is retrying")
+		}
+	}
+	err := a.acc.Retry(ctx, runID)
+	if err == nil {
+		log.Info().Msg("retry queued from slack")
+		return
+	}
+	if errors.Is(err, bot.ErrNotFinished) {
+		// A second click while the first retry runs: "Retrying…" is already the truth.
+		log.Info().Msg("retry from slack ignored: the run is already in flight")
+		return
+	}
+	log.Warn().Err(err).Msg("retry from slack not queued")
+	if !canEdit {
+		return
+	}
+	if errors.Is(err, bot.ErrNotFound) {
+		if err := a.update(ctx, channel, ts, a.text.retryGone, nil); err != nil {
+			log.Warn().Err(err).Msg("could not say the run is gone")
+		}
+		return
+	}
+	if err := a.update(ctx, channel, ts, ic.Message.Text, a.retryBlocks(ic.Message.Text, runID)); err != nil {
+		log.Warn().Err(err).Msg("could not restore the Retry button")
+	}
+	opts := []slack.MsgOption{slack.MsgOptionText(a.text.retryFailed, false)}
+	if thread != "" {
+		opts = append(opts, slack.MsgOptionTS(thread))
+	}
+	if _, err := a.api.PostEphemeralContext(ctx, channel, ic.User.ID, opts...); err != nil {
+		log.Warn().Err(err).Msg("could not tell the person the retry failed")
+	}
+}

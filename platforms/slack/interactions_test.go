@@ -1,0 +1,103 @@
+package slack_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/difybot/difybot/bot"
+)
+
+// retryPayload is testdata's block_actions for a Retry click on run id.
+func retryPayload(t *testing.T, id string) []byte {
+	t.Helper()
+	return bytes.ReplaceAll(payload(t, "block_actions.json", nil), []byte("RUN_ID"), []byte(id))
+}
+
+func TestRetryButton(t *testing.T) {
+	const msgTS = "1763800101.000210"
+	tests := []struct {
+		name      string
+		retryErr  error
+		wantTexts []string // chat.update texts, in order.
+		wantBtn   bool     // The last edit puts the button back.
+		ephemeral bool
+	}{
+		{name: "queued", wantTexts: []string{"🔁 Retrying…"}},
+		{name: "run gone", retryErr: fmt.Errorf("bot: retry run r: %w", bot.ErrNotFound),
+			wantTexts: []string{"🔁 Retrying…", "This request can no longer be retried."}},
+		{name: "store failed", retryErr: errors.New("database is locked"),
+			wantTexts: []string{"🔁 Retrying…", "The AI workflow failed.\nReference: run-42"}, wantBtn: true, ephemeral: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := newFakeSlack(t)
+			acc := &fakeAcceptor{retryErr: tt.retryErr}
+			w := serve(newAdapter(t, fs, acc).InteractionsHandler(), interactionRequest(retryPayload(t, "run-42")))
+			if w.Code != http.StatusOK {
+				t.Fatalf("status = %d, want 200", w.Code)
+			}
+			if got := acc.retried(); !reflect.DeepEqual(got, []string{"run-42"}) {
+				t.Fatalf("Retry calls = %v, want [run-42]", got)
+			}
+			var texts []string
+			updates := fs.callsTo("chat.update")
+			for _, u := range updates {
+				if u.Form.Get("channel") != channel || u.Form.Get("ts") != msgTS {
+					t.Errorf("edited %s/%s, want the message with the button %s/%s", u.Form.Get("channel"), u.Form.Get("ts"), channel, msgTS)
+				}
+				texts = append(texts, u.Form.Get("text"))
+			}
+			if !reflect.DeepEqual(texts, tt.wantTexts) {
+				t.Errorf("edits = %q, want %q", texts, tt.wantTexts)
+			}
+			if first := updates[0].Form.Get("blocks"); first != "[]" {
+				t.Errorf("first edit blocks = %q, want [] (the button removed)", first)
+			}
+			last := updates[len(updates)-1].Form.Get("blocks")
+			if hasBtn := bytes.Contains([]byte(last), []byte(`"value":"run-42"`)); hasBtn != tt.wantBtn {
+				t.Errorf("last edit blocks = %s; button present = %v, want %v", last, hasBtn, tt.wantBtn)
+			}
+			eph := fs.callsTo("chat.postEphemeral")
+			if (len(eph) == 1) != tt.ephemeral {
+				t.Errorf("%d ephemeral notes, want %v", len(eph), tt.ephemeral)
+			}
+			if tt.ephemeral && (eph[0].Form.Get("user") != person || eph[0].Form.Get("thread_ts") != "1763800100.000200") {
+				t.Errorf("ephemeral = %v, want it to the person in the thread", eph[0].Form)
+			}
+		})
+	}
+}
+
+func TestOtherInteractionsAreAcknowledged(t *testing.T) {
+	fs := newFakeSlack(t)
+	acc := &fakeAcceptor{}
+	h := newAdapter(t, fs, acc).InteractionsHandler()
+	other := edited(t, retryPayload(t, "run-42"), func(p map[string]any) {
+		p["actions"].([]any)[0].(map[string]any)["action_id"] = "someone_elses_button"
+	})
+	shortcut := []byte(`{"type":"shortcut","token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","action_ts":"1763800170.000100","team":{"id":"T0AB12CDE","domain":"example"},"user":{"id":"U02ABCDEF12","username":"alice","team_id":"T0AB12CDE"},"is_enterprise_install":false,"enterprise":null,"callback_id":"ask_dify","trigger_id":"7981234567892.1234567890123.aa"}`)
+	for _, body := range [][]byte{other, shortcut} {
+		if w := serve(h, interactionRequest(body)); w.Code != http.StatusOK {
+			t.Fatalf("status = %d, want 200", w.Code)
+		}
+	}
+	if len(acc.retried()) != 0 || len(fs.writes()) != 0 {
+		t.Errorf("%d retries and %d Slack writes, want none", len(acc.retried()), len(fs.writes()))
+	}
+}
+
+func TestInteractionWithoutPayloadIsBadRequest(t *testing.T) {
+	fs := newFakeSlack(t)
+	body := []byte("foo=bar")
+	r := httptest.NewRequest(http.MethodPost, "/slack/interactions", bytes.NewReader(body))
+	sign(r.Header, secret, time.Now(), body)
+	if w := serve(newAdapter(t, fs, &fakeAcceptor{}).InteractionsHandler(), r); w.Code != http.StatusBadRequest {
+		t.Fatalf("status = %d, want 400", w.Code)
+	}
+}

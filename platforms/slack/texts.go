@@ -1,0 +1,51 @@
+package slack
+
+import (
+	"strings"
+
+	"github.com/difybot/difybot/bot"
+)
+
+// texts are the adapter's own words; the answers and diagnoses come from the pipeline in its language.
+type texts struct {
+	working     string // The placeholder.
+	running     string // Progress: %s is the node's title, already escaped.
+	done        string // Appended to progress: %d nodes finished.
+	retrying    string
+	retryLabel  string
+	retryGone   string
+	retryFailed string
+	truncated   string
+}
+
+var (
+	textsEN = texts{
+		working:     "⏳ Working on it…",
+		running:     "⏳ Working on it… running *%s*",
+		done:        " (%d done)",
+		retrying:    "🔁 Retrying…",
+		retryLabel:  "Retry",
+		retryGone:   "This request can no longer be retried.",
+		retryFailed: "Sorry, the retry could not be started. Please try again in a moment.",
+		truncated:   "… (the answer was too long for Slack and was cut here)",
+	}
+	textsJA = texts{
+		working:     "⏳ 処理しています…",
+		running:     "⏳ 処理しています… *%s* を実行中",
+		done:        "（%d 件完了）",
+		retrying:    "🔁 再試行しています…",
+		retryLabel:  "再試行",
+		retryGone:   "このリクエストはもう再試行できません。",
+		retryFailed: "再試行を開始できませんでした。しばらくしてからもう一度お試しください。",
+		truncated:   "…（回答が長すぎるため、ここで省略しました）",
+	}
+)
+
+// textsFor reads ja, ja-JP and ja_JP as Japanese, like bot.Diagnosis.UserText; anything else is English.
+func textsFor(l bot.Lang) texts {
+	s := strings.ToLower(string(l))
+	if s == "ja" || strings.HasPrefix(s, "ja-") || strings.HasPrefix(s, "ja_") {
+		return textsJA
+	}
+	return textsEN
+}
