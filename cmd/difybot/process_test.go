@@ -216,15 +216,15 @@ func TestKilledMidRunIsAnsweredOnceAfterRestart(t *testing.T) {
 	if sim.Calls(difytest.RouteRunDetail) == 0 {
 		t.Error("the restarted bot did not read the run back from Dify")
 	}
+	// A graceful stop of the second process ends cleanly, and leaves nothing in flight to count.
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	if err := b.cmd.Wait(); err != nil {
+		t.Errorf("serve after SIGTERM: %v", err)
+	}
 	var replies int
 	db.QueryRow("SELECT count(*) FROM steps WHERE run_id = ? AND name = 'reply' AND status = 'done'", runID).Scan(&replies)
 	if replies != 1 {
 		t.Errorf("%d reply steps done, want exactly 1", replies)
-	}
-	// A graceful stop of the second process ends cleanly.
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	if err := b.cmd.Wait(); err != nil {
-		t.Errorf("serve after SIGTERM: %v", err)
 	}
 }
 
