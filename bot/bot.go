@@ -42,6 +42,7 @@ type Config struct {
 	HoldRetry     time.Duration // How often a held run looks again; default 5s.
 	Language      Lang          // Default en.
 	TempDir       string        // Where images are spooled; default os.TempDir().
+	Metrics       *Metrics      // Optional; nil records nothing.
 	Now           func() time.Time
 }
 
@@ -142,7 +143,7 @@ func (b *Bot) process(ctx context.Context, runID string) error {
 	if len(r.Message.Files) > 0 {
 		names = imageSteps
 	}
-	steps := &stepLog{store: b.cfg.Store, log: log, run: &r, names: names, now: b.now}
+	steps := &stepLog{store: b.cfg.Store, metrics: b.cfg.Metrics, log: log, run: &r, names: names, now: b.now}
 
 	if r.Status == RunSucceeded || r.Status == RunFailed {
 		return b.reply(ctx, &r, p, steps) // The answer is known; only its delivery may be missing.
@@ -187,6 +188,7 @@ func (b *Bot) finish(ctx context.Context, r *Run, p Platform, steps *stepLog, te
 	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
 		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
 	}
+	b.cfg.Metrics.ObserveRun(*r)
 	return b.reply(ctx, r, p, steps)
 }
 
@@ -244,7 +246,8 @@ func (b *Bot) hold(ctx context.Context, r *Run, p Platform, steps *stepLog, caus
 	if b.now().Sub(r.CreatedAt) >= b.cfg.HoldMax {
 		return b.finish(ctx, r, p, steps, "", cause)
 	}
-	if !r.HeldNotified {
+	first := !r.HeldNotified
+	if first {
 		d := Diagnose(cause)
 		text := HeldText(b.cfg.Language, d.Code, r.ID)
 		if err := p.Reply(ctx, r.Message, Reply{Text: text, Diagnosis: &d, RunID: r.ID, Attempt: r.Attempt, State: b.state(r)}); err != nil {
@@ -256,6 +259,9 @@ func (b *Bot) hold(ctx context.Context, r *Run, p Platform, steps *stepLog, caus
 	r.Status = RunHeld
 	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
 		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
+	}
+	if first {
+		b.cfg.Metrics.ObserveRun(*r)
 	}
 	return &HoldError{After: b.cfg.HoldRetry, Reason: cause}
 }

@@ -27,11 +27,12 @@ var (
 
 // stepLog numbers, logs and stores the steps of one run attempt: one zerolog line and one stored record each.
 type stepLog struct {
-	store Store
-	log   zerolog.Logger
-	run   *Run
-	names []string
-	now   func() time.Time
+	store   Store
+	metrics *Metrics // May be nil.
+	log     zerolog.Logger
+	run     *Run
+	names   []string
+	now     func() time.Time
 }
 
 func (l *stepLog) number(name string) int {
@@ -58,6 +59,7 @@ func (l *stepLog) record(ctx context.Context, name string, start time.Time, dur 
 		ev = ev.Interface(k, v)
 	}
 	ev.Msg(fmt.Sprintf("[STEP %d/%d] %s: %s", s.N, s.Of, name, status))
+	l.metrics.ObserveStep(s)
 	if serr := l.store.AddStep(ctx, s); serr != nil {
 		l.log.Error().Err(serr).Str("step", name).Msg("could not store step")
 	}

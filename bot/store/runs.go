@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -410,6 +411,21 @@ func jsonObject[M ~map[string]V, V any](m M) (string, error) {
 }
 
 // nanos is how times are stored: Unix nanoseconds, 0 for the zero time.
+// QueueStats reports the runs waiting for an answer (queued, held or running) and the age of the oldest, for
+// the metrics. It reads our runs table, which both back ends share, rather than River's.
+func (s *Store) QueueStats(ctx context.Context) (int, time.Duration, error) {
+	var n int
+	var oldest sql.NullInt64
+	err := s.db.queryRow(ctx, `SELECT count(*), min(created_at) FROM runs WHERE status IN ('queued', 'held', 'running')`).Scan(&n, &oldest)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: queue stats: %w", err)
+	}
+	if n == 0 || !oldest.Valid {
+		return n, 0, nil
+	}
+	return n, time.Since(time.Unix(0, oldest.Int64)), nil
+}
+
 func nanos(t time.Time) int64 {
 	if t.IsZero() {
 		return 0

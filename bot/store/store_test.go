@@ -743,3 +743,24 @@ func TestSaveRunOfAReplacedAttemptIsRefused(t *testing.T) {
 		}
 	})
 }
+
+func TestQueueStats(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, d testDB) {
+		s := d.Open(t)
+		ctx := t.Context()
+		if n, age, err := s.QueueStats(ctx); err != nil || n != 0 || age != 0 {
+			t.Fatalf("empty: %d %v %v", n, age, err)
+		}
+		r, _, _ := s.Enqueue(ctx, message("EvQ1"))
+		s.Enqueue(ctx, message("EvQ2"))
+		r.Status = bot.RunSucceeded
+		if err := s.SaveRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		n, age, err := s.QueueStats(ctx)
+		if err != nil || n != 1 || age <= 0 {
+			t.Errorf("QueueStats = %d, %v, %v; want 1 waiting with an age", n, age, err)
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/difybot/difybot/bot"
 	"github.com/difybot/difybot/config"
 )
 
@@ -61,6 +62,12 @@ func (s *system) routes() *http.ServeMux {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	// With no ADMIN_TOKEN, NewAdmin answers 404 everywhere: the admin API is off.
+	mux.Handle("/admin/", bot.NewAdmin(bot.AdminConfig{
+		Token: s.cfg.AdminToken.Reveal(), Store: s.store, Breaker: s.dify.Breaker(), Extra: s.adminExtra,
+		Logger: s.log.With().Str("component", "admin").Logger(), Redact: s.secrets(),
+	}))
 	if s.slack != nil {
 		mux.Handle("POST /slack/events", s.slack.EventsHandler())
 		mux.Handle("POST /slack/interactions", s.slack.InteractionsHandler())
@@ -91,6 +98,18 @@ func (s *system) readyz(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "reasons": reasons, "breaker": st})
+}
+
+// secrets are the configured secret values, which the admin API removes from anything it returns.
+func (s *system) secrets() []string {
+	var out []string
+	for _, v := range []config.Secret{s.cfg.Dify.APIKey, s.cfg.Slack.BotToken, s.cfg.Slack.SigningSecret, s.cfg.Slack.AppToken,
+		s.cfg.LINE.ChannelSecret, s.cfg.LINE.ChannelToken, s.cfg.DatabaseURL} {
+		if v != "" {
+			out = append(out, v.Reveal())
+		}
+	}
+	return out
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

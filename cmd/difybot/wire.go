@@ -27,11 +27,12 @@ const breakerSyncEvery = 2 * time.Second
 
 // system is one replica's parts, wired from a Config.
 type system struct {
-	cfg   config.Config
-	log   zerolog.Logger
-	dify  *dify.Client
-	store *store.Store
-	bot   *bot.Bot
+	cfg     config.Config
+	log     zerolog.Logger
+	dify    *dify.Client
+	store   *store.Store
+	bot     *bot.Bot
+	metrics *bot.Metrics
 
 	web        *web.Chat
 	slack      *slack.Adapter
@@ -73,8 +74,11 @@ func build(ctx context.Context, cfg config.Config, log zerolog.Logger, platforms
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	metrics := bot.NewMetrics(bot.MetricsConfig{Breaker: dc.Breaker(), QueueStats: st.QueueStats,
+		Platforms: []string{"slack", "line", "web", "cli"}, Logger: log})
 	b, err := bot.New(bot.Config{
-		Store: st, Workflows: dc, Platforms: platforms, Logger: log,
+		Metrics: metrics,
+		Store:   st, Workflows: dc, Platforms: platforms, Logger: log,
 		AppMode: cfg.Dify.AppMode, ResponseMode: dify.ResponseMode(cfg.Dify.ResponseMode),
 		ImageInput: cfg.Dify.ImageInput, TextInput: cfg.Dify.TextInput, OutputKey: cfg.Dify.OutputKey,
 		Timeout: cfg.Dify.Timeout, MaxImageBytes: cfg.MaxImageBytes, HoldMax: cfg.Breaker.HoldMax,
@@ -84,7 +88,7 @@ func build(ctx context.Context, cfg config.Config, log zerolog.Logger, platforms
 		st.Close()
 		return nil, err
 	}
-	return &system{cfg: cfg, log: log, dify: dc, store: st, bot: b, adminExtra: map[string]http.Handler{}}, nil
+	return &system{cfg: cfg, log: log, dify: dc, store: st, bot: b, metrics: metrics, adminExtra: map[string]http.Handler{}}, nil
 }
 
 // addPlatforms builds the Slack and LINE adapters the configuration enables. They need the bot to accept
