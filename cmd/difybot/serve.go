@@ -81,13 +81,26 @@ func (s *system) routes() *http.ServeMux {
 	return mux
 }
 
-// readyz reports whether this replica can do its work: the store answers and the breaker lets calls through.
+// infoFresh is how recently Dify must have answered /v1/info for the replica to count as ready.
+const infoFresh = time.Minute
+
+// readyz reports whether this replica can do its work: the store answers, Dify answered /v1/info within the
+// last minute (asked again only when that is stale, so probes cost Dify one call a minute), and the breaker lets
+// calls through.
 func (s *system) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	var reasons []string
 	if err := s.store.Ping(ctx); err != nil {
 		reasons = append(reasons, "store unreachable: "+err.Error())
+	}
+	if last := time.Unix(0, s.infoOK.Load()); time.Since(last) > s.infoFresh {
+		if _, err := s.dify.Info(ctx); err != nil {
+			d := bot.Diagnose(err)
+			reasons = append(reasons, fmt.Sprintf("Dify did not answer /v1/info: %s (%s)", d.Summary, d.Code))
+		} else {
+			s.infoOK.Store(time.Now().UnixNano())
+		}
 	}
 	st := s.dify.Breaker().Status()
 	if err := s.dify.Breaker().Ready(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/difybot/difybot/bot"
@@ -27,12 +28,14 @@ const breakerSyncEvery = 2 * time.Second
 
 // system is one replica's parts, wired from a Config.
 type system struct {
-	cfg     config.Config
-	log     zerolog.Logger
-	dify    *dify.Client
-	store   *store.Store
-	bot     *bot.Bot
-	metrics *bot.Metrics
+	cfg       config.Config
+	log       zerolog.Logger
+	dify      *dify.Client
+	store     *store.Store
+	bot       *bot.Bot
+	metrics   *bot.Metrics
+	infoOK    atomic.Int64  // When Dify last answered /v1/info, in Unix nanoseconds, for /readyz.
+	infoFresh time.Duration // How old that may be; infoFresh, or less in tests.
 
 	web        *web.Chat
 	slack      *slack.Adapter
@@ -88,7 +91,7 @@ func build(ctx context.Context, cfg config.Config, log zerolog.Logger, platforms
 		st.Close()
 		return nil, err
 	}
-	return &system{cfg: cfg, log: log, dify: dc, store: st, bot: b, metrics: metrics, adminExtra: map[string]http.Handler{}}, nil
+	return &system{cfg: cfg, log: log, dify: dc, store: st, bot: b, metrics: metrics, infoFresh: infoFresh, adminExtra: map[string]http.Handler{}}, nil
 }
 
 // addPlatforms builds the Slack and LINE adapters the configuration enables. They need the bot to accept

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/difybot/difybot/config"
+	"github.com/difybot/difybot/dify/difytest"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/rs/zerolog"
+)
+
+func newSystem(t *testing.T, vars map[string]string) *system {
+	t.Helper()
+	vars["DATA_DIR"] = t.TempDir()
+	cfg, err := config.Load(env(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys, err := build(context.Background(), cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sys.Close() })
+	return sys
+}
+
+func TestReadyzFollowsDify(t *testing.T) {
+	sim := difytest.NewServer(difytest.Options{})
+	sys := newSystem(t, map[string]string{"DIFY_BASE_URL": sim.URL(), "DIFY_API_KEY": "app-test"})
+	sys.infoFresh = 0 // Ask Dify on every probe, so the test sees the change at once.
+	srv := httptest.NewServer(sys.routes())
+	defer srv.Close()
+
+	get := func() (int, map[string]any) {
+		res, err := http.Get(srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body map[string]any
+		json.NewDecoder(res.Body).Decode(&body)
+		return res.StatusCode, body
+	}
+	if status, body := get(); status != 200 || body["ready"] != true {
+		t.Fatalf("with Dify up: %d %v", status, body)
+	}
+	sim.Close()
+	status, body := get()
+	reasons, _ := json.Marshal(body["reasons"])
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(reasons), "dify_unreachable") {
+		t.Errorf("with Dify down: %d %s", status, reasons)
+	}
+	if strings.Contains(string(reasons), "app-test") {
+		t.Error("readyz shows the API key")
+	}
+}
+
+func TestMetricsParse(t *testing.T) {
+	sim := difytest.NewServer(difytest.Options{})
+	defer sim.Close()
+	sys := newSystem(t, map[string]string{"DIFY_BASE_URL": sim.URL(), "DIFY_API_KEY": "app-test"})
+	srv := httptest.NewServer(sys.routes())
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	for _, name := range []string{"difybot_runs_total", "difybot_diagnoses_total", "difybot_step_duration_seconds",
+		"difybot_breaker_state", "difybot_queue_depth", "difybot_queue_oldest_age_seconds"} {
+		if families[name] == nil {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+}
