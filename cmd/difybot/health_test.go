@@ -7,8 +7,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/difybot/difybot/bot"
 	"github.com/difybot/difybot/config"
+	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/dify/difytest"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -82,5 +85,27 @@ func TestMetricsParse(t *testing.T) {
 		if families[name] == nil {
 			t.Errorf("/metrics lacks %s", name)
 		}
+	}
+}
+
+// TestBreakerOverrideReachesReplicas: a mode stored by any replica's admin API is applied here within 5 s.
+func TestBreakerOverrideReachesReplicas(t *testing.T) {
+	sim := difytest.NewServer(difytest.Options{})
+	defer sim.Close()
+	sys := newSystem(t, map[string]string{"DIFY_BASE_URL": sim.URL(), "DIFY_API_KEY": "app-test"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sys.syncBreaker(ctx) }() // Ends at cancel.
+	defer func() { cancel(); <-done }()
+
+	if err := sys.store.SetBreakerSetting(ctx, bot.BreakerSetting{Mode: "open", Reason: "set by another replica", Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for sys.dify.Breaker().Mode() != dify.ModeOpen {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the stored override was not applied within 5 s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
