@@ -170,6 +170,11 @@ func (b *Bot) process(ctx context.Context, runID string) error {
 	}
 
 	text, err := b.execute(ctx, &r, p, steps)
+	if ctx.Err() != nil {
+		// The queue is stopping (or gave up on the job): leave the run unfinished; the next start, or another
+		// replica, resumes it, waiting for a workflow that already started instead of telling the person it failed.
+		return fmt.Errorf("bot: run %s interrupted: %w", r.ID, ctx.Err())
+	}
 	if errors.Is(err, dify.ErrBreakerOpen) || errors.Is(err, dify.ErrMaintenance) {
 		return b.hold(ctx, &r, p, steps, err)
 	}

@@ -400,3 +400,28 @@ func TestChatAppKeepsOneConversationPerThread(t *testing.T) {
 		t.Errorf("second message body %s does not continue the conversation", last.Body)
 	}
 }
+
+func TestShutdownLeavesTheRunForTheNextStart(t *testing.T) {
+	h := newHarness(t, "slow")
+	ctx, cancel := context.WithCancel(context.Background())
+	r, _, _ := h.bot.Accept(ctx, bot.Message{Platform: "fake", EventID: "stop", ChatID: "C", UserID: "U", Text: "hi"})
+	done := make(chan error, 1)
+	go func() { done <- h.bot.Process(ctx, r.ID) }()
+	for { // Until Dify's run id is stored: the run has started in Dify.
+		if got, _ := h.store.Run(context.Background(), r.ID); got.DifyRunID != "" {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel() // What Store.Stop does to runs still in flight at the end of the grace period.
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Process = %v, want it to hand the run back", err)
+	}
+	if len(h.plat.finals()) != 0 {
+		t.Fatalf("the person was told %+v during a shutdown", h.plat.finals())
+	}
+	got, _ := h.store.Run(context.Background(), r.ID)
+	if got.Status != bot.RunRunning || got.DifyRunID == "" {
+		t.Errorf("after the interruption: %s, dify run %q", got.Status, got.DifyRunID)
+	}
+}
