@@ -154,8 +154,11 @@ func (b *Bot) process(ctx context.Context, runID string) error {
 	if r.Status == RunQueued || r.Status == RunHeld {
 		if r.Status == RunQueued {
 			// Steps 1 and 2 happened in the adapter; they are recorded here to keep the ack path to one write.
+			// ReceivedAt is the platform's own event time (LINE's is when the person sent it, and a redelivery
+			// keeps it), so the gap to our enqueue is reported as the delivery lag, not as the step's duration.
 			steps.record(ctx, StepReceive, r.Message.ReceivedAt, 0, "done", nil, nil)
-			steps.record(ctx, StepEnqueue, r.Message.ReceivedAt, r.CreatedAt.Sub(r.Message.ReceivedAt), "done", nil, nil)
+			steps.record(ctx, StepEnqueue, r.CreatedAt, 0, "done", nil,
+				map[string]any{"delivery_lag_ms": max(r.CreatedAt.Sub(r.Message.ReceivedAt), 0).Milliseconds()})
 		}
 		r.DifyRunID, r.DifyTaskID = "", ""
 	}
