@@ -132,9 +132,15 @@ func startChromium(t *testing.T) *cdp {
 	if bin == "" {
 		t.Skip("no chromium on PATH; .ci/run installs Debian's chromium")
 	}
+	// Not t.TempDir: Chromium's helper processes may still write there after it is killed, failing the cleanup.
+	profile, err := os.MkdirTemp("", "difybot-chromium-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(profile) })
 	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-		"--user-data-dir="+t.TempDir(), "--remote-debugging-port=0", "about:blank")
+		"--user-data-dir="+profile, "--remote-debugging-port=0", "about:blank")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,603 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/store"
+	"github.com/difybot/difybot/cmd/difyload/harness"
+	"github.com/difybot/difybot/dify"
+	"github.com/difybot/difybot/dify/difytest"
+)
+
+// bench makes the measurements of docs/benchmarks.md. Every row gets a fresh simulator, fake platforms,
+// database and serve process, so one row's backlog cannot slow the next.
+type bench struct {
+	o        options
+	dir, bin string
+	out, log io.Writer
+	n        int // Rigs made, for directory names.
+}
+
+func buildDifybot(ctx context.Context, dir string) (string, error) { return harness.Build(ctx, dir) }
+
+func (b *bench) logf(format string, args ...any) { fmt.Fprintf(b.log, format+"\n", args...) }
+
+func (b *bench) stores() []string {
+	if b.o.postgres != "" {
+		return []string{"sqlite", "postgres"}
+	}
+	return []string{"sqlite"}
+}
+
+// rig starts a fresh setup on st ("sqlite" or "postgres"); close it with the returned function.
+func (b *bench) rig(ctx context.Context, st string, latency time.Duration, env map[string]string) (*harness.Rig, func(), error) {
+	b.n++
+	dir := filepath.Join(b.dir, fmt.Sprintf("rig-%02d-%s", b.n, st))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	cfg := harness.RigConfig{Bin: b.bin, Dir: dir, Env: env,
+		Sim: difytest.Options{Latency: latency, PingEvery: time.Second}}
+	drop := func() {}
+	if st == "postgres" {
+		u, d, err := harness.NewDatabase(ctx, b.o.postgres)
+		if err != nil {
+			return nil, nil, fmt.Errorf("create a PostgreSQL database on %s: %w", harness.RedactURL(b.o.postgres), err)
+		}
+		cfg.DatabaseURL, drop = u, d
+	}
+	r, err := harness.NewRig(ctx, cfg)
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	return r, func() {
+		r.Close()
+		drop()
+		os.RemoveAll(filepath.Join(dir, "tmp"))
+	}, nil
+}
+
+// platformOf returns the platform of message i under -platform.
+func (b *bench) platformOf(i int) string {
+	switch b.o.platform {
+	case "both":
+		return []string{"slack", "line"}[i%2]
+	}
+	return b.o.platform
+}
+
+// warm sends a few messages and waits for their answers: auth.test, Dify app discovery and connection
+// pools are then ready, as in a bot that has been running for a while.
+func (b *bench) warm(ctx context.Context, r *harness.Rig) error {
+	c := harness.Client()
+	var msgs []harness.Msg
+	for i := range 10 {
+		m := r.Message(b.platformOf(i), "warm-up", nil)
+		if _, st, err := r.Deliver(ctx, c, m, 5*time.Second, time.Now().Add(30*time.Second)); err != nil || st != 200 {
+			return fmt.Errorf("warm-up message: status %d, %v", st, err)
+		}
+		msgs = append(msgs, m)
+	}
+	if _, missing := waitAnswered(ctx, r, msgs, time.Minute); missing > 0 {
+		return fmt.Errorf("warm-up: %d of %d messages not answered in a minute\n%s", missing, len(msgs), r.Serve.Tail(3000))
+	}
+	return nil
+}
+
+// waitAnswered waits until every message has a final reply or timeout passes; it returns when the last
+// final reply came and how many are missing.
+func waitAnswered(ctx context.Context, r *harness.Rig, msgs []harness.Msg, timeout time.Duration) (time.Time, int) {
+	deadline := time.Now().Add(timeout)
+	for {
+		convs := r.Conversations()
+		var last time.Time
+		missing := 0
+		for _, m := range msgs {
+			c := convs[m.Conv]
+			if c.FirstFinal.IsZero() {
+				missing++
+			} else if c.FirstFinal.After(last) {
+				last = c.FirstFinal
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return last, missing
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (b *bench) all(ctx context.Context) error {
+	b.machine()
+	for _, exp := range strings.Split(b.o.run, ",") {
+		var err error
+		switch strings.TrimSpace(exp) {
+		case "ack":
+			err = b.ack(ctx)
+		case "e2e":
+			err = b.e2e(ctx)
+		case "rss":
+			err = b.rss(ctx)
+		case "breaker":
+			err = b.breaker(ctx)
+		default:
+			err = fmt.Errorf("-run: unknown measurement %q (ack, e2e, rss, breaker)", exp)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// machine prints what the numbers were measured on.
+func (b *bench) machine() {
+	cpu := "unknown"
+	if f, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(f), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	mem := "unknown"
+	if f, err := os.ReadFile("/proc/meminfo"); err == nil {
+		if _, v, ok := strings.Cut(strings.Split(string(f), "\n")[0], ":"); ok {
+			mem = strings.TrimSpace(v)
+		}
+	}
+	fmt.Fprintf(b.out, "machine: %d CPUs (%s), memory %s, %s %s/%s; difybot, difysim, the fakes and the sender share it\n\n",
+		runtime.NumCPU(), cpu, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// ack measures how fast difybot acknowledges webhooks arriving at a fixed rate, and how long it then takes
+// to answer them all.
+func (b *bench) ack(ctx context.Context) error {
+	fmt.Fprintf(b.out, "### Ack latency (%s webhooks, open loop, %s per step; difysim %s per node, 3 nodes; WORKERS=8)\n\n",
+		b.o.platform, b.o.duration, b.o.latency)
+	fmt.Fprintln(b.out, "| store | rate | webhooks | ack p50 | ack p90 | ack p99 | ack max | errors | sender lag max | all answered after | answered/s | serve peak RSS |")
+	fmt.Fprintln(b.out, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, st := range b.stores() {
+		for _, rate := range b.o.rates {
+			b.logf("ack: %s at %g/s", st, rate)
+			if err := b.ackRow(ctx, st, rate); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintln(b.out)
+	return nil
+}
+
+func (b *bench) ackRow(ctx context.Context, st string, rate float64) error {
+	r, done, err := b.rig(ctx, st, b.o.latency, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := b.warm(ctx, r); err != nil {
+		return err
+	}
+	n := int(rate * b.o.duration.Seconds())
+	msgs := make([]harness.Msg, n)
+	for i := range msgs {
+		msgs[i] = r.Message(b.platformOf(i), fmt.Sprintf("load %d", i), nil)
+	}
+	base := r.Serve.URL()
+	shots := harness.Fire(ctx, harness.Client(), rate, n, 4096, func(i int) (*http.Request, error) { return msgs[i].Request(base, 0) })
+	var lat []time.Duration
+	var errs int
+	var lag time.Duration
+	first := shots[0].Sent
+	for _, s := range shots {
+		lag = max(lag, s.Lag)
+		if s.Status/100 == 2 {
+			lat = append(lat, s.Latency)
+		} else {
+			errs++
+		}
+	}
+	sent := time.Now()
+	last, missing := waitAnswered(ctx, r, msgs, b.o.drain)
+	mem, _ := harness.ReadMem(r.Serve.PID())
+	d := harness.Summarize(lat)
+	answered := fmt.Sprintf("%.1f s", last.Sub(sent).Seconds())
+	perSec := fmt.Sprintf("%.0f", float64(n-missing)/last.Sub(first).Seconds())
+	if missing > 0 {
+		answered = fmt.Sprintf("%d unanswered after %s", missing, b.o.drain)
+	}
+	if last.Before(sent) {
+		answered = "0 s (while sending)"
+	}
+	fmt.Fprintf(b.out, "| %s | %g/s | %d | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n", st, rate, n,
+		harness.Ms(d.P50), harness.Ms(d.P90), harness.Ms(d.P99), harness.Ms(d.Max), errs, harness.Ms(lag), answered, perSec, harness.MB(mem.HWM))
+	return nil
+}
+
+// e2e measures each message's time from webhook to final reply against the time difysim spent on it and
+// the time the fake platform spent answering the bot's calls: the rest is the bot's own time.
+func (b *bench) e2e(ctx context.Context) error {
+	fmt.Fprintf(b.out, "### End to end (%d messages per row at %g/s, %s; difysim %s per node, 3 nodes)\n\n", b.o.e2eMessages, b.o.e2eRate, b.o.platform, b.o.latency)
+	fmt.Fprintln(b.out, "| store | message | webhook → final reply p50 | p90 | difysim's time p50 | platform APIs p50 | bot overhead p50 | p90 | of it: queue pickup p50 | e2e ÷ difysim p50 |")
+	fmt.Fprintln(b.out, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, st := range b.stores() {
+		for _, kind := range []string{"text", "image"} {
+			b.logf("e2e: %s %s", st, kind)
+			if err := b.e2eRow(ctx, st, kind); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintln(b.out)
+	return nil
+}
+
+func (b *bench) e2eRow(ctx context.Context, st, kind string) error {
+	r, done, err := b.rig(ctx, st, b.o.latency, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := b.warm(ctx, r); err != nil {
+		return err
+	}
+	n := b.o.e2eMessages
+	msgs := make([]harness.Msg, n)
+	for i := range msgs {
+		var blob *harness.Blob
+		if kind == "image" {
+			blob = &harness.Blob{Kind: "png", Size: 200_000, Width: 1280, Height: 960}
+		}
+		msgs[i] = r.Message(b.platformOf(i), fmt.Sprintf("what is this? %d", i), blob)
+	}
+	base := r.Serve.URL()
+	shots := harness.Fire(ctx, harness.Client(), b.o.e2eRate, n, 1024, func(i int) (*http.Request, error) { return msgs[i].Request(base, 0) })
+	if _, missing := waitAnswered(ctx, r, msgs, 2*time.Minute); missing > 0 {
+		return fmt.Errorf("e2e: %d messages not answered in 2 minutes\n%s", missing, r.Serve.Tail(3000))
+	}
+	convs, users := r.Conversations(), r.Sim.Users()
+	pickups, err := r.PickupDelays(ctx)
+	if err != nil {
+		return err
+	}
+	var e2e, sim, plat, over, pick []time.Duration
+	var ratio []float64
+	for i, m := range msgs {
+		c, u := convs[m.Conv], users[m.DifyUser]
+		if shots[i].Status != 200 || c.FirstFinal.IsZero() {
+			continue
+		}
+		total := c.FirstFinal.Sub(shots[i].Sent)
+		e2e, sim, plat = append(e2e, total), append(sim, u.Busy), append(plat, c.Busy)
+		over = append(over, total-u.Busy-c.Busy)
+		pick = append(pick, time.Duration(pickups[m.EventID]))
+		if u.Busy > 0 {
+			ratio = append(ratio, float64(total)/float64(u.Busy))
+		}
+	}
+	slices.Sort(ratio)
+	dE, dS, dP, dO, dK := harness.Summarize(e2e), harness.Summarize(sim), harness.Summarize(plat), harness.Summarize(over), harness.Summarize(pick)
+	rat := "n/a"
+	if len(ratio) > 0 {
+		rat = fmt.Sprintf("%.2f", ratio[len(ratio)/2])
+	}
+	fmt.Fprintf(b.out, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", st, kind, harness.Ms(dE.P50), harness.Ms(dE.P90),
+		harness.Ms(dS.P50), harness.Ms(dP.P50), harness.Ms(dO.P50), harness.Ms(dO.P90), harness.Ms(dK.P50), rat)
+	return nil
+}
+
+// rss measures serve's memory while many large images are worked at once: first small ones, then large,
+// so the peak of each is known (VmHWM only grows).
+func (b *bench) rss(ctx context.Context) error {
+	fmt.Fprintf(b.out, "### Memory with %d concurrent LINE images (SQLite; difysim %s per node)\n\n", b.o.images, b.o.latency)
+	fmt.Fprintln(b.out, "| WORKERS | images | bytes each | serve RSS before | serve peak RSS (VmHWM) | all answered in | replies |")
+	fmt.Fprintln(b.out, "|---|---|---|---|---|---|---|")
+	for _, w := range b.o.rssWorkers {
+		b.logf("rss: WORKERS=%d", w)
+		if err := b.rssRows(ctx, w); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(b.out)
+	return nil
+}
+
+func (b *bench) rssRows(ctx context.Context, workers int) error {
+	r, done, err := b.rig(ctx, "sqlite", b.o.latency, map[string]string{"WORKERS": fmt.Sprint(workers)})
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := b.warm(ctx, r); err != nil {
+		return err
+	}
+	for _, size := range []int64{100_000, b.o.imageBytes} {
+		before, err := harness.ReadMem(r.Serve.PID())
+		if err != nil {
+			return err
+		}
+		msgs := make([]harness.Msg, b.o.images)
+		for i := range msgs {
+			msgs[i] = r.Message("line", "", &harness.Blob{Kind: "png", Size: size, Width: 4000, Height: 3000})
+		}
+		base := r.Serve.URL()
+		start := time.Now()
+		harness.Fire(ctx, harness.Client(), 1000, len(msgs), len(msgs), func(i int) (*http.Request, error) { return msgs[i].Request(base, 0) })
+		last, missing := waitAnswered(ctx, r, msgs, 5*time.Minute)
+		after, err := harness.ReadMem(r.Serve.PID())
+		if err != nil {
+			return err
+		}
+		outcomes := map[string]int{}
+		convs := r.Conversations()
+		for _, m := range msgs {
+			outcomes[convs[m.Conv].Outcome]++
+		}
+		took := fmt.Sprintf("%.1f s", last.Sub(start).Seconds())
+		if missing > 0 {
+			took = fmt.Sprintf("%d unanswered after 5 min", missing)
+		}
+		fmt.Fprintf(b.out, "| %d | %d | %s | %s | %s | %s | %s |\n", workers, len(msgs), harness.MB(size), harness.MB(before.RSS),
+			harness.MB(after.HWM), took, outcomeList(outcomes))
+	}
+	return nil
+}
+
+func outcomeList(m map[string]int) string {
+	var parts []string
+	for k, v := range m {
+		if k == "" {
+			k = "none"
+		}
+		parts = append(parts, fmt.Sprintf("%d %s", v, k))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
+}
+
+// breaker measures the answer while the breaker is forced open: through serve (webhook to the "delayed"
+// notice at the fake platform), and in-process (bot.Process deciding to hold).
+func (b *bench) breaker(ctx context.Context) error {
+	fmt.Fprintf(b.out, "### Breaker forced open (maintenance): %d messages at 20/s through serve\n\n", b.o.breakerMessages)
+	fmt.Fprintln(b.out, "| store | webhook → \"under maintenance\" notice p50 | p99 | max | final replies while open | after mode auto: all answered in | forced via |")
+	fmt.Fprintln(b.out, "|---|---|---|---|---|---|---|")
+	for _, st := range b.stores() {
+		b.logf("breaker: %s through serve", st)
+		if err := b.breakerServe(ctx, st); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(b.out, "\n### Breaker open: bot.Process in-process (%d runs; store, bot and dify.Client as serve wires them)\n\n", b.o.breakerMessages)
+	fmt.Fprintln(b.out, "| store | first look: hold, tell the person, save p50 | p99 | later looks (already told) p50 | p99 |")
+	fmt.Fprintln(b.out, "|---|---|---|---|---|")
+	for _, st := range b.stores() {
+		b.logf("breaker: %s in-process", st)
+		if err := b.breakerInProcess(ctx, st); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(b.out)
+	return nil
+}
+
+func (b *bench) breakerServe(ctx context.Context, st string) error {
+	r, done, err := b.rig(ctx, st, b.o.latency, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := b.warm(ctx, r); err != nil {
+		return err
+	}
+	via, err := r.Breaker(ctx, "open", "difyload: breaker measurement")
+	if err != nil {
+		return err
+	}
+	msgs := make([]harness.Msg, b.o.breakerMessages)
+	for i := range msgs {
+		msgs[i] = r.Message(b.platformOf(i), fmt.Sprintf("during maintenance %d", i), nil)
+	}
+	base := r.Serve.URL()
+	shots := harness.Fire(ctx, harness.Client(), 20, len(msgs), 1024, func(i int) (*http.Request, error) { return msgs[i].Request(base, 0) })
+	var held []time.Duration
+	deadline := time.Now().Add(time.Minute)
+	for {
+		convs := r.Conversations()
+		held = held[:0]
+		for i, m := range msgs {
+			if c := convs[m.Conv]; !c.FirstHeld.IsZero() {
+				held = append(held, c.FirstHeld.Sub(shots[i].Sent))
+			}
+		}
+		if len(held) == len(msgs) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	finals := 0
+	for _, c := range r.Conversations() {
+		finals += c.FinalWrites
+	}
+	finals -= 10 // The warm-up's.
+	if _, err := r.Breaker(ctx, "auto", "difyload: breaker measurement done"); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	last, missing := waitAnswered(ctx, r, msgs, 2*time.Minute)
+	after := fmt.Sprintf("%.1f s", last.Sub(t0).Seconds())
+	if missing > 0 {
+		after = fmt.Sprintf("%d unanswered", missing)
+	}
+	d := harness.Summarize(held)
+	if len(held) < len(msgs) {
+		return fmt.Errorf("breaker: only %d of %d messages were told the answer is delayed", len(held), len(msgs))
+	}
+	fmt.Fprintf(b.out, "| %s | %s | %s | %s | %d | %s | %s |\n", st, harness.Ms(d.P50), harness.Ms(d.P99), harness.Ms(d.Max), finals, after, via)
+	return nil
+}
+
+// discard is a platform that accepts every reply.
+type discard struct{}
+
+func (discard) Name() string { return "bench" }
+func (discard) OpenFile(context.Context, bot.Message, bot.File) (io.ReadCloser, error) {
+	return nil, errors.New("no files")
+}
+func (discard) Reply(context.Context, bot.Message, bot.Reply) error { return nil }
+
+func (b *bench) breakerInProcess(ctx context.Context, st string) error {
+	b.n++
+	dir := filepath.Join(b.dir, fmt.Sprintf("inproc-%02d-%s", b.n, st))
+	cfg := store.Config{SQLitePath: filepath.Join(dir, "difybot.db"), Logger: zerolog.Nop()}
+	if st == "postgres" {
+		u, drop, err := harness.NewDatabase(ctx, b.o.postgres)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		cfg = store.Config{DatabaseURL: u, Logger: zerolog.Nop()}
+	}
+	s, err := store.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	sim := harness.NewSim(difytest.Options{})
+	defer sim.Close()
+	dc, err := dify.New(dify.Config{BaseURL: sim.URL(), APIKey: "app-test", Logger: zerolog.Nop()})
+	if err != nil {
+		return err
+	}
+	dc.Breaker().SetMode(dify.ModeOpen, "difyload")
+	bt, err := bot.New(bot.Config{Store: s, Workflows: dc, Platforms: []bot.Platform{discard{}}, Logger: zerolog.New(io.Discard), TempDir: dir})
+	if err != nil {
+		return err
+	}
+	var first, later []time.Duration
+	for i := range b.o.breakerMessages {
+		run, _, err := bt.Accept(ctx, bot.Message{Platform: "bench", EventID: fmt.Sprintf("held-%d", i), ChatID: "C", UserID: "U", Text: "hi"})
+		if err != nil {
+			return err
+		}
+		for pass := range 2 {
+			t := time.Now()
+			err := bt.Process(ctx, run.ID)
+			d := time.Since(t)
+			var hold *bot.HoldError
+			if !errors.As(err, &hold) {
+				return fmt.Errorf("breaker in-process: Process returned %v, want a HoldError", err)
+			}
+			if pass == 0 {
+				first = append(first, d)
+			} else {
+				later = append(later, d)
+			}
+		}
+	}
+	f, l := harness.Summarize(first), harness.Summarize(later)
+	fmt.Fprintf(b.out, "| %s | %s | %s | %s | %s |\n", st, harness.Ms(f.P50), harness.Ms(f.P99), harness.Ms(l.P50), harness.Ms(l.P99))
+	return nil
+}
+
+// soak runs the fault soak and prints its table.
+func (b *bench) soak(ctx context.Context) error {
+	b.machine()
+	dir := filepath.Join(b.dir, "soak")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	res, err := harness.Soak(ctx, harness.SoakConfig{Bin: b.bin, Dir: dir, Messages: b.o.messages, Kills: b.o.kills,
+		KillIn: harness.DefaultKillIn, Phase: b.o.phase, Rate: 20, ImageEvery: 5, RedeliverEvery: 10, Log: b.log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b.out, "### Soak: %d messages, %d kills, %s\n\n%s\nphases: %s\n\nkills: %s\n", b.o.messages, len(res.Kills),
+		res.Elapsed.Round(time.Second), res.Table(), strings.Join(res.Phases, "; "), strings.Join(res.Kills, "; "))
+	if !res.OK() {
+		return fmt.Errorf("soak failed: lost %d, doubled %d, ran twice %d, unacknowledged %d:\n%s", res.Lost, res.Doubled,
+			res.DoubleRuns, res.Unacked, strings.Join(res.Problems, "\n"))
+	}
+	return nil
+}
+
+// send loads a difybot the caller started, with webhooks signed by the given secrets.
+func send(ctx context.Context, o options, out io.Writer) error {
+	u, err := url.Parse(o.target)
+	if err != nil || (u.Hostname() != "127.0.0.1" && u.Hostname() != "localhost" && u.Hostname() != "::1") {
+		return fmt.Errorf("-target must be a difybot on this machine (127.0.0.1), not %q", o.target)
+	}
+	base := strings.TrimRight(o.target, "/")
+	if (o.platform != "line" && o.slackSecret == "") || (o.platform != "slack" && o.lineSecret == "") {
+		return errors.New("send: the signing secrets of the platforms to send (-slack-secret, -line-secret) are required")
+	}
+	n := int(o.rate * o.duration.Seconds())
+	tag := fmt.Sprintf("%X", time.Now().UnixNano())
+	mk := func(i int) (*http.Request, error) {
+		p := o.platform
+		if p == "both" {
+			p = []string{"slack", "line"}[i%2]
+		}
+		id := fmt.Sprintf("%s%07d", tag, i)
+		if p == "slack" {
+			m := harness.SlackMessage{EventID: "Ev" + id, Channel: "D" + id, User: "U" + id, Text: "load " + id,
+				TS: fmt.Sprintf("%d.%06d", time.Now().Unix(), i%1000000)}
+			body := m.Body()
+			req, err := http.NewRequest(http.MethodPost, base+"/slack/events", strings.NewReader(string(body)))
+			if err == nil {
+				req.Header = harness.SignSlack(o.slackSecret, time.Now(), body)
+			}
+			return req, err
+		}
+		m := harness.LINEMessage{EventID: "01" + id, UserID: "U" + strings.ToLower(id), ReplyToken: "rt" + id, Text: "load " + id}
+		body := m.Body()
+		req, err := http.NewRequest(http.MethodPost, base+"/line/webhook", strings.NewReader(string(body)))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Line-Signature", harness.SignLINE(o.lineSecret, body))
+		}
+		return req, err
+	}
+	shots := harness.Fire(ctx, harness.Client(), o.rate, n, 4096, mk)
+	var lat []time.Duration
+	status := map[int]int{}
+	var failed int
+	for _, s := range shots {
+		switch {
+		case s.Err != nil || s.Skipped:
+			failed++
+		default:
+			status[s.Status]++
+			if s.Status/100 == 2 {
+				lat = append(lat, s.Latency)
+			}
+		}
+	}
+	d := harness.Summarize(lat)
+	fmt.Fprintln(out, "| target | rate | webhooks | 2xx | other statuses | failed | ack p50 | p90 | p99 | max |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|")
+	var other []string
+	for s, c := range status {
+		if s/100 != 2 {
+			other = append(other, fmt.Sprintf("%d×%d", c, s))
+		}
+	}
+	fmt.Fprintf(out, "| %s | %g/s | %d | %d | %s | %d | %s | %s | %s | %s |\n", base, o.rate, n, len(lat), strings.Join(other, " "),
+		failed, harness.Ms(d.P50), harness.Ms(d.P90), harness.Ms(d.P99), harness.Ms(d.Max))
+	return nil
+}
