@@ -84,9 +84,6 @@ func New(cfg Config) (*Client, error) {
 // Breaker returns the client's breaker, for the ops override and status.
 func (c *Client) Breaker() *Breaker { return c.breaker }
 
-// BaseURL returns the configured base URL.
-func (c *Client) BaseURL() string { return c.base.String() }
-
 // endpoint joins the base URL and a route such as "/workflows/run".
 func (c *Client) endpoint(route string) string {
 	return c.base.String() + route

@@ -14,9 +14,10 @@ import (
 	"time"
 )
 
+// readFixture reads one of the simulator's real proxy pages, so the client is tested on the same bytes.
 func readFixture(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	b, err := os.ReadFile(filepath.Join("difytest", "testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,12 +61,11 @@ type Run struct {
 
 // runState is what a stream told us so far; it survives a dropped connection.
 type runState struct {
-	runID, taskID    string
-	started          bool
-	failedNode       string
-	failedNodeType   string
-	workflowFinished bool
-	chat             bool // Stop through the chat-messages endpoint.
+	runID, taskID  string
+	started        bool
+	failedNode     string
+	failedNodeType string
+	chat           bool // Stop through the chat-messages endpoint.
 }
 
 // RunWorkflow runs the app's published workflow. The request is sent again only when it certainly did not
@@ -222,8 +221,6 @@ func (st *runState) observe(ev Event) {
 		if ev.Data.Status == "failed" || ev.Data.Status == "exception" {
 			st.failedNode, st.failedNodeType = ev.Data.Title, ev.Data.NodeType
 		}
-	case "workflow_finished":
-		st.workflowFinished = true
 	}
 }
 

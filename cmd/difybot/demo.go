@@ -49,16 +49,12 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	token := rand.Text()
 	vars["ADMIN_TOKEN"] = token
-	cfg, err := loadConfig(func(k string) string { return vars[k] }, stderr, true)
-	if err != nil {
-		return err
-	}
-	log := newLogger(cfg.Log, stderr)
-	sys, err := build(ctx, cfg, log)
+	sys, err := boot(ctx, func(k string) string { return vars[k] }, stderr)
 	if err != nil {
 		return err
 	}
 	defer sys.Close()
+	cfg := sys.cfg
 	if err := sys.addWeb("", filepath.Join(cfg.DataDir, "web")); err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/difybot/difybot/bot/store/storetest"
+	"github.com/difybot/difybot/cmd/difyload/harness"
 	"github.com/difybot/difybot/dify/difytest"
 	"github.com/difybot/difybot/platforms/web"
 	"github.com/jackc/pgx/v5"
@@ -28,41 +28,23 @@ import (
 
 const testAdminToken = "test-admin-token-0123456789"
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds difybot once per test run: these tests kill real processes.
+// binary returns difybot's binary, built once for all the tests of this package.
 func binary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "difybot-bin-*")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "difybot")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin, err := harness.BuildOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	return bin
 }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // proc is one difybot serve process.

@@ -21,16 +21,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
-	cfg, err := loadConfig(getenv, stderr, true)
-	if err != nil {
-		return err
-	}
-	log := newLogger(cfg.Log, stderr)
-	sys, err := build(ctx, cfg, log)
+	sys, err := boot(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer sys.Close()
+	cfg := sys.cfg
 	if err := sys.addPlatforms(); err != nil {
 		return err
 	}
@@ -40,6 +36,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 	return sys.serve(ctx, sys.routes(), nil)
+}
+
+// boot loads the configuration (printing every problem) and wires a system that logs to stderr.
+func boot(ctx context.Context, getenv func(string) string, stderr io.Writer) (*system, error) {
+	cfg, err := loadConfig(getenv, stderr, true)
+	if err != nil {
+		return nil, err
+	}
+	return build(ctx, cfg, newLogger(cfg.Log, stderr))
 }
 
 // loadConfig reads the environment and prints every problem at once; forDify adds what talking to Dify needs.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,27 +14,14 @@ import (
 	"github.com/difybot/difybot/dify/difytest"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// difybot builds the binary once per test run.
+// difybot returns difybot's binary, built once for all the tests of this package.
 func difybot(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "difyload-bin-*")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath, buildErr = harness.Build(context.Background(), dir)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin, err := harness.BuildOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	return bin
 }
 
 func TestFlags(t *testing.T) {

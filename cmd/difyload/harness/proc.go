@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -27,6 +28,26 @@ func Build(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("go build difybot: %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+var (
+	builtOnce sync.Once
+	built     string
+	builtErr  error
+)
+
+// BuildOnce builds cmd/difybot into a temporary directory the first time it is called in a process and returns
+// the same binary after that: test suites that run real processes share one build.
+func BuildOnce(ctx context.Context) (string, error) {
+	builtOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "difybot-bin-*")
+		if err != nil {
+			builtErr = err
+			return
+		}
+		built, builtErr = Build(ctx, dir)
+	})
+	return built, builtErr
 }
 
 // FreeAddr returns a free 127.0.0.1 port.
