@@ -145,7 +145,7 @@ func (e *adminEnv) seed(t *testing.T, runs []seedRun) []bot.Run {
 			r.Reply = fmt.Sprintf("answer %d:   a long\nreply %s", i, strings.Repeat("x", 300))
 		}
 		if s.code != "" {
-			d := bot.Diagnose(bot.Errorf(s.code, "run", fmt.Errorf("upstream said token=%s", leakSlackToken)))
+			d := bot.Diagnose(bot.Classified(s.code, "run", fmt.Errorf("upstream said token=%s", leakSlackToken)))
 			r.Code, r.Diagnosis = d.Code, &d
 			r.DifyRunID, r.DifyTaskID = "wr-"+r.ID, "task-"+r.ID
 		}

@@ -211,7 +211,7 @@ func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) err
 		if err != nil {
 			var be *Error
 			if !errors.As(err, &be) {
-				err = Errorf(CodePlatformReplyFailed, "reply", err)
+				err = Classified(CodePlatformReplyFailed, "reply", err)
 			}
 		}
 		return err
@@ -302,7 +302,7 @@ func (b *Bot) execute(ctx context.Context, r *Run, p Platform, steps *stepLog) (
 		}
 		fields["output_key"], fields["chars"] = key, len([]rune(text))
 		if strings.TrimSpace(text) == "" {
-			return Errorf(CodeDifyNoOutput, "format", fmt.Errorf("the run succeeded without a usable output (outputs: %s)", outputKeys(outputs)))
+			return Classified(CodeDifyNoOutput, "format", fmt.Errorf("the run succeeded without a usable output (outputs: %s)", outputKeys(outputs)))
 		}
 		return nil
 	})
@@ -386,7 +386,7 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, refs []dify.FileR
 	posted := "posted:" + strconv.Itoa(r.Attempt)
 	if r.State[posted] != "" {
 		// We may have started a run whose id never reached us; posting again could run it twice.
-		return nil, "", Errorf(CodeInternal, "run", errors.New("an earlier attempt was interrupted after sending the run to Dify and before Dify confirmed it; it is not sent again so it cannot run twice"))
+		return nil, "", Classified(CodeInternal, "run", errors.New("an earlier attempt was interrupted after sending the run to Dify and before Dify confirmed it; it is not sent again so it cannot run twice"))
 	}
 	a, err := b.app.get(ctx, b)
 	if err != nil {

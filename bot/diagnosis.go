@@ -145,8 +145,8 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Errorf returns an *Error that classifies err as code. err may be nil.
-func Errorf(code Code, op string, err error) error {
+// Classified returns an *Error that classifies err as code, for the place where a failure is first understood. err may be nil.
+func Classified(code Code, op string, err error) error {
 	return &Error{Code: code, Op: op, Err: err}
 }
 

@@ -55,9 +55,9 @@ var (
 func TestCatalogueComplete(t *testing.T) {
 	for _, code := range bot.Codes() {
 		t.Run(string(code), func(t *testing.T) {
-			d := bot.Diagnose(bot.Errorf(code, "test", nil))
+			d := bot.Diagnose(bot.Classified(code, "test", nil))
 			if d.Code != code {
-				t.Fatalf("Diagnose(Errorf(%s)) = %s", code, d.Code)
+				t.Fatalf("Diagnose(Classified(%s)) = %s", code, d.Code)
 			}
 			en, ja := d.UserText(bot.LangEN, "R-42"), d.UserText(bot.LangJA, "R-42")
 			plainEN, plainJA := d.UserText(bot.LangEN, ""), d.UserText(bot.LangJA, "")
@@ -101,7 +101,7 @@ func TestCatalogueComplete(t *testing.T) {
 			}
 			// The admin's lists are copies: changing them must not change the catalogue.
 			d.Causes[0] = "changed"
-			if bot.Diagnose(bot.Errorf(code, "test", nil)).Causes[0] == "changed" {
+			if bot.Diagnose(bot.Classified(code, "test", nil)).Causes[0] == "changed" {
 				t.Error("Diagnosis.Causes shares the catalogue's slice")
 			}
 		})
@@ -337,20 +337,20 @@ func TestDiagnose(t *testing.T) {
 		{name: "breaker open", code: bot.CodeBreakerOpen, retryable: true, err: dify.ErrBreakerOpen},
 
 		// bot-side
-		{name: "no output", code: bot.CodeDifyNoOutput, err: bot.Errorf(bot.CodeDifyNoOutput, "format", errors.New("outputs: image"))},
-		{name: "image too large", code: bot.CodeImageTooLarge, err: bot.Errorf(bot.CodeImageTooLarge, "check", errors.New("photo.png is 12 MB"))},
-		{name: "image unsupported", code: bot.CodeImageUnsupported, err: bot.Errorf(bot.CodeImageUnsupported, "check", nil)},
-		{name: "download failed", code: bot.CodePlatformDownloadFailed, err: bot.Errorf(bot.CodePlatformDownloadFailed, "fetch", errors.New("slack: 403"))},
-		{name: "reply failed", code: bot.CodePlatformReplyFailed, retryable: true, err: bot.Errorf(bot.CodePlatformReplyFailed, "reply", errors.New("not_in_channel"))},
+		{name: "no output", code: bot.CodeDifyNoOutput, err: bot.Classified(bot.CodeDifyNoOutput, "format", errors.New("outputs: image"))},
+		{name: "image too large", code: bot.CodeImageTooLarge, err: bot.Classified(bot.CodeImageTooLarge, "check", errors.New("photo.png is 12 MB"))},
+		{name: "image unsupported", code: bot.CodeImageUnsupported, err: bot.Classified(bot.CodeImageUnsupported, "check", nil)},
+		{name: "download failed", code: bot.CodePlatformDownloadFailed, err: bot.Classified(bot.CodePlatformDownloadFailed, "fetch", errors.New("slack: 403"))},
+		{name: "reply failed", code: bot.CodePlatformReplyFailed, retryable: true, err: bot.Classified(bot.CodePlatformReplyFailed, "reply", errors.New("not_in_channel"))},
 		{name: "bot error code wins over the dify error inside", code: bot.CodePlatformReplyFailed, retryable: true, outage: true,
-			err: bot.Errorf(bot.CodePlatformReplyFailed, "reply", &dify.NetError{Op: "x", Cause: dify.CauseDNS})},
+			err: bot.Classified(bot.CodePlatformReplyFailed, "reply", &dify.NetError{Op: "x", Cause: dify.CauseDNS})},
 		{name: "bot error without a code defers to the dify error", code: bot.CodeDifyAuthInvalid,
-			err: bot.Errorf("", "upload", &dify.APIError{Op: "upload file", Method: "POST", Path: "/v1/files/upload", Status: 401, Code: "unauthorized", Message: "Access token is invalid"})},
-		{name: "bot error with an unknown code", code: bot.CodeInternal, err: bot.Errorf("no_such_code", "x", nil)},
+			err: bot.Classified("", "upload", &dify.APIError{Op: "upload file", Method: "POST", Path: "/v1/files/upload", Status: 401, Code: "unauthorized", Message: "Access token is invalid"})},
+		{name: "bot error with an unknown code", code: bot.CodeInternal, err: bot.Classified("no_such_code", "x", nil)},
 		{name: "coded bot error under an uncoded one", code: bot.CodeImageTooLarge,
-			err: bot.Errorf("", "prepare", bot.Errorf(bot.CodeImageTooLarge, "check", nil))},
+			err: bot.Classified("", "prepare", bot.Classified(bot.CodeImageTooLarge, "check", nil))},
 		{name: "coded bot error in a join", code: bot.CodePlatformDownloadFailed,
-			err: errors.Join(errors.New("first"), bot.Errorf(bot.CodePlatformDownloadFailed, "fetch", nil))},
+			err: errors.Join(errors.New("first"), bot.Classified(bot.CodePlatformDownloadFailed, "fetch", nil))},
 
 		// internal
 		{name: "plain error", code: bot.CodeInternal, err: errors.New("index out of range")},
@@ -400,7 +400,7 @@ func TestDiagnoseSummary(t *testing.T) {
 		{&dify.APIError{Op: "get app info", Method: "GET", Path: "/info", Status: 404, Title: "404: This page could not be found."}, []string{"/v1", "DIFY_BASE_URL"}},
 		{&dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 400, Code: "bad_request", Message: "x"}, []string{`"bad_request"`}},
 		{errors.New("boom"), []string{"bug", "issue"}},
-		{bot.Errorf(bot.CodeImageTooLarge, "check", nil), []string{"check", "too large"}},
+		{bot.Classified(bot.CodeImageTooLarge, "check", nil), []string{"check", "too large"}},
 	}
 	for _, tt := range tests {
 		s := bot.Diagnose(tt.err).Summary
@@ -431,7 +431,7 @@ func TestUserTextHidesErrorDetails(t *testing.T) {
 		&dify.NetError{Op: "run", Cause: dify.CauseTLS, Err: errors.New(secret)},
 		&dify.BadResponseError{Op: "run", Status: 200, Reason: secret, Body: secret},
 		&dify.TimeoutError{Op: "run", RunID: secret, Err: context.DeadlineExceeded},
-		bot.Errorf(bot.CodePlatformDownloadFailed, secret, errors.New(secret)),
+		bot.Classified(bot.CodePlatformDownloadFailed, secret, errors.New(secret)),
 		errors.New(secret),
 	}
 	for _, err := range errs {
@@ -452,7 +452,7 @@ func TestUserTextHidesErrorDetails(t *testing.T) {
 
 func TestError(t *testing.T) {
 	inner := errors.New("not_in_channel")
-	err := bot.Errorf(bot.CodePlatformReplyFailed, "reply", inner)
+	err := bot.Classified(bot.CodePlatformReplyFailed, "reply", inner)
 	if got := err.Error(); got != "reply: not_in_channel" {
 		t.Errorf("Error() = %q", got)
 	}
@@ -493,7 +493,7 @@ func FuzzDiagnose(f *testing.F) {
 			&dify.APIError{Op: "run workflow", Method: "POST", Path: path, Status: status, Code: code, Message: message,
 				Title: title, Body: body, ContentType: title, InStream: inStream},
 			&dify.RunError{Op: "run workflow", RunID: code, Status: runStatus, Message: message, Node: node, NodeType: title},
-			bot.Errorf(bot.Code(code), path, &dify.RunError{Status: runStatus, Message: message}),
+			bot.Classified(bot.Code(code), path, &dify.RunError{Status: runStatus, Message: message}),
 		}
 		for _, err := range errs {
 			d := bot.Diagnose(wrap(err))

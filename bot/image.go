@@ -40,7 +40,7 @@ func (im *image) close() {
 // fetch streams f from the platform into a temporary file, refusing more than max bytes.
 func (b *Bot) fetch(ctx context.Context, p Platform, m Message, f File, max int64) (*image, error) {
 	if f.Size > max {
-		return nil, Errorf(CodeImageTooLarge, "fetch", fmt.Errorf("%s is %d bytes, over the %d byte limit", f.Name, f.Size, max))
+		return nil, Classified(CodeImageTooLarge, "fetch", fmt.Errorf("%s is %d bytes, over the %d byte limit", f.Name, f.Size, max))
 	}
 	rc, err := p.OpenFile(ctx, m, f)
 	if err != nil {
@@ -48,7 +48,7 @@ func (b *Bot) fetch(ctx context.Context, p Platform, m Message, f File, max int6
 		if errors.As(err, &be) {
 			return nil, err
 		}
-		return nil, Errorf(CodePlatformDownloadFailed, "fetch", err)
+		return nil, Classified(CodePlatformDownloadFailed, "fetch", err)
 	}
 	defer rc.Close()
 	tmp, err := os.CreateTemp(b.cfg.TempDir, "difybot-image-*")
@@ -61,13 +61,13 @@ func (b *Bot) fetch(ctx context.Context, p Platform, m Message, f File, max int6
 	switch {
 	case err != nil:
 		im.close()
-		return nil, Errorf(CodePlatformDownloadFailed, "fetch", err)
+		return nil, Classified(CodePlatformDownloadFailed, "fetch", err)
 	case n > max:
 		im.close()
-		return nil, Errorf(CodeImageTooLarge, "fetch", fmt.Errorf("%s is over the %d byte limit", f.Name, max))
+		return nil, Classified(CodeImageTooLarge, "fetch", fmt.Errorf("%s is over the %d byte limit", f.Name, max))
 	case n == 0:
 		im.close()
-		return nil, Errorf(CodePlatformDownloadFailed, "fetch", fmt.Errorf("%s is empty", f.Name))
+		return nil, Classified(CodePlatformDownloadFailed, "fetch", fmt.Errorf("%s is empty", f.Name))
 	}
 	return im, nil
 }
@@ -87,10 +87,10 @@ func (im *image) check(difyLimit int64) error {
 	}
 	ext, ok := imageTypes[im.mimeType]
 	if !ok {
-		return Errorf(CodeImageUnsupported, "check", fmt.Errorf("%s is %s, not an image Dify accepts (jpg, png, gif, webp, svg)", im.name, im.mimeType))
+		return Classified(CodeImageUnsupported, "check", fmt.Errorf("%s is %s, not an image Dify accepts (jpg, png, gif, webp, svg)", im.name, im.mimeType))
 	}
 	if difyLimit > 0 && im.size > difyLimit {
-		return Errorf(CodeImageTooLarge, "check", fmt.Errorf("%s is %d bytes, over Dify's image limit of %d bytes", im.name, im.size, difyLimit))
+		return Classified(CodeImageTooLarge, "check", fmt.Errorf("%s is %d bytes, over Dify's image limit of %d bytes", im.name, im.size, difyLimit))
 	}
 	base := strings.TrimSuffix(path.Base(im.name), path.Ext(im.name))
 	if base == "" || base == "." || base == "/" {

@@ -78,7 +78,7 @@ type Platform interface {
 	// Name is the platform's name as it appears in Message.Platform.
 	Name() string
 	// OpenFile streams an attachment of m. The caller closes it. A file that cannot be read returns an error
-	// classified with Errorf(CodePlatformDownloadFailed, …).
+	// classified with Classified(CodePlatformDownloadFailed, …).
 	OpenFile(ctx context.Context, m Message, f File) (io.ReadCloser, error)
 	// Reply posts r in m's conversation. It must be idempotent per r.RunID, r.Attempt and r.Final: the pipeline
 	// may call it again after a crash, and the person must still see one answer per attempt.

@@ -22,7 +22,7 @@ func (*cliPlatform) Name() string { return "cli" }
 func (*cliPlatform) OpenFile(_ context.Context, _ bot.Message, f bot.File) (io.ReadCloser, error) {
 	file, err := os.Open(f.URL)
 	if err != nil {
-		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "open image", err)
+		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "open image", err)
 	}
 	return file, nil
 }

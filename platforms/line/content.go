@@ -29,38 +29,41 @@ func (a *Adapter) OpenFile(ctx context.Context, m bot.Message, f bot.File) (io.R
 	case f.URL != "":
 		return a.fetchExternal(ctx, f.URL)
 	}
-	return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "line content", errors.New("the file has neither a message id nor a URL"))
+	return nil, bot.Classified(bot.CodePlatformDownloadFailed, "line content", errors.New("the file has neither a message id nor a URL"))
 }
 
 // content streams GET {DataAPIURL}/v2/bot/message/{id}/content.
 func (a *Adapter) content(ctx context.Context, id string) (io.ReadCloser, error) {
 	if !messageIDRE.MatchString(id) {
-		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "line content", fmt.Errorf("%q is not a LINE message id", id))
+		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "line content", fmt.Errorf("%q is not a LINE message id", id))
 	}
 	c, err := a.blob(ctx)
 	if err != nil {
-		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "line content", err)
+		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "line content", err)
 	}
 	res, _, err := c.GetMessageContentWithHttpInfo(id)
 	if err == nil && res != nil && res.StatusCode == http.StatusOK {
 		return res.Body, nil
 	}
 	if res == nil {
-		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "line content", fmt.Errorf("LINE content of message %s: %w", id, err))
+		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "line content", fmt.Errorf("LINE content of message %s: %w", id, err))
 	}
 	e := readAPIError("content", res)
 	switch e.Status {
 	case http.StatusNotFound, http.StatusGone:
-		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "line content", fmt.Errorf(
+		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "line content", fmt.Errorf(
 			"LINE no longer has the content of message %s (%w): LINE keeps what people send only for a limited time, so a run that waited long finds it gone; ask the person to send it again", id, e))
+
 	case http.StatusUnauthorized:
-		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "line content", fmt.Errorf(
+		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "line content", fmt.Errorf(
 			"LINE refused the channel access token (%w): check LINE_CHANNEL_TOKEN", e))
+
 	case http.StatusAccepted:
-		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "line content", fmt.Errorf(
+		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "line content", fmt.Errorf(
 			"LINE is still preparing the content of message %s (%w)", id, e))
+
 	}
-	return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "line content", e)
+	return nil, bot.Classified(bot.CodePlatformDownloadFailed, "line content", e)
 }
 
 // fetchExternal streams an image a LIFF app sent by URL. The URL comes from whoever sent the message, so it is
@@ -69,11 +72,11 @@ func (a *Adapter) content(ctx context.Context, id string) (io.ReadCloser, error)
 func (a *Adapter) fetchExternal(ctx context.Context, raw string) (io.ReadCloser, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "external image", errors.New("the image URL is not an http(s) URL"))
+		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "external image", errors.New("the image URL is not an http(s) URL"))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "external image", err)
+		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "external image", err)
 	}
 	req.Header.Set("Accept", "image/*")
 	res, err := a.external.Do(req)
@@ -83,11 +86,11 @@ func (a *Adapter) fetchExternal(ctx context.Context, raw string) (io.ReadCloser,
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "external image", fmt.Errorf("GET %s: %w", u.Host, err))
+		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "external image", fmt.Errorf("GET %s: %w", u.Host, err))
 	}
 	if res.StatusCode != http.StatusOK {
 		res.Body.Close()
-		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "external image", fmt.Errorf("GET %s: HTTP %d", u.Host, res.StatusCode))
+		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "external image", fmt.Errorf("GET %s: HTTP %d", u.Host, res.StatusCode))
 	}
 	return res.Body, nil
 }

@@ -50,10 +50,10 @@ func (a *Adapter) Reply(ctx context.Context, m bot.Message, r bot.Reply) error {
 		text = strings.TrimSpace(r.Text)
 	}
 	if text == "" {
-		return bot.Errorf(bot.CodePlatformReplyFailed, "line reply", errors.New("the answer is empty"))
+		return bot.Classified(bot.CodePlatformReplyFailed, "line reply", errors.New("the answer is empty"))
 	}
 	if m.ChatID == "" {
-		return bot.Errorf(bot.CodePlatformReplyFailed, "line reply", errors.New("the message has no chat id"))
+		return bot.Classified(bot.CodePlatformReplyFailed, "line reply", errors.New("the message has no chat id"))
 	}
 	calls := chunk(messages(text), maxPerCall)
 	id := deliveryID(r, st.Get(stateGeneration), text)
@@ -106,7 +106,7 @@ func (a *Adapter) deliver(ctx context.Context, d delivery) (string, error) {
 				refused = true
 				a.log.Info().Str("event_id", d.m.EventID).Msg("LINE rejected the reply token (expired or used); pushing instead")
 			default:
-				return "", bot.Errorf(bot.CodePlatformReplyFailed, "line reply", err)
+				return "", bot.Classified(bot.CodePlatformReplyFailed, "line reply", err)
 			}
 		} else {
 			a.log.Debug().Str("event_id", d.m.EventID).Str("why", why).Msg("not using the reply token")
@@ -157,10 +157,11 @@ func (a *Adapter) quoteFor(d delivery, push bool) string {
 // pushError classifies a failed push for the admin: the monthly quota needs a plan change, not a retry.
 func pushError(err error) error {
 	if e, ok := errors.AsType[*apiError](err); ok && e.monthlyLimit() {
-		return bot.Errorf(bot.CodePlatformReplyFailed, "line push", fmt.Errorf(
+		return bot.Classified(bot.CodePlatformReplyFailed, "line push", fmt.Errorf(
 			"the channel's monthly message quota is used up (%w); pushes fail until it resets or the plan is raised, answers by reply token are free", err))
+
 	}
-	return bot.Errorf(bot.CodePlatformReplyFailed, "line push", err)
+	return bot.Classified(bot.CodePlatformReplyFailed, "line push", err)
 }
 
 // reply calls POST /v2/bot/message/reply. If LINE refuses the quote token, it sends the messages unquoted.

@@ -64,7 +64,7 @@ func (a *Adapter) OpenFile(ctx context.Context, m bot.Message, f bot.File) (io.R
 }
 
 func downloadError(err error) error {
-	return bot.Errorf(bot.CodePlatformDownloadFailed, "slack download", fmt.Errorf("%w; %s", err, scopeHint))
+	return bot.Classified(bot.CodePlatformDownloadFailed, "slack download", fmt.Errorf("%w; %s", err, scopeHint))
 }
 
 // checkDownload recognises Slack's ways of refusing a file: an error status, or a redirect to the sign-in page.

@@ -296,11 +296,11 @@ func (c *Chat) publish(id string, ev Event) {
 // OpenFile opens an image the page uploaded.
 func (c *Chat) OpenFile(_ context.Context, _ bot.Message, f bot.File) (io.ReadCloser, error) {
 	if !strings.HasPrefix(f.ID, "img-") || strings.ContainsAny(f.ID, `/\`) {
-		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "web open image", fmt.Errorf("bad file id %q", f.ID))
+		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "web open image", fmt.Errorf("bad file id %q", f.ID))
 	}
 	file, err := os.Open(filepath.Join(c.cfg.UploadDir, f.ID))
 	if err != nil {
-		return nil, bot.Errorf(bot.CodePlatformDownloadFailed, "web open image", err)
+		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "web open image", err)
 	}
 	return file, nil
 }
