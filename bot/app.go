@@ -3,6 +3,9 @@ package bot
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,50 +15,70 @@ import (
 // appTTL is how long what we learned about the Dify app is trusted; an edited start form shows up this late.
 const appTTL = 5 * time.Minute
 
-// app is what the pipeline needs to know about the Dify app: its mode and where inputs go.
-type app struct {
-	chat       bool   // chat, agent-chat or advanced-chat: use /chat-messages.
-	imageVar   string // Start variable for images; "" means sys.files.
-	imageList  bool   // imageVar is a file-list.
-	textVar    string // Start variable for the text (workflow apps).
-	imageLimit int64  // Dify's image upload limit in bytes; 0 when it does not say.
+// discoverTimeout bounds one discovery, which runs on behalf of every caller waiting for it.
+const discoverTimeout = 30 * time.Second
+
+// AppSettings are the operator's choices about the app: DIFY_APP_MODE, DIFY_IMAGE_INPUT and DIFY_TEXT_INPUT.
+// Empty or "auto" means ask Dify.
+type AppSettings struct {
+	Mode       string // auto, workflow, chat.
+	ImageInput string // auto, files, or a start variable.
+	TextInput  string // auto or a start variable.
 }
 
-// appCache discovers the app once per appTTL. Its zero value is ready to use.
-type appCache struct {
-	mu  sync.Mutex
-	got *app
-	at  time.Time
+// AppSource is the part of Dify that describes an app. *dify.Client implements it.
+type AppSource interface {
+	Info(ctx context.Context) (*dify.Info, error)
+	Parameters(ctx context.Context) (*dify.Parameters, error)
 }
 
-func (c *appCache) get(ctx context.Context, b *Bot) (*app, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.got != nil && b.now().Sub(c.at) < appTTL {
-		return c.got, nil
+// App is what the pipeline, doctor and `run` know of the Dify app: how it runs and where a message's parts go.
+// Discover is its one source, so the three never disagree.
+type App struct {
+	Mode       string // Dify's own mode from /v1/info; "" when it was not asked (DIFY_APP_MODE set) or did not say.
+	Chat       bool   // chat, agent-chat or advanced-chat: use /chat-messages.
+	ImageInput string // Start variable for images; "" means sys.files.
+	ImageList  bool   // ImageInput is a file-list.
+	TextInput  string // Start variable for the text (workflow apps).
+	ImageLimit int64  // Dify's image upload limit in bytes; 0 when it does not say.
+	// Form is the start form; nil when Dify would not give it (an unpublished workflow answers app_unavailable).
+	Form []dify.InputField
+	// Problems are settings that do not fit the start form. The pipeline still uses them as set; doctor reports them.
+	Problems []Check
+}
+
+// Summary names where a message's parts go, in the words doctor prints and the run step records.
+func (a *App) Summary() string {
+	mode := "workflow"
+	if a.Chat {
+		mode = "chat"
 	}
-	a, err := b.discover(ctx)
-	if err != nil {
-		return nil, err
+	image := "sys.files"
+	if a.ImageInput != "" {
+		image = a.ImageInput
 	}
-	c.got, c.at = a, b.now()
-	return a, nil
+	s := fmt.Sprintf("%s app; images → %s", mode, image)
+	if !a.Chat {
+		s += "; text → " + a.TextInput
+	}
+	return s
 }
 
-// discover applies DIFY_APP_MODE, DIFY_IMAGE_INPUT and DIFY_TEXT_INPUT, asking Dify where they say auto.
-func (b *Bot) discover(ctx context.Context) (*app, error) {
-	a := &app{chat: b.cfg.AppMode == "chat"}
-	if b.cfg.AppMode == "" || b.cfg.AppMode == "auto" {
-		info, err := b.cfg.Workflows.Info(ctx)
+// Discover applies the settings to the app, asking Dify where they say auto.
+func Discover(ctx context.Context, src AppSource, s AppSettings) (*App, error) {
+	a := &App{Chat: s.Mode == "chat"}
+	if s.Mode == "" || s.Mode == "auto" {
+		info, err := src.Info(ctx)
 		if err != nil {
 			return nil, err
 		}
+		a.Mode = info.Mode
 		switch info.Mode {
 		case "chat", "agent-chat", "advanced-chat":
-			a.chat = true
+			a.Chat = true
 		}
 	}
-	params, err := b.cfg.Workflows.Parameters(ctx)
+	params, err := src.Parameters(ctx)
 	var ae *dify.APIError
 	switch {
 	case errors.As(err, &ae) && ae.Code == "app_unavailable":
@@ -64,54 +87,138 @@ func (b *Bot) discover(ctx context.Context) (*app, error) {
 		params = &dify.Parameters{}
 	case err != nil:
 		return nil, err
+	default:
+		a.Form = params.UserInputForm
 	}
-	a.imageLimit = params.SystemParameters.ImageLimitBytes()
-	a.imageVar, a.textVar = b.cfg.ImageInput, b.cfg.TextInput
-	if a.imageVar == "" || a.imageVar == "auto" {
-		a.imageVar = ""
-		for _, f := range params.UserInputForm {
-			if f.AcceptsImages() {
-				a.imageVar = f.Variable
-				break
-			}
+	form := params.UserInputForm
+	a.ImageLimit = params.SystemParameters.ImageLimitBytes()
+
+	a.ImageInput = s.ImageInput
+	switch a.ImageInput {
+	case "", "auto":
+		a.ImageInput = ""
+		if i := slices.IndexFunc(form, dify.InputField.AcceptsImages); i >= 0 {
+			a.ImageInput = form[i].Variable
 		}
+	case "files":
+		a.ImageInput = ""
+	default:
+		a.checkSetting("DIFY_IMAGE_INPUT", a.ImageInput, true)
 	}
-	if a.imageVar == "files" {
-		a.imageVar = ""
+	if i := slices.IndexFunc(form, func(f dify.InputField) bool { return f.Variable == a.ImageInput }); i >= 0 {
+		a.ImageList = form[i].Type == "file-list"
 	}
-	for _, f := range params.UserInputForm {
-		if f.Variable == a.imageVar {
-			a.imageList = f.Type == "file-list"
+
+	a.TextInput = s.TextInput
+	if a.TextInput == "" || a.TextInput == "auto" {
+		a.TextInput = "query"
+		if i := slices.IndexFunc(form, isText); i >= 0 {
+			a.TextInput = form[i].Variable
 		}
-	}
-	if a.textVar == "" || a.textVar == "auto" {
-		a.textVar = "query"
-		for _, f := range params.UserInputForm {
-			if f.Type == "text-input" || f.Type == "paragraph" {
-				a.textVar = f.Variable
-				break
-			}
-		}
+	} else if !a.Chat {
+		a.checkSetting("DIFY_TEXT_INPUT", a.TextInput, false)
 	}
 	return a, nil
 }
 
+func isText(f dify.InputField) bool { return f.Type == "text-input" || f.Type == "paragraph" }
+
+// checkSetting notes a start variable named in env that the form lacks or that cannot take images.
+// Without a form (unpublished) there is nothing to check against.
+func (a *App) checkSetting(env, value string, image bool) {
+	if a.Form == nil {
+		return
+	}
+	i := slices.IndexFunc(a.Form, func(f dify.InputField) bool { return f.Variable == value })
+	switch {
+	case i < 0:
+		a.Problems = append(a.Problems, Check{Name: env, Detail: fmt.Sprintf("%q is not a variable of the workflow's Start node", value),
+			Fixes: []string{fmt.Sprintf("use one of the variables listed above, or set %s=auto", env)}})
+	case image && !a.Form[i].AcceptsImages():
+		a.Problems = append(a.Problems, Check{Name: env, Detail: fmt.Sprintf("%q is a %s variable that does not accept images", value, a.Form[i].Type),
+			Fixes: []string{"in the Start node, make it a file variable that allows images, or choose another variable"}})
+	}
+}
+
+// FormSummary lists the start form's variables and types, for doctor.
+func (a *App) FormSummary() string {
+	var names []string
+	for _, f := range a.Form {
+		names = append(names, fmt.Sprintf("%s (%s)", f.Variable, f.Type))
+	}
+	if len(names) == 0 {
+		return "no variables"
+	}
+	return strings.Join(names, ", ")
+}
+
 // inputs builds a run's inputs and sys.files for a workflow app.
-func (a *app) inputs(text string, files []dify.FileRef) (map[string]any, []dify.FileRef) {
+func (a *App) inputs(text string, files []dify.FileRef) (map[string]any, []dify.FileRef) {
 	in := map[string]any{}
-	if text != "" && !a.chat {
-		in[a.textVar] = text
+	if text != "" && !a.Chat {
+		in[a.TextInput] = text
 	}
 	if len(files) == 0 {
 		return in, nil
 	}
 	switch {
-	case a.imageVar == "":
+	case a.ImageInput == "":
 		return in, files
-	case a.imageList:
-		in[a.imageVar] = files
+	case a.ImageList:
+		in[a.ImageInput] = files
 	default:
-		in[a.imageVar] = files[0]
+		in[a.ImageInput] = files[0]
 	}
 	return in, nil
+}
+
+// appCache discovers the app once per appTTL. Callers that arrive while a discovery runs wait for it (or for their
+// own context), so one slow /parameters costs one call, and no lock is held across it. Its zero value is ready.
+type appCache struct {
+	mu   sync.Mutex
+	got  *App
+	at   time.Time
+	call *appCall // The discovery in flight, if any.
+}
+
+type appCall struct {
+	done chan struct{} // Closed when app and err are set.
+	app  *App
+	err  error
+}
+
+// get returns the cached app, or waits for a discovery, starting one if none runs. The discovery runs in its own
+// goroutine, bounded by discoverTimeout, so a caller that gives up does not cancel it for the others.
+func (c *appCache) get(ctx context.Context, now func() time.Time, discover func(context.Context) (*App, error)) (*App, error) {
+	c.mu.Lock()
+	if c.got != nil && now().Sub(c.at) < appTTL {
+		a := c.got
+		c.mu.Unlock()
+		return a, nil
+	}
+	call := c.call
+	if call == nil {
+		call = &appCall{done: make(chan struct{})}
+		c.call = call
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discoverTimeout)
+		go func() {
+			defer cancel()
+			a, err := discover(dctx)
+			c.mu.Lock()
+			call.app, call.err = a, err
+			if err == nil {
+				c.got, c.at = a, now()
+			}
+			c.call = nil
+			c.mu.Unlock()
+			close(call.done)
+		}()
+	}
+	c.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.app, call.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

@@ -44,7 +44,7 @@ func (instantDify) SendChatMessage(context.Context, dify.ChatRequest) (*dify.Cha
 
 func (instantDify) WaitRun(context.Context, string) (*dify.Run, error) { return nil, nil }
 
-func (d instantDify) Breaker() *dify.Breaker { return d.breaker }
+func (d instantDify) Ready() error { return d.breaker.Ready() }
 
 // BenchmarkPipeline measures the bot's own work per message — accept, the store writes, every step record and
 // log line, spooling and sniffing the image — with Dify and the platform answering instantly.
@@ -62,6 +62,10 @@ func BenchmarkPipeline(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st, Logger: zerolog.New(io.Discard)})
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		files []bot.File
@@ -72,7 +76,7 @@ func BenchmarkPipeline(b *testing.B) {
 			for b.Loop() {
 				i++
 				m := bot.Message{Platform: "fake", EventID: fmt.Sprintf("%s-%d", tc.name, i), ChatID: "C", UserID: "U", Text: "what is this?", Files: tc.files}
-				r, _, err := bt.Accept(ctx, m)
+				r, _, err := inbox.Accept(ctx, m)
 				if err != nil {
 					b.Fatal(err)
 				}

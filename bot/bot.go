@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,26 +13,24 @@ import (
 
 // Workflows is the part of Dify the pipeline uses. *dify.Client implements it.
 type Workflows interface {
-	Info(ctx context.Context) (*dify.Info, error)
-	Parameters(ctx context.Context) (*dify.Parameters, error)
+	AppSource
 	UploadFile(ctx context.Context, u dify.Upload) (*dify.File, error)
 	RunWorkflow(ctx context.Context, req dify.RunRequest) (*dify.Run, error)
 	SendChatMessage(ctx context.Context, req dify.ChatRequest) (*dify.ChatReply, error)
 	WaitRun(ctx context.Context, runID string) (*dify.Run, error)
-	Breaker() *dify.Breaker
+	// Ready returns nil when calls may be made now, else why not (dify.ErrBreakerOpen, dify.ErrMaintenance).
+	Ready() error
 }
 
-// Config wires a Bot. Store, Workflows and at least one Platform are required.
+// Config wires a Bot. Store and Workflows are required; Platforms are the adapters whose runs it answers.
 type Config struct {
 	Store     Store
 	Workflows Workflows
 	Platforms []Platform
 	Logger    zerolog.Logger
 
-	AppMode      string            // auto, workflow, chat.
+	App          AppSettings
 	ResponseMode dify.ResponseMode // Default streaming.
-	ImageInput   string            // auto, files, or a start variable.
-	TextInput    string            // auto or a start variable.
 	OutputKey    string            // auto or an output name.
 
 	Timeout       time.Duration // One Dify run; default 10m.
@@ -82,6 +79,9 @@ func New(cfg Config) (*Bot, error) {
 	}
 	b := &Bot{cfg: cfg, log: cfg.Logger, platforms: map[string]Platform{}}
 	for _, p := range cfg.Platforms {
+		if _, dup := b.platforms[p.Name()]; dup {
+			return nil, fmt.Errorf("bot: two platforms are named %q", p.Name())
+		}
 		b.platforms[p.Name()] = p
 	}
 	return b, nil
@@ -89,30 +89,9 @@ func New(cfg Config) (*Bot, error) {
 
 func (b *Bot) now() time.Time { return b.cfg.Now() }
 
-// Retry queues a finished run again with the same message: the person's Retry button.
-func (b *Bot) Retry(ctx context.Context, runID string) error {
-	if err := b.cfg.Store.Requeue(ctx, runID); err != nil {
-		return fmt.Errorf("bot: retry run %s: %w", runID, err)
-	}
-	return nil
-}
-
-// AddPlatform registers a platform after New, for adapters that need the Bot to be built first.
-// It must be called before the queue starts.
-func (b *Bot) AddPlatform(p Platform) { b.platforms[p.Name()] = p }
-
-// Accept stores and queues m durably; only after it returns nil may the adapter ack the delivery.
-// A redelivered event returns the existing run with dup = true and queues nothing.
-func (b *Bot) Accept(ctx context.Context, m Message) (Run, bool, error) {
-	if m.ReceivedAt.IsZero() {
-		m.ReceivedAt = b.now()
-	}
-	r, dup, err := b.cfg.Store.Enqueue(ctx, m)
-	if err != nil {
-		return r, false, fmt.Errorf("bot: accept %s event %s: %w", m.Platform, m.EventID, err)
-	}
-	b.log.Info().Str("run_id", r.ID).Str("platform", m.Platform).Str("event_id", m.EventID).Bool("duplicate", dup).Msg("message accepted")
-	return r, dup, nil
+// App returns what the bot knows of the Dify app, discovering it when the cached view is older than appTTL.
+func (b *Bot) App(ctx context.Context) (*App, error) {
+	return b.app.get(ctx, b.now, func(ctx context.Context) (*App, error) { return Discover(ctx, b.cfg.Workflows, b.cfg.App) })
 }
 
 // Process runs one queued run to its reply. The queue calls it; it is safe to call again for the same run
@@ -148,7 +127,7 @@ func (b *Bot) process(ctx context.Context, runID string) error {
 	if r.Status == RunSucceeded || r.Status == RunFailed {
 		return b.reply(ctx, &r, p, steps) // The answer is known; only its delivery may be missing.
 	}
-	if err := b.cfg.Workflows.Breaker().Ready(); err != nil && r.DifyRunID == "" {
+	if err := b.cfg.Workflows.Ready(); err != nil && r.DifyRunID == "" {
 		return b.hold(ctx, &r, p, steps, err)
 	}
 	if r.Status == RunQueued || r.Status == RunHeld {
@@ -202,8 +181,7 @@ func (b *Bot) finish(ctx context.Context, r *Run, p Platform, steps *stepLog, te
 
 // reply delivers a finished run's answer once per attempt.
 func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) error {
-	key := "replied:" + strconv.Itoa(r.Attempt)
-	if r.State[key] != "" {
+	if r.RepliedAttempt == r.Attempt {
 		return nil
 	}
 	err := steps.do(ctx, StepReply, func(map[string]any) error {
@@ -219,7 +197,7 @@ func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) err
 	if err != nil {
 		return fmt.Errorf("bot: run %s: %w", r.ID, err) // The queue retries the delivery.
 	}
-	setState(r, key, b.now().UTC().Format(time.RFC3339))
+	r.RepliedAttempt = r.Attempt
 	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
 		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
 	}
@@ -334,13 +312,13 @@ func (b *Bot) prepareImages(ctx context.Context, r *Run, p Platform, steps *step
 		return nil, err
 	}
 	err = steps.do(ctx, StepCheck, func(fields map[string]any) error {
-		a, err := b.app.get(ctx, b)
+		a, err := b.App(ctx)
 		if err != nil {
 			return err
 		}
 		var types []string
 		for _, im := range imgs {
-			if err := im.check(a.imageLimit); err != nil {
+			if err := im.check(a.ImageLimit); err != nil {
 				return err
 			}
 			types = append(types, im.mimeType)
@@ -383,22 +361,22 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, refs []dify.FileR
 		}
 		return run.Outputs, "", nil
 	}
-	posted := "posted:" + strconv.Itoa(r.Attempt)
-	if r.State[posted] != "" {
+	if r.PostedAttempt == r.Attempt {
 		// We may have started a run whose id never reached us; posting again could run it twice.
 		return nil, "", Classified(CodeInternal, "run", errors.New("an earlier attempt was interrupted after sending the run to Dify and before Dify confirmed it; it is not sent again so it cannot run twice"))
 	}
-	a, err := b.app.get(ctx, b)
+	a, err := b.App(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	setState(r, posted, b.now().UTC().Format(time.RFC3339))
+	r.PostedAttempt = r.Attempt
 	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
 		return nil, "", fmt.Errorf("save run: %w", err)
 	}
 	onEvent := b.onEvent(ctx, r, p)
 	user := difyUser(r.Message)
-	if a.chat {
+	fields["app"] = a.Summary()
+	if a.Chat {
 		key := r.Message.ConversationKey()
 		conv, err := b.cfg.Store.Conversation(ctx, key)
 		if err != nil {

@@ -27,6 +27,10 @@ func TestRedeliveredEventAnsweredOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		inbox, err := bot.NewInbox(bot.InboxConfig{Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := st.Start(ctx, b); err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +40,7 @@ func TestRedeliveredEventAnsweredOnce(t *testing.T) {
 		dups := make([]bool, 3)
 		for i := range 3 {
 			wg.Go(func() {
-				r, dup, err := b.Accept(ctx, m)
+				r, dup, err := inbox.Accept(ctx, m)
 				if err != nil {
 					t.Error(err)
 				}

@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"io"
 	"time"
 )
 
@@ -71,22 +70,4 @@ type Progress struct {
 	Step    string // The pipeline step: "start" when work begins, then "run" for each workflow node.
 	Node    string // The workflow node now running, when known.
 	Done    int    // Workflow nodes finished so far.
-}
-
-// Platform is what the pipeline needs from a chat platform. *slack.Adapter, *line.Adapter and *web.Chat implement it.
-type Platform interface {
-	// Name is the platform's name as it appears in Message.Platform.
-	Name() string
-	// OpenFile streams an attachment of m. The caller closes it. A file that cannot be read returns an error
-	// classified with Classified(CodePlatformDownloadFailed, …).
-	OpenFile(ctx context.Context, m Message, f File) (io.ReadCloser, error)
-	// Reply posts r in m's conversation. It must be idempotent per r.RunID, r.Attempt and r.Final: the pipeline
-	// may call it again after a crash, and the person must still see one answer per attempt.
-	Reply(ctx context.Context, m Message, r Reply) error
-}
-
-// ProgressReporter is implemented by platforms that can show a run's progress while it works.
-// Errors are logged and otherwise ignored: progress is a courtesy.
-type ProgressReporter interface {
-	Progress(ctx context.Context, m Message, p Progress) error
 }

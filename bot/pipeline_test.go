@@ -77,6 +77,7 @@ type harness struct {
 	dify  *dify.Client
 	store *store.Store
 	bot   *bot.Bot
+	inbox bot.Inbox
 	plat  *fakePlatform
 	logs  *bytes.Buffer
 	now   time.Time
@@ -110,6 +111,9 @@ func newHarness(t *testing.T, scenario string, opts ...option) *harness {
 		t.Fatal(err)
 	}
 	h.dify, h.store, h.bot = dc, st, b
+	if h.inbox, err = bot.NewInbox(bot.InboxConfig{Store: st, Logger: log}); err != nil {
+		t.Fatal(err)
+	}
 	return h
 }
 
@@ -134,7 +138,7 @@ func (h *harness) send(t *testing.T, m bot.Message) (bot.Run, error) {
 	if m.ChatID == "" {
 		m.ChatID, m.UserID = "C1", "U1"
 	}
-	r, _, err := h.bot.Accept(ctx, m)
+	r, _, err := h.inbox.Accept(ctx, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +280,7 @@ func TestBreakerHoldsThenAnswers(t *testing.T) {
 	ctx := context.Background()
 	h.dify.Breaker().SetMode(dify.ModeOpen, "test")
 
-	r, _, _ := h.bot.Accept(ctx, bot.Message{Platform: "fake", EventID: "held", ChatID: "C", UserID: "U", Text: "hi"})
+	r, _, _ := h.inbox.Accept(ctx, bot.Message{Platform: "fake", EventID: "held", ChatID: "C", UserID: "U", Text: "hi"})
 	for i := range 3 {
 		err := h.bot.Process(ctx, r.ID)
 		var held *bot.HoldError
@@ -300,7 +304,7 @@ func TestBreakerHoldsThenAnswers(t *testing.T) {
 
 	// A run held past HoldMax ends with the breaker's diagnosis.
 	h.dify.Breaker().SetMode(dify.ModeOpen, "long")
-	r2, _, _ := h.bot.Accept(ctx, bot.Message{Platform: "fake", EventID: "held2", ChatID: "C", UserID: "U", Text: "hi"})
+	r2, _, _ := h.inbox.Accept(ctx, bot.Message{Platform: "fake", EventID: "held2", ChatID: "C", UserID: "U", Text: "hi"})
 	h.bot.Process(ctx, r2.ID)
 	mu.Lock()
 	now = now.Add(2 * time.Hour)
@@ -323,7 +327,7 @@ func TestResumeWaitsForTheStartedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	crashed := first
-	crashed.Status, crashed.Reply, crashed.State = bot.RunRunning, "", map[string]string{"posted:1": "x"}
+	crashed.Status, crashed.Reply, crashed.PostedAttempt, crashed.RepliedAttempt = bot.RunRunning, "", 1, 0
 	if err := h.store.SaveRun(ctx, crashed); err != nil {
 		t.Fatal(err)
 	}
@@ -350,8 +354,8 @@ func TestResumeWaitsForTheStartedRun(t *testing.T) {
 func TestInterruptedBeforeConfirmationIsNotPostedAgain(t *testing.T) {
 	h := newHarness(t, "ok")
 	ctx := context.Background()
-	r, _, _ := h.bot.Accept(ctx, bot.Message{Platform: "fake", EventID: "x", ChatID: "C", UserID: "U", Text: "hi"})
-	r.Status, r.State = bot.RunRunning, map[string]string{"posted:1": "x"}
+	r, _, _ := h.inbox.Accept(ctx, bot.Message{Platform: "fake", EventID: "x", ChatID: "C", UserID: "U", Text: "hi"})
+	r.Status, r.PostedAttempt = bot.RunRunning, 1
 	h.store.SaveRun(ctx, r)
 	if err := h.bot.Process(ctx, r.ID); err != nil {
 		t.Fatal(err)
@@ -404,7 +408,7 @@ func TestChatAppKeepsOneConversationPerThread(t *testing.T) {
 func TestShutdownLeavesTheRunForTheNextStart(t *testing.T) {
 	h := newHarness(t, "slow")
 	ctx, cancel := context.WithCancel(context.Background())
-	r, _, _ := h.bot.Accept(ctx, bot.Message{Platform: "fake", EventID: "stop", ChatID: "C", UserID: "U", Text: "hi"})
+	r, _, _ := h.inbox.Accept(ctx, bot.Message{Platform: "fake", EventID: "stop", ChatID: "C", UserID: "U", Text: "hi"})
 	done := make(chan error, 1)
 	go func() { done <- h.bot.Process(ctx, r.ID) }()
 	for { // Until Dify's run id is stored: the run has started in Dify.

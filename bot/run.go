@@ -21,23 +21,27 @@ const (
 
 // Run is one message's journey through the pipeline, as stored.
 type Run struct {
-	ID             string            `json:"id"`
-	Platform       string            `json:"platform"`
-	EventID        string            `json:"event_id"`
-	Status         RunStatus         `json:"status"`
-	Message        Message           `json:"message"`
-	CreatedAt      time.Time         `json:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
-	FinishedAt     time.Time         `json:"finished_at,omitzero"`
-	Attempt        int               `json:"attempt"`
-	DifyRunID      string            `json:"dify_run_id,omitempty"`
-	DifyTaskID     string            `json:"dify_task_id,omitempty"`
-	ConversationID string            `json:"conversation_id,omitempty"`
-	Reply          string            `json:"reply,omitempty"`
-	Code           Code              `json:"code,omitempty"`
-	Diagnosis      *Diagnosis        `json:"diagnosis,omitempty"`
-	HeldNotified   bool              `json:"held_notified,omitempty"`
-	State          map[string]string `json:"state,omitempty"` // Adapter reply state, such as Slack's placeholder ts.
+	ID             string     `json:"id"`
+	Platform       string     `json:"platform"`
+	EventID        string     `json:"event_id"`
+	Status         RunStatus  `json:"status"`
+	Message        Message    `json:"message"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	FinishedAt     time.Time  `json:"finished_at,omitzero"`
+	Attempt        int        `json:"attempt"`
+	DifyRunID      string     `json:"dify_run_id,omitempty"`
+	DifyTaskID     string     `json:"dify_task_id,omitempty"`
+	ConversationID string     `json:"conversation_id,omitempty"`
+	Reply          string     `json:"reply,omitempty"`
+	Code           Code       `json:"code,omitempty"`
+	Diagnosis      *Diagnosis `json:"diagnosis,omitempty"`
+	HeldNotified   bool       `json:"held_notified,omitempty"`
+	// PostedAttempt is the last attempt that sent the run to Dify: that attempt must never send it again.
+	PostedAttempt int `json:"posted_attempt,omitempty"`
+	// RepliedAttempt is the last attempt whose final answer was delivered.
+	RepliedAttempt int               `json:"replied_attempt,omitempty"`
+	State          map[string]string `json:"state,omitempty"` // Adapters' facts, such as Slack's placeholder ts.
 }
 
 // Step is one numbered pipeline step of a run, as logged and stored.

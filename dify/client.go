@@ -84,6 +84,9 @@ func New(cfg Config) (*Client, error) {
 // Breaker returns the client's breaker, for the ops override and status.
 func (c *Client) Breaker() *Breaker { return c.breaker }
 
+// Ready returns nil when the breaker lets calls through, else ErrBreakerOpen or ErrMaintenance.
+func (c *Client) Ready() error { return c.breaker.Ready() }
+
 // endpoint joins the base URL and a route such as "/workflows/run".
 func (c *Client) endpoint(route string) string {
 	return c.base.String() + route

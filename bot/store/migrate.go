@@ -86,6 +86,11 @@ var migrations = [][]string{
 			updated_at      BIGINT NOT NULL
 		)`,
 	},
+	2: {
+		// The pipeline's own delivery facts, which lived in the adapters' state as posted:N and replied:N.
+		`ALTER TABLE runs ADD COLUMN posted_attempt INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE runs ADD COLUMN replied_attempt INTEGER NOT NULL DEFAULT 0`,
+	},
 }
 
 // dialect holds the few spellings SQLite and PostgreSQL do not share.

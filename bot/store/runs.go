@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 
 // runColumns is the column list scanRun reads, in its order.
 const runColumns = `id, platform, COALESCE(event_id, ''), status, message, created_at, updated_at, finished_at,
-	attempt, dify_run_id, dify_task_id, conversation_id, reply, code, diagnosis, held_notified, state`
+	attempt, dify_run_id, dify_task_id, conversation_id, reply, code, diagnosis, held_notified, state,
+	posted_attempt, replied_attempt`
 
 // Enqueue stores m as a new run and inserts its job in the same transaction. A message with the same platform
 // and event id as a stored run returns that run and dup = true, and queues nothing.
@@ -89,10 +91,10 @@ func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 		held = 1
 	}
 	n, err := s.db.exec(ctx, `UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, dify_run_id = ?,
-		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = ?
-		WHERE id = ? AND attempt = ?`,
+		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = ?,
+		posted_attempt = ?, replied_attempt = ? WHERE id = ? AND attempt = ?`,
 		string(r.Status), nanos(time.Now()), nanos(r.FinishedAt), r.DifyRunID, r.DifyTaskID, r.ConversationID,
-		r.Reply, string(r.Code), diag, held, state, r.ID, r.Attempt)
+		r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, r.ID, r.Attempt)
 	if err != nil {
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
@@ -196,7 +198,7 @@ func scanRun(sc row) (bot.Run, error) {
 		created, updated, finished, held int64
 	)
 	err := sc.Scan(&r.ID, &r.Platform, &r.EventID, &status, &msg, &created, &updated, &finished, &r.Attempt,
-		&r.DifyRunID, &r.DifyTaskID, &r.ConversationID, &r.Reply, &code, &diag, &held, &state)
+		&r.DifyRunID, &r.DifyTaskID, &r.ConversationID, &r.Reply, &code, &diag, &held, &state, &r.PostedAttempt, &r.RepliedAttempt)
 	if err != nil {
 		return bot.Run{}, err
 	}
@@ -214,6 +216,12 @@ func scanRun(sc row) (bot.Run, error) {
 	if state != "" {
 		if err := json.Unmarshal([]byte(state), &r.State); err != nil {
 			return bot.Run{}, fmt.Errorf("run %s state: %w", r.ID, err)
+		}
+		// Runs stored before migration 2 kept these flags in the state; a run in flight across the upgrade keeps them.
+		for k, field := range map[string]*int{"posted:": &r.PostedAttempt, "replied:": &r.RepliedAttempt} {
+			if r.State[k+strconv.Itoa(r.Attempt)] != "" {
+				*field = r.Attempt
+			}
 		}
 	}
 	return r, nil

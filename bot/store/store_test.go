@@ -246,7 +246,8 @@ func TestSaveRunStepsAndNodeEvents(t *testing.T) {
 		r.Code = bot.CodeDifyAuthInvalid
 		r.Diagnosis = &bot.Diagnosis{Code: bot.CodeDifyAuthInvalid, Summary: "401", Causes: []string{"key rotated"}}
 		r.HeldNotified = true
-		r.State = map[string]string{"placeholder_ts": "1700000000.000200", "replied:1": "2026-11-22T09:31:00Z"}
+		r.State = map[string]string{"placeholder_ts": "1700000000.000200"}
+		r.PostedAttempt, r.RepliedAttempt = 1, 1
 		if err := s.SaveRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
@@ -465,10 +466,8 @@ func TestRequeue(t *testing.T) {
 			}
 			r.Status, r.Reply, r.Code, r.FinishedAt = bot.RunFailed, "failed", bot.CodeDifyServerError, time.Now()
 			r.DifyRunID = "wr-" + string(rune('0'+n))
-			if r.State == nil {
-				r.State = map[string]string{}
-			}
-			r.State["replied:"+string(rune('0'+r.Attempt))] = "yes"
+			r.State = map[string]string{"placeholder_ts": "1700000000.000200"}
+			r.RepliedAttempt = r.Attempt
 			return s.SaveRun(ctx, r)
 		})
 		r, _, err := s.Enqueue(ctx, message("EvRequeue"))
@@ -494,7 +493,7 @@ func TestRequeue(t *testing.T) {
 		}
 		// The outcome is cleared and the attempt moves on; the message and the adapter's state stay.
 		if got.Attempt != 2 || got.Code != "" || got.Reply != "" || !got.FinishedAt.IsZero() || got.DifyRunID != "" ||
-			got.State["replied:1"] != "yes" || !reflect.DeepEqual(got.Message, r.Message) {
+			got.State["placeholder_ts"] == "" || got.RepliedAttempt != 1 || !reflect.DeepEqual(got.Message, r.Message) {
 			t.Errorf("after Requeue: %+v", got)
 		}
 		if c := f.next(t, 10*time.Second); c.runID != r.ID || c.n != 2 {
@@ -730,7 +729,7 @@ func TestSaveRunOfAReplacedAttemptIsRefused(t *testing.T) {
 		if err := s.Requeue(ctx, r.ID); err != nil { // The person pressed Retry.
 			t.Fatal(err)
 		}
-		r.State = map[string]string{"replied:1": "x"} // The old attempt finishing late.
+		r.RepliedAttempt = 1 // The old attempt finishing late.
 		if err := s.SaveRun(ctx, r); !errors.Is(err, bot.ErrStaleAttempt) {
 			t.Fatalf("SaveRun of attempt 1 after a retry = %v, want ErrStaleAttempt", err)
 		}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/difybot/difybot/dify/difytest"
@@ -49,15 +48,11 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	token := rand.Text()
 	vars["ADMIN_TOKEN"] = token
-	sys, err := boot(ctx, func(k string) string { return vars[k] }, stderr)
+	sys, err := boot(ctx, func(k string) string { return vars[k] }, stderr, platformEnv{demo: true})
 	if err != nil {
 		return err
 	}
 	defer sys.Close()
-	cfg := sys.cfg
-	if err := sys.addWeb("", filepath.Join(cfg.DataDir, "web")); err != nil {
-		return err
-	}
 	sys.adminExtra["/admin/sim/scenario"] = simSwitch(sim)
 	return sys.serve(ctx, sys.routes(), func(bound string) {
 		base := "http://" + localURL(bound)

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -15,9 +14,7 @@ import (
 	"github.com/difybot/difybot/bot/store"
 	"github.com/difybot/difybot/config"
 	"github.com/difybot/difybot/dify"
-	"github.com/line/line-bot-sdk-go/v8/linebot/messaging_api"
 	"github.com/rs/zerolog"
-	"github.com/slack-go/slack"
 )
 
 // checklist prints one line per check and remembers whether any failed.
@@ -28,6 +25,14 @@ type checklist struct {
 
 func (c *checklist) ok(name, detail string) {
 	fmt.Fprintf(c.w, "✅ %s: %s\n", name, detail)
+}
+
+func (c *checklist) report(ch bot.Check) {
+	if ch.OK {
+		c.ok(ch.Name, ch.Detail)
+		return
+	}
+	c.fail(ch.Name, ch.Detail, ch.Fixes...)
 }
 
 func (c *checklist) fail(name, problem string, fixes ...string) {
@@ -47,6 +52,10 @@ func (c *checklist) failDiag(name string, err error) {
 const doctorTimeout = 15 * time.Second
 
 func doctor(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return doctorWith(ctx, args, getenv, stdout, stderr, platforms())
+}
+
+func doctorWith(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, specs []platformSpec) error {
 	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
@@ -68,8 +77,7 @@ func doctor(ctx context.Context, args []string, getenv func(string) string, stdo
 		checkDify(ctx, c, cfg)
 	}
 	checkStore(ctx, c, cfg)
-	checkSlack(ctx, c, cfg)
-	checkLINE(ctx, c, cfg)
+	checkPlatforms(ctx, c, cfg, specs)
 	if c.failed > 0 {
 		fmt.Fprintf(stdout, "\n%d problem(s) found.\n", c.failed)
 		return exitError(1)
@@ -118,73 +126,54 @@ func checkDify(ctx context.Context, c *checklist, cfg config.Config) {
 			"use the API key of a workflow or chatflow app")
 	}
 
-	params, err := dc.Parameters(ctx)
+	app, err := bot.Discover(ctx, dc, bot.AppSettings{Mode: cfg.Dify.AppMode, ImageInput: cfg.Dify.ImageInput, TextInput: cfg.Dify.TextInput})
 	if err != nil {
-		var ae *dify.APIError
-		if errors.As(err, &ae) && ae.Code == "app_unavailable" {
-			c.fail("Dify workflow", "Dify says the app is unavailable: a workflow app answers this until its workflow is published",
-				"open the app in Dify and click Publish", "check the app's API access is enabled")
-			return
-		}
 		c.failDiag("Dify parameters", err)
 		return
 	}
-	var names []string
-	imageVar, textVar := "", ""
-	for _, f := range params.UserInputForm {
-		names = append(names, fmt.Sprintf("%s (%s)", f.Variable, f.Type))
-		if imageVar == "" && f.AcceptsImages() {
-			imageVar = f.Variable
-		}
-		if textVar == "" && (f.Type == "text-input" || f.Type == "paragraph") {
-			textVar = f.Variable
-		}
+	if app.Form == nil {
+		c.fail("Dify workflow", "Dify says the app is unavailable: a workflow app answers this until its workflow is published",
+			"open the app in Dify and click Publish", "check the app's API access is enabled")
+		return
 	}
-	c.ok("Dify inputs", "start form: "+orNone(strings.Join(names, ", ")))
-	checkInput(c, "DIFY_IMAGE_INPUT", cfg.Dify.ImageInput, params.UserInputForm, true, imageVar)
-	if !isChat {
-		checkInput(c, "DIFY_TEXT_INPUT", cfg.Dify.TextInput, params.UserInputForm, false, textVar)
+	c.ok("Dify inputs", "start form: "+app.FormSummary())
+	reportInput(c, app, "DIFY_IMAGE_INPUT", cfg.Dify.ImageInput, app.ImageInput, true)
+	if !app.Chat {
+		reportInput(c, app, "DIFY_TEXT_INPUT", cfg.Dify.TextInput, app.TextInput, false)
 	}
+	c.ok("Dify run", "difybot sends: "+app.Summary())
 	if cfg.Dify.ResponseMode == string(dify.Blocking) {
 		c.fail("DIFY_RESPONSE_MODE", "blocking: runs over about 60–100 s are cut by proxies and Cloudflare (504/524), and progress cannot be shown",
 			"set DIFY_RESPONSE_MODE=streaming")
 	}
 }
 
-func checkInput(c *checklist, env, value string, form []dify.InputField, image bool, found string) {
-	if value == config.Auto {
-		switch {
-		case found != "":
-			c.ok(env, fmt.Sprintf("auto: %q", found))
-		case image:
-			c.ok(env, "auto: no file variable takes images; images go to sys.files (enable file upload in the Start node's features)")
-		default:
-			c.ok(env, `auto: no text variable; text goes to "query"`)
+// reportInput prints where one part of a message goes, as discovered, or the problem with the setting.
+func reportInput(c *checklist, app *bot.App, env, setting, used string, image bool) {
+	if i := slices.IndexFunc(app.Problems, func(p bot.Check) bool { return p.Name == env }); i >= 0 {
+		c.report(app.Problems[i])
+		return
+	}
+	field := func(v string) (dify.InputField, bool) {
+		i := slices.IndexFunc(app.Form, func(f dify.InputField) bool { return f.Variable == v })
+		if i < 0 {
+			return dify.InputField{}, false
 		}
-		return
+		return app.Form[i], true
 	}
-	if image && value == "files" {
-		c.ok(env, "images go to sys.files")
-		return
-	}
-	i := slices.IndexFunc(form, func(f dify.InputField) bool { return f.Variable == value })
+	f, inForm := field(used)
 	switch {
-	case i < 0:
-		c.fail(env, fmt.Sprintf("%q is not a variable of the workflow's Start node", value),
-			fmt.Sprintf("use one of the variables listed above, or set %s=auto", env))
-	case image && !form[i].AcceptsImages():
-		c.fail(env, fmt.Sprintf("%q is a %s variable that does not accept images", value, form[i].Type),
-			"in the Start node, make it a file variable that allows images, or choose another variable")
+	case setting == config.Auto && inForm:
+		c.ok(env, fmt.Sprintf("auto: %q", used))
+	case setting == config.Auto && image:
+		c.ok(env, "auto: no file variable takes images; images go to sys.files (enable file upload in the Start node's features)")
+	case setting == config.Auto:
+		c.ok(env, fmt.Sprintf("auto: no text variable; text goes to %q", used))
+	case image && used == "":
+		c.ok(env, "images go to sys.files")
 	default:
-		c.ok(env, fmt.Sprintf("%q (%s)", value, form[i].Type))
+		c.ok(env, fmt.Sprintf("%q (%s)", used, f.Type))
 	}
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "no variables"
-	}
-	return s
 }
 
 func checkStore(ctx context.Context, c *checklist, cfg config.Config) {
@@ -203,37 +192,33 @@ func checkStore(ctx context.Context, c *checklist, cfg config.Config) {
 	c.ok("store", where+" opened and migrated")
 }
 
-func checkSlack(ctx context.Context, c *checklist, cfg config.Config) {
-	if !cfg.Slack.Enabled() {
-		c.ok("Slack", "not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET or SLACK_APP_TOKEN to enable)")
-		return
+// checkPlatforms runs each platform's own checks, through the same adapter serve builds.
+func checkPlatforms(ctx context.Context, c *checklist, cfg config.Config, specs []platformSpec) {
+	env := platformEnv{inbox: doctorInbox{}, log: zerolog.Nop()}
+	for _, sp := range specs {
+		p, err := sp.build(cfg, env)
+		switch {
+		case err != nil:
+			c.fail(sp.title, err.Error())
+		case p == nil && sp.hint != "":
+			c.ok(sp.title, "not configured ("+sp.hint+")")
+		case p != nil:
+			ctx, cancel := context.WithTimeout(ctx, doctorTimeout)
+			for _, ch := range p.Checks(ctx) {
+				c.report(ch)
+			}
+			cancel()
+		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, doctorTimeout)
-	defer cancel()
-	api := slack.New(cfg.Slack.BotToken.Reveal(), slack.OptionAPIURL(cfg.Slack.APIURL), slack.OptionHTTPClient(&http.Client{Timeout: doctorTimeout}))
-	res, err := api.AuthTestContext(ctx)
-	if err != nil {
-		c.fail("Slack", "auth.test failed: "+err.Error(), "check SLACK_BOT_TOKEN is the Bot User OAuth Token (xoxb-) of an installed app")
-		return
-	}
-	c.ok("Slack", fmt.Sprintf("signed in as %s in %s", res.User, res.Team))
 }
 
-func checkLINE(ctx context.Context, c *checklist, cfg config.Config) {
-	if !cfg.LINE.Enabled() {
-		c.ok("LINE", "not configured (set LINE_CHANNEL_SECRET and LINE_CHANNEL_TOKEN to enable)")
-		return
-	}
-	api, err := messaging_api.NewMessagingApiAPI(cfg.LINE.ChannelToken.Reveal(), messaging_api.WithEndpoint(cfg.LINE.APIURL),
-		messaging_api.WithHTTPClient(&http.Client{Timeout: doctorTimeout}))
-	if err != nil {
-		c.fail("LINE", err.Error())
-		return
-	}
-	info, err := api.WithContext(ctx).GetBotInfo()
-	if err != nil {
-		c.fail("LINE", "bot info failed: "+err.Error(), "check LINE_CHANNEL_TOKEN is the channel access token (long-lived) of the Messaging API channel")
-		return
-	}
-	c.ok("LINE", fmt.Sprintf("bot %s (%s)", info.DisplayName, info.BasicId))
+// doctorInbox stands in for the queue while doctor builds adapters: doctor never accepts a message.
+type doctorInbox struct{}
+
+var errDoctorInbox = errors.New("doctor accepts no messages")
+
+func (doctorInbox) Accept(context.Context, bot.Message) (bot.Run, bool, error) {
+	return bot.Run{}, false, errDoctorInbox
 }
+
+func (doctorInbox) Retry(context.Context, string) error { return errDoctorInbox }

@@ -25,7 +25,7 @@ func newSystem(t *testing.T, vars map[string]string) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sys, err := build(context.Background(), cfg, zerolog.Nop())
+	sys, err := build(context.Background(), cfg, zerolog.Nop(), platforms(), platformEnv{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func runOnce(ctx context.Context, args []string, getenv func(string) string, std
 	log := newLogger(cfg.Log, stderr)
 
 	cli := &cliPlatform{}
-	sys, err := build(ctx, cfg, log, cli)
+	sys, err := build(ctx, cfg, log, nil, platformEnv{}, cli)
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func runOnce(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		m.Files = []bot.File{{ID: filepath.Base(abs), Name: filepath.Base(abs), URL: abs}}
 	}
-	r, _, err := sys.bot.Accept(ctx, m)
+	r, _, err := sys.inbox.Accept(ctx, m)
 	if err != nil {
 		return err
 	}

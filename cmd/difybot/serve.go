@@ -8,7 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/difybot/difybot/bot"
@@ -21,30 +21,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
-	sys, err := boot(ctx, getenv, stderr)
+	sys, err := boot(ctx, getenv, stderr, platformEnv{})
 	if err != nil {
 		return err
 	}
 	defer sys.Close()
-	cfg := sys.cfg
-	if err := sys.addPlatforms(); err != nil {
-		return err
-	}
-	if cfg.WebChat {
-		if err := sys.addWeb(cfg.AdminToken.Reveal(), filepath.Join(cfg.DataDir, "web")); err != nil {
-			return err
-		}
-	}
 	return sys.serve(ctx, sys.routes(), nil)
 }
 
-// boot loads the configuration (printing every problem) and wires a system that logs to stderr.
-func boot(ctx context.Context, getenv func(string) string, stderr io.Writer) (*system, error) {
+// boot loads the configuration (printing every problem) and wires a system with every platform it enables,
+// logging to stderr.
+func boot(ctx context.Context, getenv func(string) string, stderr io.Writer, env platformEnv) (*system, error) {
 	cfg, err := loadConfig(getenv, stderr, true)
 	if err != nil {
 		return nil, err
 	}
-	return build(ctx, cfg, newLogger(cfg.Log, stderr))
+	return build(ctx, cfg, newLogger(cfg.Log, stderr), platforms(), env)
 }
 
 // loadConfig reads the environment and prints every problem at once; forDify adds what talking to Dify needs.
@@ -73,15 +65,10 @@ func (s *system) routes() *http.ServeMux {
 		Token: s.cfg.AdminToken.Reveal(), Store: s.store, Breaker: s.dify.Breaker(), Extra: s.adminExtra,
 		Logger: s.log.With().Str("component", "admin").Logger(), Redact: s.secrets(),
 	}))
-	if s.slack != nil {
-		mux.Handle("POST /slack/events", s.slack.EventsHandler())
-		mux.Handle("POST /slack/interactions", s.slack.InteractionsHandler())
-	}
-	if s.line != nil {
-		mux.Handle("POST /line/webhook", s.line)
-	}
-	if s.web != nil {
-		mux.Handle("/", s.web.Handler())
+	for _, p := range s.platforms {
+		for _, r := range p.Routes() {
+			mux.Handle(r.Pattern, r.Handler)
+		}
 	}
 	return mux
 }
@@ -120,14 +107,11 @@ func (s *system) readyz(w http.ResponseWriter, r *http.Request) {
 
 // secrets are the configured secret values, which the admin API removes from anything it returns.
 func (s *system) secrets() []string {
-	var out []string
-	for _, v := range []config.Secret{s.cfg.Dify.APIKey, s.cfg.Slack.BotToken, s.cfg.Slack.SigningSecret, s.cfg.Slack.AppToken,
-		s.cfg.LINE.ChannelSecret, s.cfg.LINE.ChannelToken, s.cfg.DatabaseURL} {
-		if v != "" {
-			out = append(out, v.Reveal())
-		}
+	all := []string{s.cfg.Dify.APIKey.Reveal(), s.cfg.DatabaseURL.Reveal()}
+	for _, p := range s.platforms {
+		all = append(all, p.Secrets()...)
 	}
-	return out
+	return slices.DeleteFunc(all, func(v string) bool { return v == "" })
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

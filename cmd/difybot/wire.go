@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,9 +15,6 @@ import (
 	"github.com/difybot/difybot/bot/store"
 	"github.com/difybot/difybot/config"
 	"github.com/difybot/difybot/dify"
-	"github.com/difybot/difybot/platforms/line"
-	"github.com/difybot/difybot/platforms/slack"
-	"github.com/difybot/difybot/platforms/web"
 	"github.com/rs/zerolog"
 )
 
@@ -33,13 +31,12 @@ type system struct {
 	dify      *dify.Client
 	store     *store.Store
 	bot       *bot.Bot
+	inbox     bot.Inbox
 	metrics   *bot.Metrics
 	infoOK    atomic.Int64  // When Dify last answered /v1/info, in Unix nanoseconds, for /readyz.
 	infoFresh time.Duration // How old that may be; infoFresh, or less in tests.
 
-	web        *web.Chat
-	slack      *slack.Adapter
-	line       *line.Adapter
+	platforms  []platform              // The chat platforms this replica serves.
 	adminExtra map[string]http.Handler // Extra admin routes (the demo's simulator switch).
 }
 
@@ -55,8 +52,9 @@ func newLogger(c config.Log, w io.Writer) zerolog.Logger {
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
 }
 
-// build wires the Dify client, the store and the bot. The caller closes the system.
-func build(ctx context.Context, cfg config.Config, log zerolog.Logger, platforms ...bot.Platform) (*system, error) {
+// build wires the Dify client, the store, the inbox, the platforms the specs enable, and the bot; extra are
+// platforms without routes (the CLI of `difybot run`). The caller closes the system.
+func build(ctx context.Context, cfg config.Config, log zerolog.Logger, specs []platformSpec, env platformEnv, extra ...bot.Platform) (*system, error) {
 	dc, err := dify.New(dify.Config{
 		BaseURL: cfg.Dify.BaseURL,
 		APIKey:  cfg.Dify.APIKey.Reveal(),
@@ -77,62 +75,49 @@ func build(ctx context.Context, cfg config.Config, log zerolog.Logger, platforms
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	metrics := bot.NewMetrics(bot.MetricsConfig{Breaker: dc.Breaker(), QueueStats: st.QueueStats,
-		Platforms: []string{"slack", "line", "web", "cli"}, Logger: log})
-	b, err := bot.New(bot.Config{
-		Metrics: metrics,
-		Store:   st, Workflows: dc, Platforms: platforms, Logger: log,
-		AppMode: cfg.Dify.AppMode, ResponseMode: dify.ResponseMode(cfg.Dify.ResponseMode),
-		ImageInput: cfg.Dify.ImageInput, TextInput: cfg.Dify.TextInput, OutputKey: cfg.Dify.OutputKey,
-		Timeout: cfg.Dify.Timeout, MaxImageBytes: cfg.MaxImageBytes, HoldMax: cfg.Breaker.HoldMax,
-		Language: bot.Lang(cfg.Language),
-	})
+	sys, err := wire(cfg, log, dc, st, specs, env, extra)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &system{cfg: cfg, log: log, dify: dc, store: st, bot: b, metrics: metrics, infoFresh: infoFresh, adminExtra: map[string]http.Handler{}}, nil
+	return sys, nil
 }
 
-// addPlatforms builds the Slack and LINE adapters the configuration enables. They need the bot to accept
-// messages, and the bot needs them to reply, so they are added after it.
-func (s *system) addPlatforms() error {
-	if s.cfg.Slack.Enabled() {
-		a, err := slack.New(slack.Config{
-			BotToken: s.cfg.Slack.BotToken.Reveal(), SigningSecret: s.cfg.Slack.SigningSecret.Reveal(),
-			AppToken: s.cfg.Slack.AppToken.Reveal(), APIURL: s.cfg.Slack.APIURL,
-			Logger: s.log.With().Str("component", "slack").Logger(), Language: bot.Lang(s.cfg.Language),
-		}, s.bot)
-		if err != nil {
-			return err
-		}
-		s.slack = a
-		s.bot.AddPlatform(a)
-	}
-	if s.cfg.LINE.Enabled() {
-		a, err := line.New(line.Config{
-			ChannelSecret: s.cfg.LINE.ChannelSecret.Reveal(), ChannelToken: s.cfg.LINE.ChannelToken.Reveal(),
-			APIURL: s.cfg.LINE.APIURL, DataAPIURL: s.cfg.LINE.DataAPIURL,
-			Logger: s.log.With().Str("component", "line").Logger(),
-		}, s.bot)
-		if err != nil {
-			return err
-		}
-		s.line = a
-		s.bot.AddPlatform(a)
-	}
-	return nil
-}
-
-// addWeb enables the web chat; token, when set, guards its API.
-func (s *system) addWeb(token, dir string) error {
-	w, err := web.New(web.Config{Logger: s.log, UploadDir: dir, MaxImageBytes: s.cfg.MaxImageBytes, Token: token}, s.bot)
+func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Store, specs []platformSpec, env platformEnv, extra []bot.Platform) (*system, error) {
+	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st, Logger: log})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.web = w
-	s.bot.AddPlatform(w)
-	return nil
+	env.inbox, env.log = inbox, log
+	plats, err := buildPlatforms(cfg, specs, env)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{}
+	all := slices.Clone(extra)
+	for _, sp := range specs {
+		names = append(names, sp.name)
+	}
+	for _, p := range plats {
+		all = append(all, p)
+	}
+	for _, p := range extra {
+		names = append(names, p.Name())
+	}
+	metrics := bot.NewMetrics(bot.MetricsConfig{Breaker: dc.Breaker(), QueueStats: st.QueueStats, Platforms: names, Logger: log})
+	b, err := bot.New(bot.Config{
+		Metrics: metrics,
+		Store:   st, Workflows: dc, Platforms: all, Logger: log,
+		App:          bot.AppSettings{Mode: cfg.Dify.AppMode, ImageInput: cfg.Dify.ImageInput, TextInput: cfg.Dify.TextInput},
+		ResponseMode: dify.ResponseMode(cfg.Dify.ResponseMode), OutputKey: cfg.Dify.OutputKey,
+		Timeout: cfg.Dify.Timeout, MaxImageBytes: cfg.MaxImageBytes, HoldMax: cfg.Breaker.HoldMax,
+		Language: bot.Lang(cfg.Language),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &system{cfg: cfg, log: log, dify: dc, store: st, bot: b, inbox: inbox, metrics: metrics, infoFresh: infoFresh,
+		platforms: plats, adminExtra: map[string]http.Handler{}}, nil
 }
 
 func (s *system) Close() error { return s.store.Close() }
@@ -173,12 +158,14 @@ func (s *system) serve(ctx context.Context, handler http.Handler, ready func(add
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var loops sync.WaitGroup
 	loops.Go(func() { s.syncBreaker(loopCtx) })
-	if s.slack != nil && s.cfg.Slack.SocketMode() {
-		loops.Go(func() {
-			if err := s.slack.RunSocketMode(loopCtx); err != nil {
-				s.log.Error().Err(err).Msg("slack socket mode stopped")
-			}
-		})
+	for _, p := range s.platforms {
+		if r, ok := p.(runner); ok {
+			loops.Go(func() {
+				if err := r.Run(loopCtx); err != nil {
+					s.log.Error().Err(err).Str("platform", p.Name()).Msg("platform connection stopped")
+				}
+			})
+		}
 	}
 	errc := make(chan error, 1)
 	go func() { // Ends at srv.Shutdown.

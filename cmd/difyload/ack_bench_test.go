@@ -17,7 +17,6 @@ import (
 	"github.com/difybot/difybot/bot/store"
 	"github.com/difybot/difybot/bot/store/storetest"
 	"github.com/difybot/difybot/cmd/difyload/harness"
-	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/platforms/line"
 	"github.com/difybot/difybot/platforms/slack"
 )
@@ -49,11 +48,7 @@ func BenchmarkAck(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer st.Close()
-				dc, err := dify.New(dify.Config{BaseURL: "http://127.0.0.1:1/v1", APIKey: "app-test", Logger: zerolog.Nop()})
-				if err != nil {
-					b.Fatal(err)
-				}
-				bt, err := bot.New(bot.Config{Store: st, Workflows: dc, Logger: zerolog.New(io.Discard)})
+				inbox, err := bot.NewInbox(bot.InboxConfig{Store: st, Logger: zerolog.New(io.Discard)})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -65,11 +60,11 @@ func BenchmarkAck(b *testing.B) {
 				switch platform {
 				case "slack":
 					a, err := slack.New(slack.Config{BotToken: harness.SlackBotToken, SigningSecret: harness.SlackSigningSecret,
-						APIURL: fs.URL(), Logger: zerolog.Nop()}, bt)
+						APIURL: fs.URL(), Logger: zerolog.Nop(), Inbox: inbox})
 					if err != nil {
 						b.Fatal(err)
 					}
-					h = a.EventsHandler()
+					h = a.Routes()[0].Handler
 					mk = func(i int) *http.Request {
 						id := fmt.Sprintf("%s%07d", tag, i)
 						body := harness.SlackMessage{EventID: "Ev" + id, Channel: "D" + id, User: "U" + id, Text: "hi",
@@ -80,11 +75,11 @@ func BenchmarkAck(b *testing.B) {
 					}
 				case "line":
 					a, err := line.New(line.Config{ChannelSecret: harness.LINEChannelSecret, ChannelToken: harness.LINEChannelToken,
-						Logger: zerolog.Nop()}, bt)
+						Logger: zerolog.Nop(), Inbox: inbox})
 					if err != nil {
 						b.Fatal(err)
 					}
-					h = a
+					h = a.Routes()[0].Handler
 					mk = func(i int) *http.Request {
 						id := fmt.Sprintf("%s%07d", tag, i)
 						body := harness.LINEMessage{EventID: "01" + id, UserID: "U" + id, ReplyToken: "rt" + id, Text: "hi",

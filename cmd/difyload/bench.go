@@ -489,9 +489,13 @@ func (b *bench) breakerInProcess(ctx context.Context, st string) error {
 	if err != nil {
 		return err
 	}
+	inbox, err := bot.NewInbox(bot.InboxConfig{Store: s, Logger: zerolog.New(io.Discard)})
+	if err != nil {
+		return err
+	}
 	var first, later []time.Duration
 	for i := range b.o.breakerMessages {
-		run, _, err := bt.Accept(ctx, bot.Message{Platform: "bench", EventID: fmt.Sprintf("held-%d", i), ChatID: "C", UserID: "U", Text: "hi"})
+		run, _, err := inbox.Accept(ctx, bot.Message{Platform: "bench", EventID: fmt.Sprintf("held-%d", i), ChatID: "C", UserID: "U", Text: "hi"})
 		if err != nil {
 			return err
 		}

@@ -56,19 +56,22 @@ func newSystem(t *testing.T, o e2eOptions) *system {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	b, err := bot.New(bot.Config{Store: st, Workflows: dc, Logger: zerolog.Nop(), Language: o.lang,
+	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &system{line: newFakeLINE(t), store: st, accepts: &acceptLog{Inbox: inbox}}
+	s.adapter, err = New(Config{Inbox: s.accepts, ChannelSecret: testSecret, ChannelToken: testToken, APIURL: s.line.srv.URL,
+		DataAPIURL: s.line.srv.URL, HTTPClient: &http.Client{Timeout: 10 * time.Second}, Logger: zerolog.Nop(),
+		ReplyTokenTTL: o.ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bot.New(bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{s.adapter}, Logger: zerolog.Nop(), Language: o.lang,
 		Timeout: 30 * time.Second, TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &system{line: newFakeLINE(t), store: st, accepts: &acceptLog{next: b}}
-	s.adapter, err = New(Config{ChannelSecret: testSecret, ChannelToken: testToken, APIURL: s.line.srv.URL,
-		DataAPIURL: s.line.srv.URL, HTTPClient: &http.Client{Timeout: 10 * time.Second}, Logger: zerolog.Nop(),
-		ReplyTokenTTL: o.ttl}, s.accepts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.AddPlatform(s.adapter)
 	if err := st.Start(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -82,14 +85,14 @@ func newSystem(t *testing.T, o e2eOptions) *system {
 
 // acceptLog passes to the bot and remembers the runs, to wait for them.
 type acceptLog struct {
-	next Acceptor
+	bot.Inbox
 	mu   sync.Mutex
 	runs []string
 	dups []bool
 }
 
 func (l *acceptLog) Accept(ctx context.Context, m bot.Message) (bot.Run, bool, error) {
-	r, dup, err := l.next.Accept(ctx, m)
+	r, dup, err := l.Inbox.Accept(ctx, m)
 	if err == nil {
 		l.mu.Lock()
 		l.runs, l.dups = append(l.runs, r.ID), append(l.dups, dup)
@@ -133,7 +136,7 @@ func (s *system) waitReplied(t *testing.T, runID string) bot.Run {
 	eventually(t, 30*time.Second, "the run's reply", func() bool {
 		var err error
 		r, err = s.store.Run(context.Background(), runID)
-		return err == nil && (r.Status == bot.RunSucceeded || r.Status == bot.RunFailed) && r.State["replied:1"] != ""
+		return err == nil && (r.Status == bot.RunSucceeded || r.Status == bot.RunFailed) && r.RepliedAttempt == 1
 	})
 	return r
 }

@@ -246,7 +246,7 @@ func (f *fakeLINE) getContent(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-// recorder is an Acceptor that keeps what it was given and can fail on the nth call.
+// recorder is an Inbox that keeps what it was given and can fail on the nth call.
 type recorder struct {
 	mu     sync.Mutex
 	got    []bot.Message
@@ -261,6 +261,10 @@ func (r *recorder) Accept(_ context.Context, m bot.Message) (bot.Run, bool, erro
 	}
 	r.got = append(r.got, m)
 	return bot.Run{ID: fmt.Sprintf("run-%d", len(r.got))}, false, nil
+}
+
+func (r *recorder) Retry(context.Context, string) error {
+	return errors.New("LINE has no Retry button")
 }
 
 func (r *recorder) messages() []bot.Message {
@@ -309,7 +313,7 @@ func (s *testState) clone() *testState {
 // epoch is the clock of the unit tests: one second after the image_user.json event.
 var epoch = time.UnixMilli(1716000002000).UTC()
 
-func newAdapter(t *testing.T, f *fakeLINE, a Acceptor, opts ...func(*Config)) *Adapter {
+func newAdapter(t *testing.T, f *fakeLINE, a bot.Inbox, opts ...func(*Config)) *Adapter {
 	t.Helper()
 	cfg := Config{ChannelSecret: testSecret, ChannelToken: testToken, APIURL: f.srv.URL, DataAPIURL: f.srv.URL,
 		HTTPClient: &http.Client{Timeout: 10 * time.Second}, Logger: zerolog.Nop(), Now: func() time.Time { return epoch }}
@@ -319,7 +323,8 @@ func newAdapter(t *testing.T, f *fakeLINE, a Acceptor, opts ...func(*Config)) *A
 	if a == nil {
 		a = &recorder{}
 	}
-	ad, err := New(cfg, a)
+	cfg.Inbox = a
+	ad, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +348,7 @@ func readTestdata(t testing.TB, name string) []byte {
 }
 
 // post sends body to the adapter's webhook with the given signature and returns the status.
-func post(t testing.TB, h http.Handler, body []byte, signature string) int {
+func post(t testing.TB, a *Adapter, body []byte, signature string) int {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodPost, "/line/webhook", strings.NewReader(string(body)))
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
@@ -351,14 +356,14 @@ func post(t testing.TB, h http.Handler, body []byte, signature string) int {
 		req.Header.Set("X-Line-Signature", signature)
 	}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	a.Routes()[0].Handler.ServeHTTP(rec, req)
 	return rec.Code
 }
 
 // postSigned sends body signed with the test secret.
-func postSigned(t testing.TB, h http.Handler, body []byte) int {
+func postSigned(t testing.TB, a *Adapter, body []byte) int {
 	t.Helper()
-	return post(t, h, body, sign(testSecret, body))
+	return post(t, a, body, sign(testSecret, body))
 }
 
 // eventually waits for cond, failing the test after d.

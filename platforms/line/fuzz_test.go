@@ -33,6 +33,8 @@ func (f *fuzzAcceptor) Accept(_ context.Context, m bot.Message) (bot.Run, bool, 
 	return bot.Run{ID: "run"}, false, nil
 }
 
+func (f *fuzzAcceptor) Retry(context.Context, string) error { return nil }
+
 func (f *fuzzAcceptor) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -41,7 +43,7 @@ func (f *fuzzAcceptor) count() int {
 
 func fuzzWebhook(f *testing.F) (*Adapter, *fuzzAcceptor) {
 	acc := &fuzzAcceptor{}
-	a, err := New(Config{ChannelSecret: fuzzChannelSecret, ChannelToken: "fuzz-channel-token", Logger: zerolog.Nop()}, acc)
+	a, err := New(Config{Inbox: acc, ChannelSecret: fuzzChannelSecret, ChannelToken: "fuzz-channel-token", Logger: zerolog.Nop()})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -91,7 +93,7 @@ func FuzzWebhookUnsigned(f *testing.F) {
 			req.Header.Set("X-Line-Signature", sig)
 		}
 		rec := httptest.NewRecorder()
-		a.ServeHTTP(rec, req)
+		a.serveWebhook(rec, req)
 		want := http.StatusUnauthorized
 		if len(body) > DefaultMaxBodyBytes {
 			want = http.StatusRequestEntityTooLarge
@@ -122,14 +124,14 @@ func FuzzWebhookSigned(f *testing.F) {
 		req.Header.Set("X-Line-Signature", fuzzSignature(fuzzChannelSecret, body))
 		before := acc.count()
 		rec := httptest.NewRecorder()
-		a.ServeHTTP(rec, req)
+		a.serveWebhook(rec, req)
 		if rec.Code != http.StatusOK && rec.Code != http.StatusBadRequest {
 			t.Fatalf("signed body answered %d %q, want 200 or 400", rec.Code, rec.Body)
 		}
 		acc.mu.Lock()
 		defer acc.mu.Unlock()
 		for _, m := range acc.accepted[before:] {
-			if m.Platform != Platform || m.EventID == "" || m.ChatID == "" || (m.Text == "" && len(m.Files) == 0) {
+			if m.Platform != platformName || m.EventID == "" || m.ChatID == "" || (m.Text == "" && len(m.Files) == 0) {
 				t.Fatalf("accepted a malformed message: %+v", m)
 			}
 		}

@@ -22,8 +22,8 @@ import (
 	"github.com/difybot/difybot/bot"
 )
 
-// Platform is the adapter's name in bot.Message.Platform.
-const Platform = "line"
+// platformName is the adapter's name in bot.Message.Platform.
+const platformName = "line"
 
 // Defaults for Config.
 const (
@@ -39,10 +39,11 @@ const apiTimeout = 30 * time.Second
 
 // Config wires an Adapter. ChannelSecret and ChannelToken are required.
 type Config struct {
-	ChannelSecret string // Verifies webhook signatures.
-	ChannelToken  string // The channel access token, sent only in Authorization headers to LINE.
-	APIURL        string // Default https://api.line.me.
-	DataAPIURL    string // Default https://api-data.line.me (message content).
+	Inbox         bot.Inbox // Where accepted messages go; required.
+	ChannelSecret string    // Verifies webhook signatures.
+	ChannelToken  string    // The channel access token, sent only in Authorization headers to LINE.
+	APIURL        string    // Default https://api.line.me.
+	DataAPIURL    string    // Default https://api-data.line.me (message content).
 	HTTPClient    *http.Client
 	Logger        zerolog.Logger
 	MaxBodyBytes  int64 // Webhook body cap; default 1 MiB.
@@ -51,15 +52,10 @@ type Config struct {
 	Now           func() time.Time
 }
 
-// Acceptor stores and queues a message durably. *bot.Bot implements it.
-type Acceptor interface {
-	Accept(ctx context.Context, m bot.Message) (bot.Run, bool, error)
-}
-
 // Adapter is the LINE platform. It is safe for concurrent use.
 type Adapter struct {
 	cfg      Config
-	accept   Acceptor
+	inbox    bot.Inbox
 	log      zerolog.Logger
 	hc       *http.Client
 	external *http.Client // For external image URLs: public addresses only, never our token.
@@ -70,11 +66,10 @@ type Adapter struct {
 var (
 	_ bot.Platform         = (*Adapter)(nil)
 	_ bot.ProgressReporter = (*Adapter)(nil)
-	_ http.Handler         = (*Adapter)(nil)
 )
 
-// New returns an Adapter for cfg that hands accepted messages to a.
-func New(cfg Config, a Acceptor) (*Adapter, error) {
+// New returns an Adapter for cfg that hands accepted messages to cfg.Inbox.
+func New(cfg Config) (*Adapter, error) {
 	var errs []error
 	if cfg.ChannelSecret == "" {
 		errs = append(errs, errors.New("ChannelSecret is empty"))
@@ -82,8 +77,8 @@ func New(cfg Config, a Acceptor) (*Adapter, error) {
 	if cfg.ChannelToken == "" {
 		errs = append(errs, errors.New("ChannelToken is empty"))
 	}
-	if a == nil {
-		errs = append(errs, errors.New("an Acceptor is required"))
+	if cfg.Inbox == nil {
+		errs = append(errs, errors.New("an Inbox is required"))
 	}
 	var err error
 	if cfg.APIURL, err = baseURL(cfg.APIURL, DefaultAPIURL); err != nil {
@@ -104,7 +99,7 @@ func New(cfg Config, a Acceptor) (*Adapter, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	ad := &Adapter{cfg: cfg, accept: a, log: cfg.Logger.With().Str("platform", Platform).Logger(), hc: cfg.HTTPClient}
+	ad := &Adapter{cfg: cfg, inbox: cfg.Inbox, log: cfg.Logger.With().Str("platform", platformName).Logger(), hc: cfg.HTTPClient}
 	if ad.hc == nil || ad.hc == http.DefaultClient {
 		ad.hc = defaultClient() // http.DefaultClient has no timeouts at all.
 	}
@@ -113,7 +108,7 @@ func New(cfg Config, a Acceptor) (*Adapter, error) {
 }
 
 // Name returns "line".
-func (a *Adapter) Name() string { return Platform }
+func (a *Adapter) Name() string { return platformName }
 
 func (a *Adapter) now() time.Time { return a.cfg.Now() }
 
@@ -160,4 +155,29 @@ func (a *Adapter) blob(ctx context.Context) (*messaging_api.MessagingApiBlobAPI,
 		return nil, err
 	}
 	return c.WithContext(ctx), nil
+}
+
+// Routes is the webhook endpoint.
+func (a *Adapter) Routes() []bot.Route {
+	return []bot.Route{{Pattern: "POST /line/webhook", Handler: http.HandlerFunc(a.serveWebhook)}}
+}
+
+// Secrets are the credentials the adapter was given, for redaction.
+func (a *Adapter) Secrets() []string { return []string{a.cfg.ChannelSecret, a.cfg.ChannelToken} }
+
+// Checks reads the bot's info with the channel token, as doctor's LINE check.
+func (a *Adapter) Checks(ctx context.Context) []bot.Check {
+	fail := func(detail string) []bot.Check {
+		return []bot.Check{{Name: "LINE", Detail: detail,
+			Fixes: []string{"check LINE_CHANNEL_TOKEN is the channel access token (long-lived) of the Messaging API channel"}}}
+	}
+	api, err := a.api(ctx)
+	if err != nil {
+		return fail(err.Error())
+	}
+	info, err := api.GetBotInfo()
+	if err != nil {
+		return fail("bot info failed: " + err.Error())
+	}
+	return []bot.Check{{Name: "LINE", OK: true, Detail: fmt.Sprintf("bot %s (%s)", info.DisplayName, info.BasicId)}}
 }

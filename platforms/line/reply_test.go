@@ -388,13 +388,13 @@ func TestProgressErrorIsReturned(t *testing.T) {
 }
 
 func TestNewValidatesConfig(t *testing.T) {
-	_, err := New(Config{APIURL: "ftp://x"}, nil)
-	for _, want := range []string{"ChannelSecret", "ChannelToken", "Acceptor", "APIURL"} {
+	_, err := New(Config{APIURL: "ftp://x"})
+	for _, want := range []string{"ChannelSecret", "ChannelToken", "Inbox", "APIURL"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want it to name %s", err, want)
 		}
 	}
-	a, err := New(Config{ChannelSecret: "s", ChannelToken: "t"}, &recorder{})
+	a, err := New(Config{Inbox: &recorder{}, ChannelSecret: "s", ChannelToken: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,12 +33,12 @@ const (
 	sourceRoom  = "room"
 )
 
-// ServeHTTP is POST /line/webhook. It reads the body once under the cap, verifies x-line-signature before
+// serveWebhook is POST /line/webhook. It reads the body once under the cap, verifies x-line-signature before
 // parsing anything, and answers 200 only after every supported event was accepted durably:
 //
 //	405 not POST; 413 body over MaxBodyBytes; 401 signature missing or wrong (LINE_CHANNEL_SECRET);
 //	400 signed but not JSON; 500 an Accept failed (LINE redelivers, when redelivery is on); 200 otherwise.
-func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (a *Adapter) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -86,7 +86,7 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.log.Debug().Str("event_type", ev.GetType()).Str("why", why).Msg("webhook event ignored")
 			continue
 		}
-		run, dup, err := a.accept.Accept(r.Context(), m)
+		run, dup, err := a.inbox.Accept(r.Context(), m)
 		if err != nil {
 			// Nothing after this event is accepted; LINE sends the whole request again and dedup skips the rest.
 			a.log.Error().Err(err).Str("event_id", m.EventID).Msg("could not accept a LINE event; answering 500 so LINE redelivers")
@@ -109,7 +109,7 @@ func (a *Adapter) message(ev webhook.EventInterface) (bot.Message, string) {
 	if me.Mode == webhook.EventMode_STANDBY {
 		return bot.Message{}, "standby mode"
 	}
-	m := bot.Message{Platform: Platform, EventID: me.WebhookEventId, ReplyToken: me.ReplyToken,
+	m := bot.Message{Platform: platformName, EventID: me.WebhookEventId, ReplyToken: me.ReplyToken,
 		Redelivery: me.DeliveryContext != nil && me.DeliveryContext.IsRedelivery, Extra: map[string]string{}}
 	switch s := me.Source.(type) {
 	case webhook.UserSource:

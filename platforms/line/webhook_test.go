@@ -121,7 +121,7 @@ func TestWebhookRejectsUnverifiedRequests(t *testing.T) {
 			} else {
 				req, _ := http.NewRequest(tt.method, "/line/webhook", nil)
 				w := newRecorderWriter()
-				a.ServeHTTP(w, req)
+				a.serveWebhook(w, req)
 				code = w.code
 			}
 			if code != tt.want {

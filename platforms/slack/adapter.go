@@ -48,10 +48,11 @@ const threadMemory = 10000
 
 // Config configures an Adapter. BotToken is required, and SigningSecret unless AppToken selects Socket Mode.
 type Config struct {
-	BotToken      string // xoxb-…
-	SigningSecret string // Verifies HTTP requests from Slack.
-	AppToken      string // xapp-…; enables RunSocketMode.
-	APIURL        string // Default https://slack.com/api/.
+	Inbox         bot.Inbox // Where accepted messages go; required.
+	BotToken      string    // xoxb-…
+	SigningSecret string    // Verifies HTTP requests from Slack.
+	AppToken      string    // xapp-…; enables RunSocketMode.
+	APIURL        string    // Default https://slack.com/api/.
 	HTTPClient    *http.Client
 	Logger        zerolog.Logger
 	MaxBodyBytes  int64         // The cap on a request body; default 1 MiB.
@@ -60,21 +61,13 @@ type Config struct {
 	Now           func() time.Time
 }
 
-// Acceptor is the part of *bot.Bot the adapter uses.
-type Acceptor interface {
-	// Accept stores m durably (deduplicating by m.EventID); the delivery may be acknowledged once it returns nil.
-	Accept(ctx context.Context, m bot.Message) (bot.Run, bool, error)
-	// Retry queues a finished run again.
-	Retry(ctx context.Context, runID string) error
-}
-
 // Adapter is the Slack platform. It is safe for concurrent use.
 type Adapter struct {
 	cfg    Config
 	api    *slack.Client
 	apiURL *url.URL
 	hc     *http.Client
-	acc    Acceptor
+	inbox  bot.Inbox
 	log    zerolog.Logger
 	text   texts
 
@@ -92,10 +85,10 @@ var (
 	_ bot.ProgressReporter = (*Adapter)(nil)
 )
 
-// New returns an Adapter that hands accepted messages to a. It makes no network calls.
-func New(cfg Config, a Acceptor) (*Adapter, error) {
-	if a == nil {
-		return nil, errors.New("slack: an Acceptor is required")
+// New returns an Adapter that hands accepted messages to cfg.Inbox. It makes no network calls.
+func New(cfg Config) (*Adapter, error) {
+	if cfg.Inbox == nil {
+		return nil, errors.New("slack: an Inbox is required")
 	}
 	if cfg.BotToken == "" {
 		return nil, errors.New("slack: BotToken is required")
@@ -129,7 +122,7 @@ func New(cfg Config, a Acceptor) (*Adapter, error) {
 		cfg:      cfg,
 		apiURL:   u,
 		hc:       cfg.HTTPClient,
-		acc:      a,
+		inbox:    cfg.Inbox,
 		log:      cfg.Logger.With().Str("platform", platformName).Logger(),
 		text:     textsFor(cfg.Language),
 		threads:  newRecentSet(threadMemory),
@@ -223,4 +216,35 @@ func (a *Adapter) joinThread(channel, threadTS string) {
 	if channel != "" && threadTS != "" {
 		a.threads.add(threadKey(channel, threadTS))
 	}
+}
+
+// Routes are the Events API and interactivity endpoints (Socket Mode delivers the same over its WebSocket).
+func (a *Adapter) Routes() []bot.Route {
+	return []bot.Route{
+		{Pattern: "POST /slack/events", Handler: a.EventsHandler()},
+		{Pattern: "POST /slack/interactions", Handler: a.InteractionsHandler()},
+	}
+}
+
+// Secrets are the credentials the adapter was given, for redaction.
+func (a *Adapter) Secrets() []string {
+	return []string{a.cfg.BotToken, a.cfg.SigningSecret, a.cfg.AppToken}
+}
+
+// Run holds the Socket Mode connection open until ctx ends; without an AppToken it returns at once.
+func (a *Adapter) Run(ctx context.Context) error {
+	if a.cfg.AppToken == "" {
+		return nil
+	}
+	return a.RunSocketMode(ctx)
+}
+
+// Checks signs in with the bot token (auth.test), as doctor's Slack check.
+func (a *Adapter) Checks(ctx context.Context) []bot.Check {
+	res, err := a.api.AuthTestContext(ctx)
+	if err != nil {
+		return []bot.Check{{Name: "Slack", Detail: "auth.test failed: " + err.Error(),
+			Fixes: []string{"check SLACK_BOT_TOKEN is the Bot User OAuth Token (xoxb-) of an installed app"}}}
+	}
+	return []bot.Check{{Name: "Slack", OK: true, Detail: fmt.Sprintf("signed in as %s in %s", res.User, res.Team)}}
 }

@@ -67,12 +67,15 @@ func newSystem(t *testing.T, opts difytest.Options) *system {
 		t.Fatal(err)
 	}
 	s.store = st
-	b, err := bot.New(bot.Config{Store: st, Workflows: dc, Logger: zerolog.Nop(), TempDir: t.TempDir()})
+	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ad := newAdapter(t, s.slack, b, func(c *slackadapter.Config) { c.ProgressEvery = time.Nanosecond })
-	b.AddPlatform(ad)
+	ad := newAdapter(t, s.slack, inbox, func(c *slackadapter.Config) { c.ProgressEvery = time.Nanosecond })
+	b, err := bot.New(bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{ad}, Logger: zerolog.Nop(), TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := st.Start(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +174,7 @@ func TestEndToEndRedeliveriesAnswerOnce(t *testing.T) {
 	ctx := context.Background()
 	eventually(t, e2eWait, "the run to finish", func() bool {
 		runs, err := s.store.ListRuns(ctx, bot.RunFilter{})
-		return err == nil && len(runs) == 1 && runs[0].Status == bot.RunSucceeded && runs[0].State["replied:1"] != ""
+		return err == nil && len(runs) == 1 && runs[0].Status == bot.RunSucceeded && runs[0].RepliedAttempt == 1
 	})
 	runs, _ := s.store.ListRuns(ctx, bot.RunFilter{})
 	if len(runs) != 1 {
@@ -261,7 +264,7 @@ func TestEndToEndFailureThenRetry(t *testing.T) {
 	// record of it loses the retry: that record (SaveRun) overwrites the requeued status (a bot/store race).
 	eventually(t, e2eWait, "the failure reply to be recorded", func() bool {
 		r, err := s.store.Run(context.Background(), runID)
-		return err == nil && r.State["replied:1"] != ""
+		return err == nil && r.RepliedAttempt == 1
 	})
 
 	if err := s.sim.SetScenario("ok"); err != nil {

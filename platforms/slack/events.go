@@ -125,7 +125,7 @@ func (a *Adapter) handleCallback(ctx context.Context, outer *slackevents.EventsA
 		return nil
 	}
 	m.EventID, m.Redelivery, m.ReceivedAt = outer.EventID, redelivery, a.now()
-	run, dup, err := a.acc.Accept(ctx, m)
+	run, dup, err := a.inbox.Accept(ctx, m)
 	if err != nil {
 		log.Error().Err(err).Msg("slack event not accepted; Slack will deliver it again")
 		return err

@@ -63,8 +63,8 @@ func fuzzAdapter(f *testing.F) (*slackadapter.Adapter, *fuzzAcceptor, *atomic.In
 			Body: io.NopCloser(strings.NewReader(`{"ok":true,"user_id":"U06BQ4XLKD2","team_id":"T0AB12CDE"}`))}
 	})
 	acc := &fuzzAcceptor{}
-	a, err := slackadapter.New(slackadapter.Config{BotToken: "xoxb-1-2-fuzz", SigningSecret: fuzzSecret, APIURL: "https://slack.test/api/",
-		HTTPClient: &http.Client{Transport: api}, Logger: zerolog.Nop()}, acc)
+	a, err := slackadapter.New(slackadapter.Config{Inbox: acc, BotToken: "xoxb-1-2-fuzz", SigningSecret: fuzzSecret, APIURL: "https://slack.test/api/",
+		HTTPClient: &http.Client{Transport: api}, Logger: zerolog.Nop()})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -359,13 +359,13 @@ func (s *syncBuffer) String() string {
 }
 
 // newAdapter builds an adapter against fs with edit applied to its config.
-func newAdapter(t *testing.T, fs *fakeSlack, acc slackadapter.Acceptor, edit ...func(*slackadapter.Config)) *slackadapter.Adapter {
+func newAdapter(t *testing.T, fs *fakeSlack, acc bot.Inbox, edit ...func(*slackadapter.Config)) *slackadapter.Adapter {
 	t.Helper()
-	cfg := slackadapter.Config{BotToken: botToken, SigningSecret: secret, APIURL: fs.URL(), Logger: zerolog.Nop()}
+	cfg := slackadapter.Config{Inbox: acc, BotToken: botToken, SigningSecret: secret, APIURL: fs.URL(), Logger: zerolog.Nop()}
 	for _, e := range edit {
 		e(&cfg)
 	}
-	a, err := slackadapter.New(cfg, acc)
+	a, err := slackadapter.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

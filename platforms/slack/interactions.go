@@ -71,7 +71,7 @@ func (a *Adapter) retry(ctx context.Context, ic slack.InteractionCallback, runID
 			log.Warn().Err(err).Msg("could not show that the run is retrying")
 		}
 	}
-	err := a.acc.Retry(ctx, runID)
+	err := a.inbox.Retry(ctx, runID)
 	if err == nil {
 		log.Info().Msg("retry queued from slack")
 		return

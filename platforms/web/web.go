@@ -25,11 +25,15 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// platformName is the chat's name in bot.Message.Platform.
+const platformName = "web"
+
 //go:embed chat.html
 var page []byte
 
 // Config configures the chat.
 type Config struct {
+	Inbox         bot.Inbox // Where accepted messages go; required.
 	Logger        zerolog.Logger
 	UploadDir     string // Where images wait for the pipeline; it must survive a restart. Default: a temp dir.
 	MaxImageBytes int64  // Uploads over this are refused at once; default 10 MiB.
@@ -37,15 +41,10 @@ type Config struct {
 	KeepRuns      int    // Runs whose events are kept for late listeners; default 1000.
 }
 
-// Acceptor is the part of the bot the chat hands messages to.
-type Acceptor interface {
-	Accept(ctx context.Context, m bot.Message) (bot.Run, bool, error)
-}
-
 // Chat is the web platform: an HTTP handler for the page and its API, and a bot.Platform.
 type Chat struct {
-	cfg Config
-	acc Acceptor
+	cfg   Config
+	inbox bot.Inbox
 
 	mu    sync.Mutex
 	feeds map[string]*feed
@@ -57,8 +56,11 @@ var (
 	_ bot.ProgressReporter = (*Chat)(nil)
 )
 
-// New returns a chat that hands messages to acc.
-func New(cfg Config, acc Acceptor) (*Chat, error) {
+// New returns a chat that hands messages to cfg.Inbox.
+func New(cfg Config) (*Chat, error) {
+	if cfg.Inbox == nil {
+		return nil, errors.New("web: an Inbox is required")
+	}
 	if cfg.UploadDir == "" {
 		cfg.UploadDir = filepath.Join(os.TempDir(), "difybot-web")
 	}
@@ -71,11 +73,11 @@ func New(cfg Config, acc Acceptor) (*Chat, error) {
 	if cfg.KeepRuns <= 0 {
 		cfg.KeepRuns = 1000
 	}
-	return &Chat{cfg: cfg, acc: acc, feeds: map[string]*feed{}}, nil
+	return &Chat{cfg: cfg, inbox: cfg.Inbox, feeds: map[string]*feed{}}, nil
 }
 
 // Name is the platform name stored with runs.
-func (*Chat) Name() string { return "web" }
+func (*Chat) Name() string { return platformName }
 
 // Event is what the page receives about a run.
 type Event struct {
@@ -94,8 +96,16 @@ type feed struct {
 	wake   chan struct{} // Closed and replaced on every event.
 }
 
-// Handler serves the page at / and its API under /api/.
-func (c *Chat) Handler() http.Handler {
+// Routes serve the page at / and its API under /api/.
+func (c *Chat) Routes() []bot.Route { return []bot.Route{{Pattern: "/", Handler: c.handler()}} }
+
+// Secrets is the token that guards the chat's API, when set.
+func (c *Chat) Secrets() []string { return []string{c.cfg.Token} }
+
+// Checks has nothing to test: the chat talks to no outside service.
+func (c *Chat) Checks(context.Context) []bot.Check { return nil }
+
+func (c *Chat) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -201,7 +211,7 @@ func (c *Chat) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.EventID, m.ChatID, m.UserID = id, session, session
-	run, dup, err := c.acc.Accept(r.Context(), m)
+	run, dup, err := c.inbox.Accept(r.Context(), m)
 	if err != nil {
 		m.EventID = ""
 		c.cfg.Logger.Error().Err(err).Msg("web: could not accept a message")

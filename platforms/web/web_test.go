@@ -37,15 +37,18 @@ func newChat(t *testing.T, token string) (*httptest.Server, *difytest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bot.New(bot.Config{Store: st, Workflows: dc, Logger: zerolog.Nop(), TempDir: t.TempDir()})
+	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
-	chat, err := web.New(web.Config{UploadDir: t.TempDir(), Token: token, MaxImageBytes: 1 << 20}, b)
+	chat, err := web.New(web.Config{Inbox: inbox, UploadDir: t.TempDir(), Token: token, MaxImageBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.AddPlatform(chat)
+	b, err := bot.New(bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{chat}, Logger: zerolog.Nop(), TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := st.Start(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +58,7 @@ func newChat(t *testing.T, token string) (*httptest.Server, *difytest.Server) {
 		st.Stop(sctx)
 		st.Close()
 	})
-	srv := httptest.NewServer(chat.Handler())
+	srv := httptest.NewServer(chat.Routes()[0].Handler)
 	t.Cleanup(srv.Close)
 	return srv, sim
 }

@@ -1,0 +1,102 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// A chat platform meets the bot at two points. Inbound, its adapter hands what people send to an Inbox, which
+// stores it durably before the adapter acknowledges the delivery. Outbound, the pipeline calls the Platform
+// methods below, and the optional interfaces (ProgressReporter, …) an adapter also implements.
+// docs/platforms.md tells how to add a platform.
+
+// Platform is what the pipeline needs from a chat platform. *slack.Adapter, *line.Adapter and *web.Chat implement it.
+type Platform interface {
+	// Name is the platform's name as it appears in Message.Platform.
+	Name() string
+	// OpenFile streams an attachment of m. The caller closes it. A file that cannot be read returns an error
+	// classified with Classified(CodePlatformDownloadFailed, …).
+	OpenFile(ctx context.Context, m Message, f File) (io.ReadCloser, error)
+	// Reply posts r in m's conversation. It must be idempotent per r.RunID, r.Attempt and r.Final: the pipeline
+	// may call it again after a crash, and the person must still see one answer per attempt.
+	Reply(ctx context.Context, m Message, r Reply) error
+}
+
+// ProgressReporter is implemented by platforms that can show a run's progress while it works.
+// Errors are logged and otherwise ignored: progress is a courtesy.
+type ProgressReporter interface {
+	Progress(ctx context.Context, m Message, p Progress) error
+}
+
+// Inbox is what adapters hand people's messages to. NewInbox returns the one the bot's queue works.
+type Inbox interface {
+	// Accept stores and queues m durably, deduplicating by m.Platform and m.EventID; only after it returns nil may
+	// the adapter acknowledge the delivery. A redelivered event returns the existing run with dup = true.
+	Accept(ctx context.Context, m Message) (r Run, dup bool, err error)
+	// Retry queues a finished run again with the same message: the person's Retry button. A run that is not
+	// finished returns an error wrapping ErrNotFinished.
+	Retry(ctx context.Context, runID string) error
+}
+
+// Route is one HTTP endpoint a platform serves, such as "POST /slack/events".
+type Route struct {
+	Pattern string // An http.ServeMux pattern.
+	Handler http.Handler
+}
+
+// Check is one line of `difybot doctor`: what was checked and what was found, and on failure what to do.
+type Check struct {
+	Name   string
+	OK     bool
+	Detail string
+	Fixes  []string
+}
+
+// InboxConfig configures NewInbox. Store is required.
+type InboxConfig struct {
+	Store  Store
+	Logger zerolog.Logger
+	Now    func() time.Time
+}
+
+type inbox struct {
+	store Store
+	log   zerolog.Logger
+	now   func() time.Time
+}
+
+// NewInbox returns the Inbox that stores messages in cfg.Store, whose queue the Bot works.
+func NewInbox(cfg InboxConfig) (Inbox, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("bot: inbox: Store is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &inbox{store: cfg.Store, log: cfg.Logger, now: cfg.Now}, nil
+}
+
+func (in *inbox) Accept(ctx context.Context, m Message) (Run, bool, error) {
+	if m.ReceivedAt.IsZero() {
+		m.ReceivedAt = in.now()
+	}
+	r, dup, err := in.store.Enqueue(ctx, m)
+	if err != nil {
+		return r, false, fmt.Errorf("bot: accept %s event %s: %w", m.Platform, m.EventID, err)
+	}
+	in.log.Info().Str("run_id", r.ID).Str("platform", m.Platform).Str("event_id", m.EventID).Bool("duplicate", dup).Msg("message accepted")
+	return r, dup, nil
+}
+
+func (in *inbox) Retry(ctx context.Context, runID string) error {
+	if err := in.store.Requeue(ctx, runID); err != nil {
+		return fmt.Errorf("bot: retry run %s: %w", runID, err)
+	}
+	return nil
+}
