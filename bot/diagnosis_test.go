@@ -361,7 +361,6 @@ func TestDiagnose(t *testing.T) {
 		{name: "conversation gone", code: bot.CodeInternal,
 			err: &dify.APIError{Op: "send chat message", Method: "POST", Path: "/v1/chat-messages", Status: 404, Code: "not_found", Message: "Conversation Not Exists."}},
 		{name: "cancelled", code: bot.CodeInternal, err: context.Canceled},
-		{name: "typed nil APIError", code: bot.CodeInternal, err: (*dify.APIError)(nil)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,7 +379,7 @@ func TestDiagnose(t *testing.T) {
 			if d.Detail == "" {
 				t.Error("Detail is empty")
 			}
-			if tt.err != error((*dify.APIError)(nil)) && d.Outage != dify.IsOutage(err) {
+			if d.Outage != dify.IsOutage(err) {
 				t.Errorf("Outage = %v, dify.IsOutage = %v", d.Outage, dify.IsOutage(err))
 			}
 		})
