@@ -2,8 +2,6 @@ package line
 
 import (
 	"context"
-	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/line/line-bot-sdk-go/v8/linebot/messaging_api"
@@ -20,14 +18,7 @@ const (
 )
 
 // Progress shows LINE's loading animation while a run works, in one-on-one chats. Groups and rooms have none.
-// On "start" it also advances the run's generation (see stateGeneration).
 func (a *Adapter) Progress(ctx context.Context, m bot.Message, p bot.Progress) error {
-	if p.State != nil && p.Step == "start" {
-		gen, _ := strconv.Atoi(p.State.Get(stateGeneration))
-		if err := p.State.Set(ctx, stateGeneration, strconv.Itoa(gen+1)); err != nil {
-			return fmt.Errorf("line: record run generation: %w", err)
-		}
-	}
 	if m.Extra[extraSource] != sourceUser || m.ChatID == "" {
 		return nil
 	}

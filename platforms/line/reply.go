@@ -21,9 +21,6 @@ import (
 // Keys of the run's bot.RunState. What they hold survives a crash, so a retried Reply neither sends again
 // what was delivered nor spends the reply token twice.
 const (
-	// stateGeneration counts the starts of a run's work (Progress "start"). It is part of every retry key, so
-	// the answer of a run retried by an admin gets fresh keys instead of LINE's 409 for the earlier answer.
-	stateGeneration = "line_generation"
 	// stateTokenUsed is set before the reply token is spent: it is single-use.
 	stateTokenUsed = "line_reply_token_used"
 	// stateSentPrefix + delivery id holds how many calls of that answer LINE has accepted.
@@ -56,7 +53,7 @@ func (a *Adapter) Reply(ctx context.Context, m bot.Message, r bot.Reply) error {
 		return bot.Classified(bot.CodePlatformReplyFailed, "line reply", errors.New("the message has no chat id"))
 	}
 	calls := chunk(messages(text), maxPerCall)
-	id := deliveryID(r, st.Get(stateGeneration), text)
+	id := deliveryID(r, text)
 	sentKey := stateSentPrefix + id
 	done, _ := strconv.Atoi(st.Get(sentKey))
 	log := a.log.With().Str("run_id", r.RunID).Bool("final", r.Final).Logger()
@@ -211,11 +208,12 @@ func textMessages(texts []string, quote string) []messaging_api.MessageInterface
 	return out
 }
 
-// deliveryID names one answer of one run: the run, whether it is final, the generation of the run's work and
-// the text. A retried call of the same answer gets the same id, so the same retry keys.
-func deliveryID(r bot.Reply, generation, text string) string {
+// deliveryID names one answer of one run: the run, its attempt, whether it is final, and the text. A repeated
+// call of the same answer (after a crash) gets the same id, so the same retry keys; a Retry of the run is a new
+// attempt, whose answer gets fresh keys instead of LINE's 409 for the earlier one.
+func deliveryID(r bot.Reply, text string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%t\x00%s\x00", r.RunID, r.Final, generation)
+	fmt.Fprintf(h, "%s\x00%d\x00%t\x00", r.RunID, r.Attempt, r.Final)
 	h.Write([]byte(text))
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
