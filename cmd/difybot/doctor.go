@@ -132,6 +132,7 @@ func checkDify(ctx context.Context, c *checklist, cfg config.Config) {
 		return
 	}
 	if app.Form == nil {
+		c.ok("Dify run", "difybot sends: "+app.Summary())
 		c.fail("Dify workflow", "Dify says the app is unavailable: a workflow app answers this until its workflow is published",
 			"open the app in Dify and click Publish", "check the app's API access is enabled")
 		return
