@@ -43,6 +43,10 @@ type App struct {
 	ImageLimit int64  // Dify's image upload limit in bytes; 0 when it does not say.
 	// Form is the start form; nil when Dify would not give it (an unpublished workflow answers app_unavailable).
 	Form []dify.InputField
+	TextRequired  bool     // The text input is a required field of the form.
+	TextDefault   string   // The text field's default, sent with a photo that comes alone.
+	ImageRequired bool     // The image input is a required field of the form.
+	Suggested     []string // Dify's suggested_questions, offered as choices.
 	// Problems are settings that do not fit the start form. The pipeline still uses them as set; doctor reports them.
 	Problems []Check
 }
@@ -117,6 +121,14 @@ func Discover(ctx context.Context, src AppSource, s AppSettings) (*App, error) {
 		}
 	} else if !a.Chat {
 		a.checkSetting("DIFY_TEXT_INPUT", a.TextInput, false)
+	}
+	for _, f := range form {
+		switch f.Variable {
+		case a.TextInput:
+			a.TextRequired = f.Required && !a.Chat
+		case a.ImageInput:
+			a.ImageRequired = f.Required
+		}
 	}
 	return a, nil
 }

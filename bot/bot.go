@@ -30,6 +30,8 @@ type Config struct {
 	Logger    zerolog.Logger
 
 	App          AppSettings
+	ImagePrompt  string            // IMAGE_PROMPT: the text sent with a photo that comes alone.
+	PendingTTL   time.Duration     // How long a message waits for the rest of its request; default 10m.
 	ResponseMode dify.ResponseMode // Default streaming.
 	OutputKey    string            // auto or an output name.
 
@@ -77,6 +79,9 @@ func New(cfg Config) (*Bot, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.PendingTTL <= 0 {
+		cfg.PendingTTL = DefaultPendingTTL
+	}
 	b := &Bot{cfg: cfg, log: cfg.Logger, platforms: map[string]Platform{}}
 	for _, p := range cfg.Platforms {
 		if _, dup := b.platforms[p.Name()]; dup {
@@ -118,11 +123,7 @@ func (b *Bot) process(ctx context.Context, runID string) error {
 	if !ok {
 		return fmt.Errorf("bot: run %s: no platform %q is configured", r.ID, r.Platform)
 	}
-	names := textSteps
-	if len(r.Message.Files) > 0 {
-		names = imageSteps
-	}
-	steps := &stepLog{store: b.cfg.Store, metrics: b.cfg.Metrics, log: log, run: &r, names: names, now: b.now}
+	steps := &stepLog{store: b.cfg.Store, metrics: b.cfg.Metrics, log: log, run: &r, names: stepsFor(len(r.Message.Files), len(r.Choices) > 0), now: b.now}
 
 	if r.Status == RunSucceeded || r.Status == RunFailed {
 		return b.reply(ctx, &r, p, steps) // The answer is known; only its delivery may be missing.
@@ -130,6 +131,11 @@ func (b *Bot) process(ctx context.Context, runID string) error {
 	if err := b.cfg.Workflows.Ready(); err != nil && r.DifyRunID == "" {
 		return b.hold(ctx, &r, p, steps, err)
 	}
+	q, wait, err := b.plan(ctx, &r)
+	if err != nil {
+		return fmt.Errorf("bot: plan run %s: %w", r.ID, err) // The store failed: the queue tries again.
+	}
+	steps.names = stepsFor(q.fileCount(), wait != "")
 	if r.Status == RunQueued || r.Status == RunHeld {
 		if r.Status == RunQueued {
 			// Steps 1 and 2 happened in the adapter; they are recorded here to keep the ack path to one write.
@@ -141,6 +147,16 @@ func (b *Bot) process(ctx context.Context, runID string) error {
 		}
 		r.DifyRunID, r.DifyTaskID = "", ""
 	}
+	if wait != "" {
+		// The message waits for the rest of its request; the person is asked for it.
+		steps.record(ctx, StepPending, b.now(), 0, "waiting", nil, map[string]any{"files": len(r.Message.Files),
+			"expires_in_s": int(b.cfg.PendingTTL.Seconds())})
+		r.Choices = nil
+		if wait != askPhoto(b.cfg.Language) {
+			r.Choices = b.suggestions(ctx)
+		}
+		return b.finish(ctx, &r, p, steps, wait, nil)
+	}
 	r.Status = RunRunning
 	if err := b.cfg.Store.SaveRun(ctx, r); err != nil {
 		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
@@ -151,7 +167,7 @@ func (b *Bot) process(ctx context.Context, runID string) error {
 		}
 	}
 
-	text, err := b.execute(ctx, &r, p, steps)
+	text, err := b.execute(ctx, &r, p, steps, q)
 	if ctx.Err() != nil {
 		// The queue is stopping (or gave up on the job): leave the run unfinished; the next start, or another
 		// replica, resumes it, waiting for a workflow that already started instead of telling the person it failed.
@@ -185,7 +201,7 @@ func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) err
 		return nil
 	}
 	err := steps.do(ctx, StepReply, func(map[string]any) error {
-		err := p.Reply(ctx, r.Message, Reply{Text: r.Reply, Diagnosis: r.Diagnosis, RunID: r.ID, Attempt: r.Attempt, Final: true, State: b.state(r)})
+		err := p.Reply(ctx, r.Message, Reply{Text: r.Reply, Diagnosis: r.Diagnosis, Choices: r.Choices, RunID: r.ID, Attempt: r.Attempt, Final: true, State: b.state(r)})
 		if err != nil {
 			var be *Error
 			if !errors.As(err, &be) {
@@ -253,11 +269,11 @@ func (b *Bot) hold(ctx context.Context, r *Run, p Platform, steps *stepLog, caus
 }
 
 // execute runs steps 3 to 7 and returns the text to reply with.
-func (b *Bot) execute(ctx context.Context, r *Run, p Platform, steps *stepLog) (string, error) {
+func (b *Bot) execute(ctx context.Context, r *Run, p Platform, steps *stepLog, q request) (string, error) {
 	var refs []dify.FileRef
-	if len(r.Message.Files) > 0 && r.DifyRunID == "" {
+	if q.fileCount() > 0 && r.DifyRunID == "" {
 		var err error
-		if refs, err = b.prepareImages(ctx, r, p, steps); err != nil {
+		if refs, err = b.prepareImages(ctx, r, p, steps, q); err != nil {
 			return "", err
 		}
 	}
@@ -265,7 +281,10 @@ func (b *Bot) execute(ctx context.Context, r *Run, p Platform, steps *stepLog) (
 	var answer string
 	err := steps.do(ctx, StepRun, func(fields map[string]any) error {
 		var err error
-		outputs, answer, err = b.runDify(ctx, r, p, refs, fields)
+		if len(q.took) > 0 {
+			fields["completes"] = q.took
+		}
+		outputs, answer, err = b.runDify(ctx, r, p, q.text, refs, fields)
 		return err
 	})
 	if err != nil {
@@ -288,7 +307,7 @@ func (b *Bot) execute(ctx context.Context, r *Run, p Platform, steps *stepLog) (
 }
 
 // prepareImages fetches, checks and uploads the message's images (steps 3 to 5).
-func (b *Bot) prepareImages(ctx context.Context, r *Run, p Platform, steps *stepLog) ([]dify.FileRef, error) {
+func (b *Bot) prepareImages(ctx context.Context, r *Run, p Platform, steps *stepLog, q request) ([]dify.FileRef, error) {
 	var imgs []*image
 	defer func() {
 		for _, im := range imgs {
@@ -297,13 +316,15 @@ func (b *Bot) prepareImages(ctx context.Context, r *Run, p Platform, steps *step
 	}()
 	err := steps.do(ctx, StepFetch, func(fields map[string]any) error {
 		var total int64
-		for _, f := range r.Message.Files {
-			im, err := b.fetch(ctx, p, r.Message, f, b.cfg.MaxImageBytes)
-			if err != nil {
-				return err
+		for _, m := range q.parts {
+			for _, f := range m.Files {
+				im, err := b.fetch(ctx, p, m, f, b.cfg.MaxImageBytes)
+				if err != nil {
+					return err
+				}
+				imgs = append(imgs, im)
+				total += im.size
 			}
-			imgs = append(imgs, im)
-			total += im.size
 		}
 		fields["files"], fields["bytes"] = len(imgs), total
 		return nil
@@ -347,7 +368,7 @@ func (b *Bot) prepareImages(ctx context.Context, r *Run, p Platform, steps *step
 }
 
 // runDify runs the workflow or chat app (step 6), or waits for the run a crashed attempt started.
-func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, refs []dify.FileRef, fields map[string]any) (map[string]any, string, error) {
+func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs []dify.FileRef, fields map[string]any) (map[string]any, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	if r.DifyRunID != "" {
@@ -382,7 +403,7 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, refs []dify.FileR
 		if err != nil {
 			return nil, "", fmt.Errorf("load conversation: %w", err)
 		}
-		query := r.Message.Text
+		query := text
 		if strings.TrimSpace(query) == "" {
 			query = "(image)"
 		}
@@ -400,7 +421,7 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, refs []dify.FileR
 		}
 		return nil, reply.Answer, nil
 	}
-	inputs, files := a.inputs(r.Message.Text, refs)
+	inputs, files := a.inputs(text, refs)
 	run, err := b.cfg.Workflows.RunWorkflow(ctx, dify.RunRequest{Inputs: inputs, User: user, Files: files, Mode: b.cfg.ResponseMode, OnEvent: onEvent})
 	if run != nil {
 		fields["dify_run_id"] = run.ID

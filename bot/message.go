@@ -46,8 +46,11 @@ type File struct {
 type Reply struct {
 	Text      string     // Ready to show, in the platform-neutral markdown Dify produced.
 	Diagnosis *Diagnosis // Set when the run failed; Text is then the person's explanation.
-	RunID     string     // The run this answers; also the reference id shown with a diagnosis.
-	Attempt   int        // Counts from 1; a Retry makes a new attempt whose answer must be shown again.
+	// Choices are short answers the person may tap instead of typing (buttons, quick replies); the tap arrives as
+	// an ordinary message with that text. Text must read well on platforms that do not show them.
+	Choices []string
+	RunID   string // The run this answers; also the reference id shown with a diagnosis.
+	Attempt int    // Counts from 1; a Retry makes a new attempt whose answer must be shown again.
 	// Final is false for an interim notice ("delayed", "maintenance"); the final answer follows later.
 	Final bool
 	// State keeps the adapter's facts about this run's reply, such as Slack's placeholder ts.

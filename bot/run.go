@@ -37,6 +37,8 @@ type Run struct {
 	Code           Code       `json:"code,omitempty"`
 	Diagnosis      *Diagnosis `json:"diagnosis,omitempty"`
 	HeldNotified   bool       `json:"held_notified,omitempty"`
+	// Choices are offered with the reply (Dify's suggested questions when a photo waits for its question).
+	Choices []string `json:"choices,omitempty"`
 	// PostedAttempt is the last attempt that sent the run to Dify: that attempt must never send it again.
 	PostedAttempt int `json:"posted_attempt,omitempty"`
 	// RepliedAttempt is the last attempt whose final answer was delivered.
@@ -123,6 +125,15 @@ type Store interface {
 	// Conversation returns the Dify conversation id for key, or "" when there is none yet.
 	Conversation(ctx context.Context, key string) (string, error)
 	SetConversation(ctx context.Context, key, conversationID string) error
+	// AddPending keeps p waiting for the rest of its request; adding the same run again changes nothing.
+	AddPending(ctx context.Context, p Pending) error
+	// Waiting returns key's pending messages still waiting at now, oldest first.
+	Waiting(ctx context.Context, key string, now time.Time) ([]Pending, error)
+	// TakePending gives the waiting messages of runIDs to the run taker and returns every message taker holds,
+	// oldest first; one taken by another run first is left out.
+	TakePending(ctx context.Context, taker string, runIDs []string) ([]Pending, error)
+	// ExpirePending marks the messages whose wait ran out by now as expired and returns them.
+	ExpirePending(ctx context.Context, now time.Time) ([]Pending, error)
 	// BreakerSetting returns the override in force (mode auto when none was ever set).
 	BreakerSetting(ctx context.Context) (BreakerSetting, error)
 	// SetBreakerSetting stores the override and an audit row.

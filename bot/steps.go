@@ -18,12 +18,26 @@ const (
 	StepRun     = "run"
 	StepFormat  = "format"
 	StepReply   = "reply"
+	// StepPending is a message that waits for the rest of its request instead of running.
+	StepPending = "pending"
 )
 
 var (
 	imageSteps = []string{StepReceive, StepEnqueue, StepFetch, StepCheck, StepUpload, StepRun, StepFormat, StepReply}
 	textSteps  = []string{StepReceive, StepEnqueue, StepRun, StepFormat, StepReply}
+	waitSteps  = []string{StepReceive, StepEnqueue, StepPending, StepReply}
 )
+
+// stepsFor is the numbered step list of a run with files photos, or of one that waits.
+func stepsFor(files int, waits bool) []string {
+	switch {
+	case waits:
+		return waitSteps
+	case files > 0:
+		return imageSteps
+	}
+	return textSteps
+}
 
 // stepLog numbers, logs and stores the steps of one run attempt: one zerolog line and one stored record each.
 type stepLog struct {

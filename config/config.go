@@ -36,6 +36,9 @@ type Config struct {
 	DatabaseURL Secret // A postgres:// URL; empty means SQLite (see SQLitePath).
 	DataDir     string // Where the SQLite database and other local files live.
 
+	// PendingTTL is how long a photo (or a text) waits for the rest of its request.
+	PendingTTL time.Duration
+
 	Workers       int   // Runs in flight per replica.
 	MaxImageBytes int64 // Images larger than this are refused (or shrunk).
 
@@ -54,6 +57,11 @@ type Dify struct {
 	TextInput    string        // Start variable for the text, or "auto".
 	OutputKey    string        // Output to reply with, or "auto".
 	Timeout      time.Duration // Limit for one run.
+	// ImagePrompt is the text sent with a photo that comes alone; empty: the start field's default, else ask.
+	ImagePrompt string
+	// Inputs are fixed values for other start-form fields (DIFY_INPUTS, a JSON object), checked against the form
+	// by the bot and doctor.
+	Inputs map[string]any
 }
 
 // Slack configures the Slack adapter.
@@ -146,7 +154,10 @@ func Load(getenv func(string) string) (Config, error) {
 		TextInput:    l.variable("DIFY_TEXT_INPUT"),
 		OutputKey:    l.variable("DIFY_OUTPUT_KEY"),
 		Timeout:      l.duration("DIFY_TIMEOUT", 10*time.Minute),
+		ImagePrompt:  strings.TrimSpace(l.str("IMAGE_PROMPT", "")),
+		Inputs:       l.jsonObject("DIFY_INPUTS"),
 	}
+	c.PendingTTL = l.duration("PENDING_TTL", 10*time.Minute)
 	c.Slack = Slack{
 		BotToken:      l.slackToken("SLACK_BOT_TOKEN"),
 		SigningSecret: l.slackSigningSecret("SLACK_SIGNING_SECRET"),
@@ -186,6 +197,20 @@ func Load(getenv func(string) string) (Config, error) {
 	// problems are reported too.
 	l.pairs(c)
 	return c, errors.Join(l.errs...)
+}
+
+// jsonObject reads a JSON object of fixed values, such as {"language":"ja","detail":"high"}.
+func (l *loader) jsonObject(name string) map[string]any {
+	raw := strings.TrimSpace(l.get(name, false))
+	if raw == "" {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(raw), &m); err != nil || m == nil {
+		l.bad(name, raw, "is not a JSON object", `write the start-form values as {"variable":"value",…}`)
+		return nil
+	}
+	return m
 }
 
 // loader reads variables and collects every problem instead of stopping at

@@ -91,6 +91,20 @@ var migrations = [][]string{
 		`ALTER TABLE runs ADD COLUMN posted_attempt INTEGER NOT NULL DEFAULT 0`,
 		`ALTER TABLE runs ADD COLUMN replied_attempt INTEGER NOT NULL DEFAULT 0`,
 	},
+	3: {
+		// Messages waiting for the rest of their request: a photo for its question, a text for its photo.
+		`CREATE TABLE pending (
+			run_id     TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+			key        TEXT NOT NULL, -- bot.Message.PendingKey(): the conversation and the person.
+			message    TEXT NOT NULL, -- bot.Message as JSON.
+			created_at BIGINT NOT NULL,
+			expires_at BIGINT NOT NULL,
+			taken_by   TEXT NOT NULL DEFAULT '' -- The run that completed it, 'expired', or '' while it waits.
+		)`,
+		`CREATE INDEX pending_waiting ON pending (key, taken_by, expires_at)`,
+		`CREATE INDEX pending_taken ON pending (taken_by)`,
+		`ALTER TABLE runs ADD COLUMN choices TEXT NOT NULL DEFAULT ''`, // bot.Run.Choices as JSON, '' when none.
+	},
 }
 
 // dialect holds the few spellings SQLite and PostgreSQL do not share.

@@ -18,7 +18,7 @@ import (
 // runColumns is the column list scanRun reads, in its order.
 const runColumns = `id, platform, COALESCE(event_id, ''), status, message, created_at, updated_at, finished_at,
 	attempt, dify_run_id, dify_task_id, conversation_id, reply, code, diagnosis, held_notified, state,
-	posted_attempt, replied_attempt`
+	posted_attempt, replied_attempt, choices`
 
 // Enqueue stores m as a new run and inserts its job in the same transaction. A message with the same platform
 // and event id as a stored run returns that run and dup = true, and queues nothing.
@@ -86,15 +86,23 @@ func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 	if err != nil {
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
+	var choices string
+	if len(r.Choices) > 0 {
+		b, err := json.Marshal(r.Choices)
+		if err != nil {
+			return fmt.Errorf("store: save run %s: %w", r.ID, err)
+		}
+		choices = string(b)
+	}
 	held := 0
 	if r.HeldNotified {
 		held = 1
 	}
 	n, err := s.db.exec(ctx, `UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, dify_run_id = ?,
 		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = ?,
-		posted_attempt = ?, replied_attempt = ? WHERE id = ? AND attempt = ?`,
+		posted_attempt = ?, replied_attempt = ?, choices = ? WHERE id = ? AND attempt = ?`,
 		string(r.Status), nanos(time.Now()), nanos(r.FinishedAt), r.DifyRunID, r.DifyTaskID, r.ConversationID,
-		r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, r.ID, r.Attempt)
+		r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, choices, r.ID, r.Attempt)
 	if err != nil {
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
@@ -195,10 +203,11 @@ func scanRun(sc row) (bot.Run, error) {
 	var (
 		r                                bot.Run
 		status, msg, code, diag, state   string
+		choices                          string
 		created, updated, finished, held int64
 	)
 	err := sc.Scan(&r.ID, &r.Platform, &r.EventID, &status, &msg, &created, &updated, &finished, &r.Attempt,
-		&r.DifyRunID, &r.DifyTaskID, &r.ConversationID, &r.Reply, &code, &diag, &held, &state, &r.PostedAttempt, &r.RepliedAttempt)
+		&r.DifyRunID, &r.DifyTaskID, &r.ConversationID, &r.Reply, &code, &diag, &held, &state, &r.PostedAttempt, &r.RepliedAttempt, &choices)
 	if err != nil {
 		return bot.Run{}, err
 	}
@@ -206,6 +215,11 @@ func scanRun(sc row) (bot.Run, error) {
 	r.CreatedAt, r.UpdatedAt, r.FinishedAt = fromNanos(created), fromNanos(updated), fromNanos(finished)
 	if err := json.Unmarshal([]byte(msg), &r.Message); err != nil {
 		return bot.Run{}, fmt.Errorf("run %s message: %w", r.ID, err)
+	}
+	if choices != "" {
+		if err := json.Unmarshal([]byte(choices), &r.Choices); err != nil {
+			return bot.Run{}, fmt.Errorf("run %s choices: %w", r.ID, err)
+		}
 	}
 	if diag != "" {
 		r.Diagnosis = new(bot.Diagnosis)

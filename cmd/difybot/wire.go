@@ -110,6 +110,7 @@ func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Stor
 		Store:   st, Workflows: dc, Platforms: all, Logger: log,
 		App:          bot.AppSettings{Mode: cfg.Dify.AppMode, ImageInput: cfg.Dify.ImageInput, TextInput: cfg.Dify.TextInput},
 		ResponseMode: dify.ResponseMode(cfg.Dify.ResponseMode), OutputKey: cfg.Dify.OutputKey,
+		ImagePrompt: cfg.Dify.ImagePrompt, PendingTTL: cfg.PendingTTL,
 		Timeout: cfg.Dify.Timeout, MaxImageBytes: cfg.MaxImageBytes, HoldMax: cfg.Breaker.HoldMax,
 		Language: bot.Lang(cfg.Language),
 	})
@@ -142,6 +143,25 @@ func (s *system) syncBreaker(ctx context.Context) {
 	}
 }
 
+// expireEvery is how often waiting messages past PENDING_TTL are dropped (and their step recorded).
+const expireEvery = 30 * time.Second
+
+// expirePending drops expired pending messages until ctx ends.
+func (s *system) expirePending(ctx context.Context) {
+	t := time.NewTicker(expireEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.bot.ExpirePending(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn().Err(err).Msg("could not expire pending messages")
+		}
+	}
+}
+
 // serve listens on HTTP_ADDR, works the queue and keeps the breaker in sync until ctx ends, then shuts down
 // gracefully: stop accepting, give in-flight runs shutdownGrace, leave the rest queued.
 func (s *system) serve(ctx context.Context, handler http.Handler, ready func(addr string)) error {
@@ -158,6 +178,7 @@ func (s *system) serve(ctx context.Context, handler http.Handler, ready func(add
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var loops sync.WaitGroup
 	loops.Go(func() { s.syncBreaker(loopCtx) })
+	loops.Go(func() { s.expirePending(loopCtx) })
 	for _, p := range s.platforms {
 		if r, ok := p.(runner); ok {
 			loops.Go(func() {

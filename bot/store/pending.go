@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/difybot/difybot/bot"
+)
+
+const pendingColumns = `run_id, key, message, created_at, expires_at, taken_by`
+
+// AddPending keeps p waiting for the rest of its request. Adding the same run again changes nothing.
+func (s *Store) AddPending(ctx context.Context, p bot.Pending) error {
+	msg, err := json.Marshal(p.Message)
+	if err != nil {
+		return fmt.Errorf("store: add pending %s: %w", p.RunID, err)
+	}
+	_, err = s.db.exec(ctx, `INSERT INTO pending (`+pendingColumns+`) VALUES (?, ?, ?, ?, ?, '')
+		ON CONFLICT (run_id) DO NOTHING`, p.RunID, p.Key, string(msg), nanos(p.CreatedAt), nanos(p.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("store: add pending %s: %w", p.RunID, err)
+	}
+	return nil
+}
+
+// Waiting returns key's messages still waiting at now, oldest first.
+func (s *Store) Waiting(ctx context.Context, key string, now time.Time) ([]bot.Pending, error) {
+	out, err := s.pending(ctx, `WHERE key = ? AND taken_by = '' AND expires_at > ?`, key, nanos(now))
+	if err != nil {
+		return nil, fmt.Errorf("store: waiting for %s: %w", key, err)
+	}
+	return out, nil
+}
+
+// TakePending gives the waiting messages of runIDs to the run taker, and returns every message taker holds,
+// oldest first: a run resumed after a crash gets the same ones again, and a message another run took first is
+// left out, so no message completes two requests.
+func (s *Store) TakePending(ctx context.Context, taker string, runIDs []string) ([]bot.Pending, error) {
+	if len(runIDs) > 0 {
+		args := []any{taker}
+		for _, id := range runIDs {
+			args = append(args, id)
+		}
+		marks := strings.TrimSuffix(strings.Repeat("?, ", len(runIDs)), ", ")
+		if _, err := s.db.exec(ctx, `UPDATE pending SET taken_by = ? WHERE taken_by = '' AND run_id IN (`+marks+`)`, args...); err != nil {
+			return nil, fmt.Errorf("store: take pending for %s: %w", taker, err)
+		}
+	}
+	out, err := s.pending(ctx, `WHERE taken_by = ?`, taker)
+	if err != nil {
+		return nil, fmt.Errorf("store: take pending for %s: %w", taker, err)
+	}
+	return out, nil
+}
+
+// ExpirePending marks the messages whose time ran out before now as expired and returns them.
+func (s *Store) ExpirePending(ctx context.Context, now time.Time) ([]bot.Pending, error) {
+	var out []bot.Pending
+	err := s.db.inTx(ctx, func(tx conn, _ insertJob) error {
+		var err error
+		if out, err = scanPending(tx.query(ctx, `SELECT `+pendingColumns+` FROM pending
+			WHERE taken_by = '' AND expires_at <= ? ORDER BY created_at, run_id`, nanos(now))); err != nil {
+			return err
+		}
+		_, err = tx.exec(ctx, `UPDATE pending SET taken_by = 'expired' WHERE taken_by = '' AND expires_at <= ?`, nanos(now))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: expire pending: %w", err)
+	}
+	for i := range out {
+		out[i].TakenBy = bot.PendingExpired
+	}
+	return out, nil
+}
+
+func (s *Store) pending(ctx context.Context, where string, args ...any) ([]bot.Pending, error) {
+	return scanPending(s.db.query(ctx, `SELECT `+pendingColumns+` FROM pending `+where+` ORDER BY created_at, run_id`, args...))
+}
+
+func scanPending(rs rows, err error) ([]bot.Pending, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []bot.Pending
+	for rs.Next() {
+		var (
+			p                bot.Pending
+			msg              string
+			created, expires int64
+		)
+		if err := rs.Scan(&p.RunID, &p.Key, &msg, &created, &expires, &p.TakenBy); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(msg), &p.Message); err != nil {
+			return nil, fmt.Errorf("pending %s message: %w", p.RunID, err)
+		}
+		p.CreatedAt, p.ExpiresAt = fromNanos(created), fromNanos(expires)
+		out = append(out, p)
+	}
+	return out, rs.Err()
+}
