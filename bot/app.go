@@ -42,7 +42,7 @@ type App struct {
 	TextInput  string // Start variable for the text (workflow apps).
 	ImageLimit int64  // Dify's image upload limit in bytes; 0 when it does not say.
 	// Form is the start form; nil when Dify would not give it (an unpublished workflow answers app_unavailable).
-	Form []dify.InputField
+	Form          []dify.InputField
 	TextRequired  bool     // The text input is a required field of the form.
 	TextDefault   string   // The text field's default, sent with a photo that comes alone.
 	ImageRequired bool     // The image input is a required field of the form.
