@@ -47,6 +47,7 @@ type App struct {
 	TextDefault   string   // The text field's default, sent with a photo that comes alone.
 	ImageRequired bool     // The image input is a required field of the form.
 	Suggested     []string // Dify's suggested_questions, offered as choices.
+	FileLimit     int      // How many files one run may send (file-list max_length); 0 when the form does not say.
 	// Problems are settings that do not fit the start form. The pipeline still uses them as set; doctor reports them.
 	Problems []Check
 }
@@ -128,6 +129,9 @@ func Discover(ctx context.Context, src AppSource, s AppSettings) (*App, error) {
 			a.TextRequired = f.Required && !a.Chat
 		case a.ImageInput:
 			a.ImageRequired = f.Required
+			if a.ImageList {
+				a.FileLimit = f.MaxLength
+			}
 		}
 	}
 	return a, nil

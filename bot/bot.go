@@ -188,6 +188,9 @@ func (b *Bot) finish(ctx context.Context, r *Run, p Platform, steps *stepLog, te
 		r.Status, r.Code, r.Diagnosis = RunFailed, d.Code, &d
 		r.Reply = d.UserText(b.cfg.Language, r.ID)
 	}
+	if label := batchLabel(b.cfg.Language, r.Batch); label != "" {
+		r.Reply = label + "\n" + r.Reply
+	}
 	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
 		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
 	}
@@ -198,7 +201,7 @@ func (b *Bot) finish(ctx context.Context, r *Run, p Platform, steps *stepLog, te
 // reply delivers a finished run's answer once per attempt.
 func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) error {
 	if r.RepliedAttempt == r.Attempt {
-		return nil
+		return b.queueRest(ctx, r) // A crash may have come between the delivery and queueing the next photos.
 	}
 	err := steps.do(ctx, StepReply, func(map[string]any) error {
 		err := p.Reply(ctx, r.Message, Reply{Text: r.Reply, Diagnosis: r.Diagnosis, Choices: r.Choices, RunID: r.ID, Attempt: r.Attempt, Final: true, State: b.state(r)})
@@ -217,7 +220,7 @@ func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) err
 	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
 		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
 	}
-	return nil
+	return b.queueRest(ctx, r)
 }
 
 // state gives a platform the run's State, saved with the run on every Set.
@@ -272,6 +275,11 @@ func (b *Bot) hold(ctx context.Context, r *Run, p Platform, steps *stepLog, caus
 func (b *Bot) execute(ctx context.Context, r *Run, p Platform, steps *stepLog, q request) (string, error) {
 	var refs []dify.FileRef
 	if q.fileCount() > 0 && r.DifyRunID == "" {
+		if a, err := b.App(ctx); err == nil { // Else the check step reports why the app is unknown.
+			if q, err = b.split(ctx, r, q, a); err != nil {
+				return "", err
+			}
+		}
 		var err error
 		if refs, err = b.prepareImages(ctx, r, p, steps, q); err != nil {
 			return "", err

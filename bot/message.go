@@ -20,17 +20,23 @@ type Message struct {
 	ReceivedAt time.Time `json:"received_at"`
 	// Redelivery is set when the platform says it is sending the event again.
 	Redelivery bool `json:"redelivery,omitempty"`
+	// PhotosBefore and PhotosTotal are set on a message that carries the rest of several photos sent together:
+	// how many went before it, and how many there were.
+	PhotosBefore int `json:"photos_before,omitempty"`
+	PhotosTotal  int `json:"photos_total,omitempty"`
 	// Extra holds adapter-specific facts the adapter needs again when replying (never secrets).
 	Extra map[string]string `json:"extra,omitempty"`
 }
 
-// ConversationKey names the Dify conversation a message belongs to: one per thread, or per chat without threads.
+// ConversationKey names the conversation a message belongs to and the person in it: one per thread (or chat
+// without threads) and person. Dify scopes a conversation to the end user who started it, so two people in one
+// group each have their own; a request spread over several messages is kept under the same key.
 func (m Message) ConversationKey() string {
 	k := m.Platform + ":" + m.ChatID
 	if m.ThreadID != "" {
 		k += ":" + m.ThreadID
 	}
-	return k
+	return k + "/" + m.UserID
 }
 
 // File is an attachment the adapter can open later.

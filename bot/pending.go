@@ -16,7 +16,7 @@ import (
 // Pending is a message waiting for the rest of its request: a photo for its question, or a text for its photo.
 type Pending struct {
 	RunID     string // The message's run, which answered by asking for the rest.
-	Key       string // Message.PendingKey().
+	Key       string // Message.ConversationKey().
 	Message   Message
 	CreatedAt time.Time
 	ExpiresAt time.Time
@@ -31,9 +31,6 @@ const DefaultPendingTTL = 10 * time.Minute
 
 // maxChoices is how many of Dify's suggested questions are offered as choices.
 const maxChoices = 4
-
-// PendingKey names whose request a message belongs to: one conversation (thread, chat, group) and one person.
-func (m Message) PendingKey() string { return m.ConversationKey() + "/" + m.UserID }
 
 // request is what one run sends to Dify: the text, and the photos of this message and of those that waited for it.
 type request struct {
@@ -66,7 +63,10 @@ func (b *Bot) plan(ctx context.Context, r *Run) (q request, wait string, err err
 	if hasFiles {
 		alone.parts = []Message{m}
 	}
-	waiting, err := b.cfg.Store.Waiting(ctx, m.PendingKey(), b.now())
+	if m.PhotosTotal > 0 {
+		return alone, "", nil // The rest of photos sent together: its request was settled with the first.
+	}
+	waiting, err := b.cfg.Store.Waiting(ctx, m.ConversationKey(), b.now())
 	if err != nil {
 		return request{}, "", err
 	}
@@ -134,7 +134,7 @@ func (b *Bot) plan(ctx context.Context, r *Run) (q request, wait string, err err
 // keep stores r's message as pending.
 func (b *Bot) keep(ctx context.Context, r *Run) error {
 	now := b.now()
-	return b.cfg.Store.AddPending(ctx, Pending{RunID: r.ID, Key: r.Message.PendingKey(), Message: r.Message,
+	return b.cfg.Store.AddPending(ctx, Pending{RunID: r.ID, Key: r.Message.ConversationKey(), Message: r.Message,
 		CreatedAt: now, ExpiresAt: now.Add(b.cfg.PendingTTL)})
 }
 

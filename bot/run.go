@@ -39,6 +39,8 @@ type Run struct {
 	HeldNotified   bool       `json:"held_notified,omitempty"`
 	// Choices are offered with the reply (Dify's suggested questions when a photo waits for its question).
 	Choices []string `json:"choices,omitempty"`
+	// Batch is the run's share of several photos sent together, when one run could not take them all.
+	Batch *Batch `json:"batch,omitempty"`
 	// PostedAttempt is the last attempt that sent the run to Dify: that attempt must never send it again.
 	PostedAttempt int `json:"posted_attempt,omitempty"`
 	// RepliedAttempt is the last attempt whose final answer was delivered.

@@ -95,7 +95,7 @@ var migrations = [][]string{
 		// Messages waiting for the rest of their request: a photo for its question, a text for its photo.
 		`CREATE TABLE pending (
 			run_id     TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
-			key        TEXT NOT NULL, -- bot.Message.PendingKey(): the conversation and the person.
+			key        TEXT NOT NULL, -- bot.Message.ConversationKey(): the conversation and the person.
 			message    TEXT NOT NULL, -- bot.Message as JSON.
 			created_at BIGINT NOT NULL,
 			expires_at BIGINT NOT NULL,
@@ -103,6 +103,7 @@ var migrations = [][]string{
 		)`,
 		`CREATE INDEX pending_waiting ON pending (key, taken_by, expires_at)`,
 		`CREATE INDEX pending_taken ON pending (taken_by)`,
+		`ALTER TABLE runs ADD COLUMN batch TEXT NOT NULL DEFAULT ''`,   // bot.Run.Batch as JSON, '' when none.
 		`ALTER TABLE runs ADD COLUMN choices TEXT NOT NULL DEFAULT ''`, // bot.Run.Choices as JSON, '' when none.
 	},
 }

@@ -18,7 +18,7 @@ import (
 // runColumns is the column list scanRun reads, in its order.
 const runColumns = `id, platform, COALESCE(event_id, ''), status, message, created_at, updated_at, finished_at,
 	attempt, dify_run_id, dify_task_id, conversation_id, reply, code, diagnosis, held_notified, state,
-	posted_attempt, replied_attempt, choices`
+	posted_attempt, replied_attempt, choices, batch`
 
 // Enqueue stores m as a new run and inserts its job in the same transaction. A message with the same platform
 // and event id as a stored run returns that run and dup = true, and queues nothing.
@@ -86,13 +86,13 @@ func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 	if err != nil {
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
-	var choices string
-	if len(r.Choices) > 0 {
-		b, err := json.Marshal(r.Choices)
-		if err != nil {
-			return fmt.Errorf("store: save run %s: %w", r.ID, err)
-		}
-		choices = string(b)
+	choices, err := jsonOrEmpty(r.Choices, len(r.Choices) > 0)
+	if err != nil {
+		return fmt.Errorf("store: save run %s: %w", r.ID, err)
+	}
+	batch, err := jsonOrEmpty(r.Batch, r.Batch != nil)
+	if err != nil {
+		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
 	held := 0
 	if r.HeldNotified {
@@ -100,9 +100,9 @@ func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 	}
 	n, err := s.db.exec(ctx, `UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, dify_run_id = ?,
 		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = ?,
-		posted_attempt = ?, replied_attempt = ?, choices = ? WHERE id = ? AND attempt = ?`,
+		posted_attempt = ?, replied_attempt = ?, choices = ?, batch = ? WHERE id = ? AND attempt = ?`,
 		string(r.Status), nanos(time.Now()), nanos(r.FinishedAt), r.DifyRunID, r.DifyTaskID, r.ConversationID,
-		r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, choices, r.ID, r.Attempt)
+		r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, choices, batch, r.ID, r.Attempt)
 	if err != nil {
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
@@ -203,11 +203,11 @@ func scanRun(sc row) (bot.Run, error) {
 	var (
 		r                                bot.Run
 		status, msg, code, diag, state   string
-		choices                          string
+		choices, batch                   string
 		created, updated, finished, held int64
 	)
 	err := sc.Scan(&r.ID, &r.Platform, &r.EventID, &status, &msg, &created, &updated, &finished, &r.Attempt,
-		&r.DifyRunID, &r.DifyTaskID, &r.ConversationID, &r.Reply, &code, &diag, &held, &state, &r.PostedAttempt, &r.RepliedAttempt, &choices)
+		&r.DifyRunID, &r.DifyTaskID, &r.ConversationID, &r.Reply, &code, &diag, &held, &state, &r.PostedAttempt, &r.RepliedAttempt, &choices, &batch)
 	if err != nil {
 		return bot.Run{}, err
 	}
@@ -219,6 +219,11 @@ func scanRun(sc row) (bot.Run, error) {
 	if choices != "" {
 		if err := json.Unmarshal([]byte(choices), &r.Choices); err != nil {
 			return bot.Run{}, fmt.Errorf("run %s choices: %w", r.ID, err)
+		}
+	}
+	if batch != "" {
+		if err := json.Unmarshal([]byte(batch), &r.Batch); err != nil {
+			return bot.Run{}, fmt.Errorf("run %s batch: %w", r.ID, err)
 		}
 	}
 	if diag != "" {
@@ -429,6 +434,15 @@ func jsonObject[M ~map[string]V, V any](m M) (string, error) {
 		return "", nil
 	}
 	b, err := json.Marshal(m)
+	return string(b), err
+}
+
+// jsonOrEmpty encodes v as JSON when set, else gives "" (the column's default).
+func jsonOrEmpty(v any, set bool) (string, error) {
+	if !set {
+		return "", nil
+	}
+	b, err := json.Marshal(v)
 	return string(b), err
 }
 
