@@ -2,8 +2,11 @@ package bot_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/difybot/difybot/bot"
 	"github.com/difybot/difybot/dify/difytest"
@@ -61,5 +64,61 @@ func TestPhotosForASingleFileInput(t *testing.T) {
 	}
 	if runs, _ := h.store.ListRuns(ctx, bot.RunFilter{Limit: 10}); len(runs) != 3 {
 		t.Errorf("%d runs after the last photo, want 3", len(runs))
+	}
+}
+
+// TestPhotoSetRunsOnce sends a LINE-style image set (one message per photo): the last photo goes on with all
+// three, the others end without a word; with a photo missing, the latest goes on after the set wait.
+func TestPhotoSetRunsOnce(t *testing.T) {
+	tests := []struct {
+		name   string
+		send   []int // Indexes that arrive.
+		later  time.Duration
+		photos int // Photos in the run that answers.
+	}{
+		{"all three", []int{1, 2, 3}, 0, 3},
+		{"one lost", []int{1, 2}, 20 * time.Second, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+			h := newHarness(t, "ok", func(c *bot.Config) { c.Now = func() time.Time { return now } })
+			ctx := context.Background()
+			var runs []bot.Run
+			for _, i := range tt.send {
+				m := h.withImage(fmt.Sprintf("F%d", i), pngOf(t, 10*i, 10))
+				m.EventID, m.Text = fmt.Sprintf("ev-%d", i), ""
+				m.Set = &bot.PhotoSet{ID: "set-1", Index: i, Total: 3}
+				r, err := h.send(t, m)
+				var hold *bot.HoldError
+				if err != nil && !errors.As(err, &hold) {
+					t.Fatal(err)
+				}
+				runs = append(runs, r)
+			}
+			now = now.Add(tt.later)
+			for _, r := range runs { // The queue comes back to each held photo.
+				if err := h.bot.Process(ctx, r.ID); err != nil {
+					t.Fatalf("run of %s: %v", r.Message.EventID, err)
+				}
+			}
+			var answered []bot.Run
+			for _, r := range runs {
+				got, _ := h.store.Run(ctx, r.ID)
+				if got.Status != bot.RunSucceeded {
+					t.Errorf("%s: %s", got.Message.EventID, got.Status)
+				}
+				if got.Reply != "" {
+					answered = append(answered, got)
+				}
+			}
+			if len(answered) != 1 || len(h.plat.finals()) != 1 {
+				t.Fatalf("%d runs answered, %d replies; want one", len(answered), len(h.plat.finals()))
+			}
+			a := answered[0]
+			if a.Batch == nil || a.Batch.Total != tt.photos || !strings.Contains(a.Reply, "10×10") {
+				t.Errorf("answer %q batch %+v, want photo 1 of %d first", a.Reply, a.Batch, tt.photos)
+			}
+		})
 	}
 }

@@ -135,7 +135,7 @@ func (b *Bot) process(ctx context.Context, runID string) error {
 	if err != nil {
 		return fmt.Errorf("bot: plan run %s: %w", r.ID, err) // The store failed: the queue tries again.
 	}
-	steps.names = stepsFor(q.fileCount(), wait != "")
+	steps.names = stepsFor(q.fileCount(), wait != "" || q.joined != "")
 	if r.Status == RunQueued || r.Status == RunHeld {
 		if r.Status == RunQueued {
 			// Steps 1 and 2 happened in the adapter; they are recorded here to keep the ack path to one write.
@@ -146,6 +146,15 @@ func (b *Bot) process(ctx context.Context, runID string) error {
 				map[string]any{"delivery_lag_ms": max(r.CreatedAt.Sub(r.Message.ReceivedAt), 0).Milliseconds()})
 		}
 		r.DifyRunID, r.DifyTaskID = "", ""
+	}
+	if q.joined != "" {
+		// The message went into another run's request, whose answer covers it.
+		steps.record(ctx, StepPending, b.now(), 0, "joined", nil, map[string]any{"with": q.joined})
+		r.Status, r.FinishedAt, r.RepliedAttempt = RunSucceeded, b.now(), r.Attempt
+		if err := b.cfg.Store.SaveRun(ctx, r); err != nil {
+			return fmt.Errorf("bot: save run %s: %w", r.ID, err)
+		}
+		return nil
 	}
 	if wait != "" {
 		// The message waits for the rest of its request; the person is asked for it.

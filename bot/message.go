@@ -20,6 +20,8 @@ type Message struct {
 	ReceivedAt time.Time `json:"received_at"`
 	// Redelivery is set when the platform says it is sending the event again.
 	Redelivery bool `json:"redelivery,omitempty"`
+	// Set is set on one photo of several the person sent at once as separate messages (a LINE image set).
+	Set *PhotoSet `json:"set,omitempty"`
 	// PhotosBefore and PhotosTotal are set on a message that carries the rest of several photos sent together:
 	// how many went before it, and how many there were.
 	PhotosBefore int `json:"photos_before,omitempty"`
@@ -37,6 +39,13 @@ func (m Message) ConversationKey() string {
 		k += ":" + m.ThreadID
 	}
 	return k + "/" + m.UserID
+}
+
+// PhotoSet places a photo in a set sent at once: Index counts from 1 to Total.
+type PhotoSet struct {
+	ID    string `json:"id"`
+	Index int    `json:"index"`
+	Total int    `json:"total"`
 }
 
 // File is an attachment the adapter can open later.

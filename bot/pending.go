@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -37,7 +38,18 @@ type request struct {
 	text  string
 	parts []Message // Messages with files, oldest first; their files go in this order.
 	took  []string  // Runs of the waiting messages this request completes.
+	// joined is set when the message went into another run's request (a photo of a set): nothing to answer.
+	joined string
 }
+
+// A LINE image set arrives as one event per photo. Each photo waits under its conversation; the last one to
+// arrive (or, after setWait, the latest there is) goes on with all of them, and the others end silently.
+const (
+	setWait = 15 * time.Second
+	setPoll = time.Second
+)
+
+var errSetIncomplete = errors.New("waiting for the other photos of the set")
 
 func (q request) fileCount() int {
 	n := 0
@@ -58,6 +70,12 @@ func (b *Bot) plan(ctx context.Context, r *Run) (q request, wait string, err err
 	if len(held) > 0 {
 		return merge(held, m, ""), "", nil // Resumed after a crash: the same messages as before.
 	}
+	switch own, err := b.cfg.Store.Pending(ctx, r.ID); {
+	case err == nil && own.TakenBy != "" && own.TakenBy != PendingExpired:
+		return request{joined: own.TakenBy}, "", nil
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return request{}, "", err
+	}
 	hasText, hasFiles := strings.TrimSpace(m.Text) != "", len(m.Files) > 0
 	alone := request{text: m.Text}
 	if hasFiles {
@@ -66,9 +84,34 @@ func (b *Bot) plan(ctx context.Context, r *Run) (q request, wait string, err err
 	if m.PhotosTotal > 0 {
 		return alone, "", nil // The rest of photos sent together: its request was settled with the first.
 	}
+	set := m.Set != nil && m.Set.Total > 1 && hasFiles && !hasText
+	if set {
+		if err := b.keep(ctx, r); err != nil { // Before looking, so two photos of a set always see each other.
+			return request{}, "", err
+		}
+	}
 	waiting, err := b.cfg.Store.Waiting(ctx, m.ConversationKey(), b.now())
 	if err != nil {
 		return request{}, "", err
+	}
+	if set {
+		s := m.Set
+		count, first, later := 0, b.now(), false
+		for _, p := range waiting {
+			if ps := p.Message.Set; ps != nil && ps.ID == s.ID {
+				count++
+				if p.CreatedAt.Before(first) {
+					first = p.CreatedAt
+				}
+				later = later || ps.Index > s.Index
+			}
+		}
+		switch {
+		case later:
+			return request{joined: "a later photo of the set"}, "", nil
+		case count < s.Total && b.now().Sub(first) < setWait:
+			return request{}, "", &HoldError{After: setPoll, Reason: errSetIncomplete}
+		}
 	}
 	waiting = without(waiting, r.ID)
 	var waitingText, waitingFiles bool

@@ -134,6 +134,8 @@ type Store interface {
 	// TakePending gives the waiting messages of runIDs to the run taker and returns every message taker holds,
 	// oldest first; one taken by another run first is left out.
 	TakePending(ctx context.Context, taker string, runIDs []string) ([]Pending, error)
+	// Pending returns the pending record of run id, or ErrNotFound when it never waited.
+	Pending(ctx context.Context, runID string) (Pending, error)
 	// ExpirePending marks the messages whose wait ran out by now as expired and returns them.
 	ExpirePending(ctx context.Context, now time.Time) ([]Pending, error)
 	// BreakerSetting returns the override in force (mode auto when none was ever set).

@@ -56,6 +56,18 @@ func (s *Store) TakePending(ctx context.Context, taker string, runIDs []string) 
 	return out, nil
 }
 
+// Pending returns run id's pending record, or bot.ErrNotFound when it never waited.
+func (s *Store) Pending(ctx context.Context, runID string) (bot.Pending, error) {
+	out, err := s.pending(ctx, `WHERE run_id = ?`, runID)
+	if err != nil {
+		return bot.Pending{}, fmt.Errorf("store: pending %s: %w", runID, err)
+	}
+	if len(out) == 0 {
+		return bot.Pending{}, fmt.Errorf("store: pending %s: %w", runID, bot.ErrNotFound)
+	}
+	return out[0], nil
+}
+
 // ExpirePending marks the messages whose time ran out before now as expired and returns them.
 func (s *Store) ExpirePending(ctx context.Context, now time.Time) ([]bot.Pending, error) {
 	var out []bot.Pending

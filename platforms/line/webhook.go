@@ -146,6 +146,7 @@ func (a *Adapter) message(ev webhook.EventInterface) (bot.Message, string) {
 			m.Extra[extraImageSetID] = c.ImageSet.Id
 			m.Extra[extraImageSetIndex] = strconv.Itoa(int(c.ImageSet.Index))
 			m.Extra[extraImageSetTotal] = strconv.Itoa(int(c.ImageSet.Total))
+			m.Set = &bot.PhotoSet{ID: c.ImageSet.Id, Index: int(c.ImageSet.Index), Total: int(c.ImageSet.Total)}
 		}
 	default:
 		// Stickers, video, audio, files and locations get no answer: the workflow takes text and images.
