@@ -30,6 +30,7 @@ func TestWebhookAcceptsMessages(t *testing.T) {
 		idx := string(rune('0' + i))
 		return bot.Message{Platform: "line", EventID: ev, ChatID: userID, UserID: userID,
 			Files: []bot.File{{ID: id, Name: "line-" + id}}, ReplyToken: token, ReceivedAt: ms(ts),
+			Set: &bot.PhotoSet{ID: setID, Index: i, Total: 3},
 			Extra: map[string]string{"source": "user", "message_id": id,
 				"quote_token":  "Qs" + idx + "kQ2wE6rT0yU4iO8pA2sD6fG0hJ4kL8zX2cV6bN0mQ4wE8rT2yU6iO0pA4sD8fG2hJ6kL0zX4cV8bN2mQ6wE0rT4yU8iO2pA" + idx,
 				"image_set_id": setID, "image_set_index": idx, "image_set_total": "3"}}
