@@ -56,6 +56,7 @@ func TestLoadDefaults(t *testing.T) {
 		LINE:          config.LINE{APIURL: "https://api.line.me", DataAPIURL: "https://api-data.line.me"},
 		HTTPAddr:      ":8080",
 		DataDir:       "./data",
+		PendingTTL:    10 * time.Minute,
 		Workers:       8,
 		MaxImageBytes: 10485760,
 		Breaker: config.Breaker{
@@ -112,6 +113,10 @@ func TestLoadValid(t *testing.T) {
 		{"DIFY_OUTPUT_KEY", "summary", func(c config.Config) any { return c.Dify.OutputKey }, "summary"},
 		{"DIFY_TIMEOUT", "90s", func(c config.Config) any { return c.Dify.Timeout }, 90 * time.Second},
 		{"DIFY_TIMEOUT", "1h30m", func(c config.Config) any { return c.Dify.Timeout }, 90 * time.Minute},
+		{"IMAGE_PROMPT", " Describe the damage. ", func(c config.Config) any { return c.Dify.ImagePrompt }, "Describe the damage."},
+		{"PENDING_TTL", "30m", func(c config.Config) any { return c.PendingTTL }, 30 * time.Minute},
+		{"DIFY_INPUTS", `{"language":"ja","detail":"high","n":3}`, func(c config.Config) any { return c.Dify.Inputs },
+			map[string]any{"language": "ja", "detail": "high", "n": 3.0}},
 		{"SLACK_API_URL", "http://127.0.0.1:9999/api", func(c config.Config) any { return c.Slack.APIURL }, "http://127.0.0.1:9999/api/"},
 		{"SLACK_API_URL", "http://127.0.0.1:9999/api/", func(c config.Config) any { return c.Slack.APIURL }, "http://127.0.0.1:9999/api/"},
 		{"LINE_API_URL", "http://127.0.0.1:9998/", func(c config.Config) any { return c.LINE.APIURL }, "http://127.0.0.1:9998"},
@@ -176,6 +181,9 @@ func TestLoadInvalid(t *testing.T) {
 		{"DIFY_TIMEOUT", "-1m", "positive duration"},
 		{"DIFY_TIMEOUT", "0s", "positive duration"},
 		{"DIFY_TIMEOUT", "ten minutes", "positive duration"},
+		{"PENDING_TTL", "0s", "positive duration"},
+		{"DIFY_INPUTS", `["ja"]`, "is not a JSON object"},
+		{"DIFY_INPUTS", `{"language":`, "is not a JSON object"},
 		{"SLACK_API_URL", "slack.com/api", "http:// or https://"},
 		{"LINE_API_URL", "api.line.me", "http:// or https://"},
 		{"LINE_DATA_API_URL", "https://", "with a host"},
@@ -519,6 +527,7 @@ func TestLoadReadsEachNameOnce(t *testing.T) {
 	design := []string{
 		"DIFY_BASE_URL", "DIFY_API_KEY", "DIFY_APP_MODE", "DIFY_RESPONSE_MODE",
 		"DIFY_IMAGE_INPUT", "DIFY_TEXT_INPUT", "DIFY_OUTPUT_KEY", "DIFY_TIMEOUT",
+		"IMAGE_PROMPT", "DIFY_INPUTS", "PENDING_TTL", // Issue 12: requests over several messages, fixed inputs.
 		"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
 		"LINE_CHANNEL_SECRET", "LINE_CHANNEL_TOKEN", "LINE_API_URL", "LINE_DATA_API_URL",
 		"HTTP_ADDR", "ADMIN_TOKEN", "WEB_CHAT", "DATABASE_URL", "DATA_DIR", "WORKERS", "MAX_IMAGE_BYTES",
