@@ -107,8 +107,9 @@ var (
 	ErrStaleAttempt = errors.New("run was retried; this attempt is stale")
 )
 
-// Store keeps runs, their steps and node events, the breaker override and chat conversations.
-// bot/store implements it on SQLite and PostgreSQL.
+// Store is what the pipeline and the Inbox keep: runs, their steps and node events, and chat conversations.
+// bot/store implements it on SQLite and PostgreSQL, bot/bottest in memory for tests. The admin API's reads and
+// the breaker override are bot/admin's Store.
 type Store interface {
 	// Enqueue stores m as a new run and queues it, in one transaction, unless a run with the same platform and
 	// event id exists: then it returns that run and dup = true. After it returns nil, the message is safe to ack.
@@ -120,10 +121,7 @@ type Store interface {
 	// Requeue queues a finished run again (the Retry button): same message, fresh attempt.
 	Requeue(ctx context.Context, id string) error
 	AddStep(ctx context.Context, s Step) error
-	Steps(ctx context.Context, runID string) ([]Step, error)
 	AddNodeEvent(ctx context.Context, e NodeEvent) error
-	NodeEvents(ctx context.Context, runID string) ([]NodeEvent, error)
-	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
 	// Conversation returns the Dify conversation id for key, or "" when there is none yet.
 	Conversation(ctx context.Context, key string) (string, error)
 	SetConversation(ctx context.Context, key, conversationID string) error
@@ -138,14 +136,6 @@ type Store interface {
 	Pending(ctx context.Context, runID string) (Pending, error)
 	// ExpirePending marks the messages whose wait ran out by now as expired and returns them.
 	ExpirePending(ctx context.Context, now time.Time) ([]Pending, error)
-	// BreakerSetting returns the override in force (mode auto when none was ever set).
-	BreakerSetting(ctx context.Context) (BreakerSetting, error)
-	// SetBreakerSetting stores the override and an audit row.
-	SetBreakerSetting(ctx context.Context, s BreakerSetting) error
-	// BreakerHistory returns the latest audit rows, newest first.
-	BreakerHistory(ctx context.Context, limit int) ([]BreakerSetting, error)
-	// Ping reports whether the store is reachable.
-	Ping(ctx context.Context) error
 }
 
 // HoldError asks the queue to try the run again after a while instead of failing it (the breaker is open).

@@ -154,7 +154,7 @@ func TestDockerignoreKeepsSecretsAndDataOut(t *testing.T) {
 			t.Errorf(".dockerignore lets %s into the build context", p)
 		}
 	}
-	for _, p := range []string{"go.mod", "go.sum", "cmd/difybot/main.go", "cmd/difysim/main.go", "bot/admin.html",
+	for _, p := range []string{"go.mod", "go.sum", "cmd/difybot/main.go", "cmd/difysim/main.go", "bot/admin/admin.html",
 		"dify/difytest/difytest.go"} {
 		if excluded(rules, p) {
 			t.Errorf(".dockerignore keeps %s, which the build needs, out of the build context", p)

@@ -54,7 +54,11 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	defer sys.Close()
 	sys.adminExtra["/admin/sim/scenario"] = simSwitch(sim)
-	return sys.serve(ctx, sys.routes(), func(bound string) {
+	mux, err := sys.routes()
+	if err != nil {
+		return err
+	}
+	return sys.serve(ctx, mux, func(bound string) {
 		base := "http://" + localURL(bound)
 		fmt.Fprintf(stdout, `
 difybot demo is running.

@@ -37,7 +37,11 @@ func TestReadyzFollowsDify(t *testing.T) {
 	sim := difytest.NewServer(difytest.Options{})
 	sys := newSystem(t, map[string]string{"DIFY_BASE_URL": sim.URL(), "DIFY_API_KEY": "app-test"})
 	sys.infoFresh = 0 // Ask Dify on every probe, so the test sees the change at once.
-	srv := httptest.NewServer(sys.routes())
+	mux, err := sys.routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
 	get := func() (int, map[string]any) {
@@ -68,7 +72,11 @@ func TestMetricsParse(t *testing.T) {
 	sim := difytest.NewServer(difytest.Options{})
 	defer sim.Close()
 	sys := newSystem(t, map[string]string{"DIFY_BASE_URL": sim.URL(), "DIFY_API_KEY": "app-test"})
-	srv := httptest.NewServer(sys.routes())
+	mux, err := sys.routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	res, err := http.Get(srv.URL + "/metrics")
 	if err != nil {

@@ -68,7 +68,11 @@ func TestOneLineAddsAPlatform(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sys.Close()
-	srv := httptest.NewServer(sys.routes())
+	mux, err := sys.routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
 	// Its routes are served, with the inbox that stores runs.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/admin"
 	"github.com/difybot/difybot/config"
 )
 
@@ -26,7 +27,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer sys.Close()
-	return sys.serve(ctx, sys.routes(), nil)
+	mux, err := sys.routes()
+	if err != nil {
+		return err
+	}
+	return sys.serve(ctx, mux, nil)
 }
 
 // boot loads the configuration (printing every problem) and wires a system with every platform it enables,
@@ -52,25 +57,29 @@ func loadConfig(getenv func(string) string, stderr io.Writer, forDify bool) (con
 	return cfg, nil
 }
 
-// routes is every HTTP endpoint of one replica.
-func (s *system) routes() *http.ServeMux {
+// routes is every HTTP endpoint of one replica. It fails only on a wiring bug in the admin API's parts.
+func (s *system) routes() (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.metrics.Handler())
-	// With no ADMIN_TOKEN, NewAdmin answers 404 everywhere: the admin API is off.
-	mux.Handle("/admin/", bot.NewAdmin(bot.AdminConfig{
+	// With no ADMIN_TOKEN, admin.New answers 404 everywhere: the admin API is off.
+	adm, err := admin.New(admin.Config{
 		Token: s.cfg.AdminToken.Reveal(), Store: s.store, Breaker: s.dify.Breaker(), Extra: s.adminExtra,
 		Logger: s.log.With().Str("component", "admin").Logger(), Redact: s.secrets(),
-	}))
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/admin/", adm)
 	for _, p := range s.platforms {
 		for _, r := range p.Routes() {
 			mux.Handle(r.Pattern, r.Handler)
 		}
 	}
-	return mux
+	return mux, nil
 }
 
 // infoFresh is how recently Dify must have answered /v1/info for the replica to count as ready.

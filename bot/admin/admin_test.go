@@ -1,4 +1,4 @@
-package bot_test
+package admin
 
 import (
 	"context"
@@ -65,9 +65,18 @@ func newAdminEnv(t *testing.T, extra map[string]http.Handler) *adminEnv {
 	t.Cleanup(func() { st.Close() })
 	e := &adminEnv{store: st, breaker: dify.NewBreaker(dify.BreakerConfig{}, zerolog.Nop()),
 		now: time.Date(2025, 6, 1, 9, 30, 0, 0, time.UTC)}
-	e.handler = bot.NewAdmin(bot.AdminConfig{Token: adminTestToken, Store: st, Breaker: e.breaker, Logger: zerolog.Nop(),
+	e.handler = mustNew(t, Config{Token: adminTestToken, Store: st, Breaker: e.breaker, Logger: zerolog.Nop(),
 		Now: func() time.Time { return e.now }, Extra: extra, Redact: []string{leakDifyKey, leakSlackToken}})
 	return e
+}
+
+func mustNew(t *testing.T, cfg Config) http.Handler {
+	t.Helper()
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // do sends one request with the given Authorization header ("" for none).
@@ -259,7 +268,7 @@ func TestAdminRequiresToken(t *testing.T) {
 }
 
 func TestAdminDisabledWithoutToken(t *testing.T) {
-	h := bot.NewAdmin(bot.AdminConfig{}) // No token: no Store or Breaker is needed either.
+	h := mustNew(t, Config{}) // No token: no Store or Breaker is needed either.
 	for _, target := range []string{"/admin/", "/admin/runs", "/admin/runs/r_1", "/admin/breaker", "/admin/sim/scenario"} {
 		for _, auth := range []string{"", "Bearer ", "Bearer anything"} {
 			req := httptest.NewRequest("GET", target, nil)
@@ -282,11 +291,11 @@ func TestAdminDisabledWithoutToken(t *testing.T) {
 }
 
 type adminList struct {
-	Runs []bot.RunSummary `json:"runs"`
-	Next string           `json:"next"`
+	Runs []runSummary `json:"runs"`
+	Next string       `json:"next"`
 }
 
-func ids(runs []bot.RunSummary) []string {
+func ids(runs []runSummary) []string {
 	out := make([]string, len(runs))
 	for i, r := range runs {
 		out[i] = r.ID
@@ -443,7 +452,7 @@ func TestAdminListRuns(t *testing.T) {
 // tieStore lists runs that share one creation instant, which the real store almost never produces, to show
 // that the cursor neither skips nor repeats them. It implements only what the list uses.
 type tieStore struct {
-	bot.Store
+	Store
 	runs  []bot.Run // Newest first, as the store orders them: created_at, then id, descending.
 	calls int
 }
@@ -484,7 +493,7 @@ func TestAdminCursorTies(t *testing.T) {
 			}
 			return a.ID > b.ID
 		})
-		h := bot.NewAdmin(bot.AdminConfig{Token: adminTestToken, Store: st, Breaker: dify.NewBreaker(dify.BreakerConfig{}, zerolog.Nop())})
+		h := mustNew(t, Config{Token: adminTestToken, Store: st, Breaker: dify.NewBreaker(dify.BreakerConfig{}, zerolog.Nop())})
 		var seen []string
 		next := ""
 		for range 100 {
@@ -517,7 +526,7 @@ func TestAdminCursorTies(t *testing.T) {
 
 type adminDetail struct {
 	Run struct {
-		bot.RunSummary
+		runSummary
 		EventID    string `json:"event_id"`
 		DifyRunID  string `json:"dify_run_id"`
 		DifyTaskID string `json:"dify_task_id"`
@@ -534,8 +543,8 @@ type adminDetail struct {
 			} `json:"files"`
 		} `json:"message"`
 	} `json:"run"`
-	Steps      []bot.StepView  `json:"steps"`
-	Nodes      []bot.NodeView  `json:"nodes"`
+	Steps      []stepView      `json:"steps"`
+	Nodes      []nodeView      `json:"nodes"`
 	NodeEvents []bot.NodeEvent `json:"node_events"`
 	Diagnosis  *bot.Diagnosis  `json:"diagnosis"`
 }
@@ -848,11 +857,21 @@ func TestAdminPage(t *testing.T) {
 }
 
 func TestAdminExtraRouteMustBeUnderAdmin(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Error("NewAdmin accepted an Extra route outside /admin/")
-		}
-	}()
-	bot.NewAdmin(bot.AdminConfig{Token: adminTestToken, Store: &tieStore{}, Breaker: dify.NewBreaker(dify.BreakerConfig{}, zerolog.Nop()),
+	h, err := New(Config{Token: adminTestToken, Store: &tieStore{}, Breaker: dify.NewBreaker(dify.BreakerConfig{}, zerolog.Nop()),
 		Extra: map[string]http.Handler{"/debug/pprof/": http.NotFoundHandler()}})
+	if err == nil || h != nil {
+		t.Error("New accepted an Extra route outside /admin/")
+	}
+}
+
+func TestAdminNeedsStoreAndBreaker(t *testing.T) {
+	br := dify.NewBreaker(dify.BreakerConfig{}, zerolog.Nop())
+	for name, cfg := range map[string]Config{
+		"no store":   {Token: adminTestToken, Breaker: br},
+		"no breaker": {Token: adminTestToken, Store: &tieStore{}},
+	} {
+		if h, err := New(cfg); err == nil || h != nil {
+			t.Errorf("%s: New = %v, %v; want an error", name, h, err)
+		}
+	}
 }
