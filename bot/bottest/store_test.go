@@ -375,3 +375,5 @@ func TestStoreHandsOutCopies(t *testing.T) {
 		t.Errorf("stored step field = %v, want 1", n)
 	}
 }
+
+func TestPendingContract(t *testing.T) { storetest.PendingContract(t, bottest.NewStore()) }

@@ -1,72 +1,11 @@
 package store_test
 
 import (
-	"context"
-	"reflect"
 	"testing"
-	"time"
 
-	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/store/storetest"
 )
 
 func TestPendingIsTakenOnce(t *testing.T) {
-	eachBackend(t, func(t *testing.T, d testDB) {
-		s := d.Open(t)
-		ctx := context.Background()
-		now := time.Now().UTC().Truncate(time.Millisecond)
-		run := func(event string) bot.Run {
-			r, _, err := s.Enqueue(ctx, message(event))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
-		}
-		photo1, photo2, old, text, other := run("EvP1"), run("EvP2"), run("EvOld"), run("EvText"), run("EvOther")
-		add := func(r bot.Run, key string, created, ttl time.Duration) {
-			p := bot.Pending{RunID: r.ID, Key: key, Message: r.Message, CreatedAt: now.Add(created), ExpiresAt: now.Add(created + ttl)}
-			for range 2 { // Adding again (a resumed run) changes nothing.
-				if err := s.AddPending(ctx, p); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		add(photo1, "k", 0, time.Minute)
-		add(photo2, "k", time.Second, time.Minute)
-		add(old, "k", -time.Hour, time.Minute)
-		ids := func(ps []bot.Pending) []string {
-			var out []string
-			for _, p := range ps {
-				out = append(out, p.RunID)
-			}
-			return out
-		}
-		waiting, err := s.Waiting(ctx, "k", now.Add(2*time.Second))
-		if err != nil || !reflect.DeepEqual(ids(waiting), []string{photo1.ID, photo2.ID}) {
-			t.Fatalf("Waiting = %v %v, want the two fresh photos, oldest first", ids(waiting), err)
-		}
-		if waiting[0].Message.EventID != "EvP1" || !waiting[0].ExpiresAt.Equal(now.Add(time.Minute)) {
-			t.Errorf("stored pending: %+v", waiting[0])
-		}
-		took, err := s.TakePending(ctx, text.ID, ids(waiting))
-		if err != nil || !reflect.DeepEqual(ids(took), []string{photo1.ID, photo2.ID}) {
-			t.Fatalf("TakePending = %v %v", ids(took), err)
-		}
-		// Another run cannot take them too; the taker gets the same ones again.
-		if again, _ := s.TakePending(ctx, other.ID, ids(waiting)); len(again) != 0 {
-			t.Errorf("a second taker got %v", ids(again))
-		}
-		if again, _ := s.TakePending(ctx, text.ID, nil); !reflect.DeepEqual(ids(again), ids(took)) {
-			t.Errorf("the taker resumed with %v, want %v", ids(again), ids(took))
-		}
-		if w, _ := s.Waiting(ctx, "k", now); len(w) != 0 {
-			t.Errorf("still waiting after being taken: %v", ids(w))
-		}
-		expired, err := s.ExpirePending(ctx, now)
-		if err != nil || !reflect.DeepEqual(ids(expired), []string{old.ID}) || expired[0].TakenBy != bot.PendingExpired {
-			t.Errorf("ExpirePending = %+v %v, want the old one", expired, err)
-		}
-		if again, _ := s.ExpirePending(ctx, now); len(again) != 0 {
-			t.Errorf("expired twice: %v", ids(again))
-		}
-	})
+	eachBackend(t, func(t *testing.T, d testDB) { storetest.PendingContract(t, d.Open(t)) })
 }
