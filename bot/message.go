@@ -15,6 +15,9 @@ type Message struct {
 	UserID   string `json:"user_id"`
 	Text     string `json:"text,omitempty"`
 	Files    []File `json:"files,omitempty"`
+	// Conversation is where the message's conversation lives when that is not its chat and thread: a Slack DM is
+	// one conversation although each top-level message there starts a thread of its own.
+	Conversation string `json:"conversation,omitempty"`
 	// ReplyToken is LINE's one-time reply token; ReceivedAt tells whether it is still fresh.
 	ReplyToken string    `json:"reply_token,omitempty"`
 	ReceivedAt time.Time `json:"received_at"`
@@ -35,7 +38,10 @@ type Message struct {
 // group each have their own; a request spread over several messages is kept under the same key.
 func (m Message) ConversationKey() string {
 	k := m.Platform + ":" + m.ChatID
-	if m.ThreadID != "" {
+	switch {
+	case m.Conversation != "":
+		k = m.Platform + ":" + m.Conversation
+	case m.ThreadID != "":
 		k += ":" + m.ThreadID
 	}
 	return k + "/" + m.UserID

@@ -59,6 +59,9 @@ func (a *Adapter) Reply(ctx context.Context, m bot.Message, r bot.Reply) error {
 	log := a.log.With().Str("run_id", r.RunID).Bool("final", r.Final).Logger()
 	for i := done; i < len(calls); i++ {
 		d := delivery{m: m, st: st, id: id, call: i, texts: calls[i]}
+		if i == len(calls)-1 && r.Final {
+			d.choices = r.Choices // Quick replies go on the last message: LINE shows them under it.
+		}
 		if i == 0 {
 			d.quote = m.Extra[extraQuoteToken]
 		}
@@ -82,7 +85,9 @@ type delivery struct {
 	id    string // The answer's delivery id (deliveryID).
 	call  int    // Which call of the answer, from 0.
 	texts []string
-	quote string // The quote token of the person's message, for the first call.
+	// choices become quick replies on the call's last message; a tap sends the choice as the person's message.
+	choices []string
+	quote   string // The quote token of the person's message, for the first call.
 }
 
 // deliver sends one call's messages and says how: "reply" or "push".
@@ -94,7 +99,7 @@ func (a *Adapter) deliver(ctx context.Context, d delivery) (string, error) {
 			if err := d.st.Set(ctx, stateTokenUsed, a.now().UTC().Format(time.RFC3339)); err != nil {
 				return "", fmt.Errorf("line: record reply token use: %w", err)
 			}
-			err := a.reply(ctx, d.m.ReplyToken, d.texts, a.quoteFor(d, false))
+			err := a.reply(ctx, d.m.ReplyToken, d.texts, d.choices, a.quoteFor(d, false))
 			e, isAPI := errors.AsType[*apiError](err)
 			switch {
 			case err == nil:
@@ -110,10 +115,10 @@ func (a *Adapter) deliver(ctx context.Context, d delivery) (string, error) {
 		}
 	}
 	key := retryKey(d.id, d.call, "")
-	err := a.push(ctx, d.m.ChatID, d.texts, a.quoteFor(d, true), key)
+	err := a.push(ctx, d.m.ChatID, d.texts, d.choices, a.quoteFor(d, true), key)
 	if e, ok := errors.AsType[*apiError](err); ok && e.quoteRejected() {
 		// A new key: LINE refused the quoted request, and the unquoted one is a different message.
-		err = a.push(ctx, d.m.ChatID, d.texts, "", retryKey(d.id, d.call, "unquoted"))
+		err = a.push(ctx, d.m.ChatID, d.texts, d.choices, "", retryKey(d.id, d.call, "unquoted"))
 	}
 	if err != nil {
 		if refused {
@@ -162,18 +167,18 @@ func pushError(err error) error {
 }
 
 // reply calls POST /v2/bot/message/reply. If LINE refuses the quote token, it sends the messages unquoted.
-func (a *Adapter) reply(ctx context.Context, token string, texts []string, quote string) error {
+func (a *Adapter) reply(ctx context.Context, token string, texts, choices []string, quote string) error {
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	c, err := a.api(ctx)
 	if err != nil {
 		return err
 	}
-	res, _, err := c.ReplyMessageWithHttpInfo(&messaging_api.ReplyMessageRequest{ReplyToken: token, Messages: textMessages(texts, quote)})
+	res, _, err := c.ReplyMessageWithHttpInfo(&messaging_api.ReplyMessageRequest{ReplyToken: token, Messages: textMessages(texts, choices, quote)})
 	err = callError("reply", res, err)
 	if e, ok := errors.AsType[*apiError](err); ok && quote != "" && e.quoteRejected() {
 		// A refused request does not spend the token; if it did, LINE says so and the caller pushes.
-		res, _, err = c.ReplyMessageWithHttpInfo(&messaging_api.ReplyMessageRequest{ReplyToken: token, Messages: textMessages(texts, "")})
+		res, _, err = c.ReplyMessageWithHttpInfo(&messaging_api.ReplyMessageRequest{ReplyToken: token, Messages: textMessages(texts, choices, "")})
 		err = callError("reply", res, err)
 	}
 	return err
@@ -181,14 +186,14 @@ func (a *Adapter) reply(ctx context.Context, token string, texts []string, quote
 
 // push calls POST /v2/bot/message/push with X-Line-Retry-Key. A 409 means LINE accepted a request with this
 // key before (our earlier attempt got through): the messages were delivered.
-func (a *Adapter) push(ctx context.Context, to string, texts []string, quote, key string) error {
+func (a *Adapter) push(ctx context.Context, to string, texts, choices []string, quote, key string) error {
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	c, err := a.api(ctx)
 	if err != nil {
 		return err
 	}
-	res, _, err := c.PushMessageWithHttpInfo(&messaging_api.PushMessageRequest{To: to, Messages: textMessages(texts, quote)}, key)
+	res, _, err := c.PushMessageWithHttpInfo(&messaging_api.PushMessageRequest{To: to, Messages: textMessages(texts, choices, quote)}, key)
 	if res != nil && res.StatusCode == http.StatusConflict {
 		res.Body.Close()
 		return nil
@@ -196,16 +201,40 @@ func (a *Adapter) push(ctx context.Context, to string, texts []string, quote, ke
 	return callError("push", res, err)
 }
 
-func textMessages(texts []string, quote string) []messaging_api.MessageInterface {
+// LINE's limits for a quick reply: 13 buttons, a label of 20 characters, a text of 300.
+const (
+	maxQuickReplies   = 13
+	maxQuickLabel     = 20
+	maxQuickReplyText = 300
+)
+
+func textMessages(texts, choices []string, quote string) []messaging_api.MessageInterface {
 	out := make([]messaging_api.MessageInterface, len(texts))
 	for i, t := range texts {
 		tm := &messaging_api.TextMessage{Text: t}
 		if i == 0 {
 			tm.QuoteToken = quote
 		}
+		if i == len(texts)-1 && len(choices) > 0 {
+			qr := &messaging_api.QuickReply{}
+			for _, c := range choices[:min(len(choices), maxQuickReplies)] {
+				qr.Items = append(qr.Items, messaging_api.QuickReplyItem{Type: "action",
+					Action: &messaging_api.MessageAction{Label: clipRunes(c, maxQuickLabel), Text: clipRunes(c, maxQuickReplyText)}})
+			}
+			tm.QuickReply = qr
+		}
 		out[i] = tm
 	}
 	return out
+}
+
+// clipRunes shortens s to n characters, marking the cut with an ellipsis.
+func clipRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 // deliveryID names one answer of one run: the run, its attempt, whether it is final, and the text. A repeated

@@ -198,6 +198,9 @@ func (a *Adapter) message(me, channel, user, ts, threadTS, text string, files []
 		Text:     plainText(text, me),
 		Extra:    map[string]string{"ts": ts},
 	}
+	if isDM(channel) {
+		m.Conversation = channel // A photo and then its question are two top-level messages, two threads.
+	}
 	for _, f := range files {
 		if f.Mode == "tombstone" {
 			continue // Deleted before we saw it.

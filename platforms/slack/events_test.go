@@ -42,7 +42,7 @@ func TestEventsBecomeMessages(t *testing.T) {
 		{
 			name: "DM with an image (file_share)",
 			body: func(t *testing.T) []byte { return payload(t, "message_file_share.json", fs) },
-			want: []bot.Message{{Platform: "slack", EventID: "Ev07KX2BA1B2", ChatID: dmChannel, ThreadID: "1763800000.123456",
+			want: []bot.Message{{Platform: "slack", EventID: "Ev07KX2BA1B2", ChatID: dmChannel, Conversation: dmChannel, ThreadID: "1763800000.123456",
 				UserID: person, Text: "What is in this photo?", Files: []bot.File{photo}, ReceivedAt: received,
 				Extra: map[string]string{"ts": "1763800000.123456"}}},
 		},
@@ -54,7 +54,7 @@ func TestEventsBecomeMessages(t *testing.T) {
 		{
 			name: "DM text: links, channels and entities made plain",
 			body: func(t *testing.T) []byte { return payload(t, "message_im.json", fs) },
-			want: []bot.Message{{Platform: "slack", EventID: "Ev07KX4D2E5F", ChatID: dmChannel, ThreadID: "1763800200.000300",
+			want: []bot.Message{{Platform: "slack", EventID: "Ev07KX4D2E5F", ChatID: dmChannel, Conversation: dmChannel, ThreadID: "1763800200.000300",
 				UserID: person, Text: "Summarise the report (https://example.com/report) for #general, is 3 < 4?", ReceivedAt: received,
 				Extra: map[string]string{"ts": "1763800200.000300"}}},
 		},
@@ -76,7 +76,7 @@ func TestEventsBecomeMessages(t *testing.T) {
 		{
 			name: "file_share with a partial file object",
 			body: func(t *testing.T) []byte { return payload(t, "message_file_share_partial.json", fs) },
-			want: []bot.Message{{Platform: "slack", EventID: "Ev07KX6F4G7C", ChatID: dmChannel, ThreadID: "1763800400.000500",
+			want: []bot.Message{{Platform: "slack", EventID: "Ev07KX6F4G7C", ChatID: dmChannel, Conversation: dmChannel, ThreadID: "1763800400.000500",
 				UserID: person, Files: []bot.File{{ID: "F07KX6F4G7B"}}, ReceivedAt: received,
 				Extra: map[string]string{"ts": "1763800400.000500"}}},
 		},
@@ -88,7 +88,7 @@ func TestEventsBecomeMessages(t *testing.T) {
 					ev["subtype"], ev["thread_ts"], ev["text"] = "thread_broadcast", "1763800000.123456", "also this"
 				})
 			},
-			want: []bot.Message{{Platform: "slack", EventID: "Ev07KX4D2E5F", ChatID: dmChannel, ThreadID: "1763800000.123456",
+			want: []bot.Message{{Platform: "slack", EventID: "Ev07KX4D2E5F", ChatID: dmChannel, Conversation: dmChannel, ThreadID: "1763800000.123456",
 				UserID: person, Text: "also this", ReceivedAt: received, Extra: map[string]string{"ts": "1763800200.000300"}}},
 		},
 		// Ignored: acknowledged, never accepted.

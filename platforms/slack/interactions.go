@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/slack-go/slack"
 
@@ -43,12 +44,54 @@ func (a *Adapter) interact(ctx context.Context, ic slack.InteractionCallback) {
 		return
 	}
 	for _, act := range ic.ActionCallback.BlockActions {
-		if act != nil && act.ActionID == RetryActionID && act.Value != "" {
+		switch {
+		case act == nil || act.Value == "":
+		case act.ActionID == RetryActionID:
 			a.retry(ctx, ic, act.Value)
+			return
+		case strings.HasPrefix(act.ActionID, ChoiceActionID):
+			a.choose(ctx, ic, act)
 			return
 		}
 	}
 }
+
+// choose sends the tapped choice as the person's message, and shows it in place of the buttons so it is
+// tapped once. A second tap of the same button (same action_ts) is the same event and is answered once.
+func (a *Adapter) choose(ctx context.Context, ic slack.InteractionCallback, act *slack.BlockAction) {
+	channel, ts, thread := ic.Container.ChannelID, ic.Container.MessageTs, ic.Container.ThreadTs
+	if channel == "" {
+		channel = ic.Channel.ID
+	}
+	if ts == "" {
+		ts = ic.Message.Timestamp
+	}
+	if thread == "" {
+		thread = ic.Message.ThreadTimestamp
+	}
+	if thread == "" {
+		thread = ts
+	}
+	m := bot.Message{Platform: platformName, EventID: "choice-" + channel + "-" + act.ActionTs, ChatID: channel,
+		ThreadID: thread, UserID: ic.User.ID, Text: act.Value, ReceivedAt: a.now().UTC(), Extra: map[string]string{"ts": ts}}
+	if isDM(channel) {
+		m.Conversation = channel
+	}
+	log := a.log.With().Str("user_id", ic.User.ID).Logger()
+	if _, _, err := a.inbox.Accept(ctx, m); err != nil {
+		log.Warn().Err(err).Msg("choice from slack not accepted")
+		return
+	}
+	if ts != "" {
+		shown := ic.Message.Text + "\n> " + act.Value
+		if err := a.update(ctx, channel, ts, shown, nil); err != nil {
+			log.Warn().Err(err).Msg("could not show the choice")
+		}
+	}
+}
+
+// isDM reports a direct-message channel id.
+func isDM(channel string) bool { return strings.HasPrefix(channel, "D") }
 
 // retry queues the run again and shows it on the message that carried the button. The message is edited
 // before the run is queued: the run edits the same message, and an edit of ours landing after its answer would

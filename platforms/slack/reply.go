@@ -26,6 +26,15 @@ const (
 // RetryActionID is the action_id of the Retry button on a failure reply.
 const RetryActionID = "difybot_retry"
 
+// ChoiceActionID starts the action_id of a choice button; its value is the text the person sends by tapping it.
+const ChoiceActionID = "difybot_choice"
+
+// Slack's limits for a button: its label and its value.
+const (
+	maxButtonLabel = 75
+	maxButtonValue = 2000
+)
+
 func tsKey(part int) string {
 	if part == 0 {
 		return stateTS
@@ -147,8 +156,11 @@ func (a *Adapter) Reply(ctx context.Context, m bot.Message, r bot.Reply) error {
 	}
 	for i, part := range parts {
 		var blocks []slack.Block
-		if i == 0 && r.Final && r.Diagnosis != nil {
+		switch {
+		case i == 0 && r.Final && r.Diagnosis != nil:
 			blocks = a.retryBlocks(part, r.RunID) // On the first part: the message the requeued run will edit.
+		case i == len(parts)-1 && r.Final && len(r.Choices) > 0:
+			blocks = choiceBlocks(part, r.Choices)
 		}
 		if err := a.put(ctx, m, r.State, tsKey(i), part, blocks); err != nil {
 			return fmt.Errorf("slack reply part %d of %d: %w", i+1, len(parts), err)
@@ -219,6 +231,19 @@ func isGone(err error) bool {
 		return true
 	}
 	return false
+}
+
+// choiceBlocks shows text with a button for each choice.
+func choiceBlocks(text string, choices []string) []slack.Block {
+	var buttons []slack.BlockElement
+	for i, c := range choices {
+		label := slack.NewTextBlockObject(slack.PlainTextType, clip(c, maxButtonLabel), false, false)
+		buttons = append(buttons, slack.NewButtonBlockElement(fmt.Sprintf("%s_%d", ChoiceActionID, i), clip(c, maxButtonValue), label))
+	}
+	return []slack.Block{
+		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, clip(text, maxSectionText), false, false), nil, nil),
+		slack.NewActionBlock(ChoiceActionID, buttons...),
+	}
 }
 
 // retryBlocks shows text with a Retry button whose value is the run id.

@@ -88,6 +88,8 @@ type Event struct {
 	Text  string `json:"text,omitempty"`
 	Final bool   `json:"final,omitempty"`
 	Code  string `json:"code,omitempty"` // The diagnosis code of a failed run.
+	// Choices are answers the person can tap; the page sends a tapped one as the next message.
+	Choices []string `json:"choices,omitempty"`
 }
 
 // feed keeps a run's events for listeners that come late and wakes the ones waiting.
@@ -318,7 +320,7 @@ func (c *Chat) OpenFile(_ context.Context, _ bot.Message, f bot.File) (io.ReadCl
 // Reply shows the answer. Publishing the same final reply twice (a retry after a crash) is harmless: the page
 // stops listening at the first.
 func (c *Chat) Reply(_ context.Context, m bot.Message, r bot.Reply) error {
-	ev := Event{Type: "reply", Text: r.Text, Final: r.Final}
+	ev := Event{Type: "reply", Text: r.Text, Final: r.Final, Choices: r.Choices}
 	if r.Diagnosis != nil {
 		ev.Code = string(r.Diagnosis.Code)
 	}
