@@ -77,11 +77,7 @@ func Discover(ctx context.Context, src AppSource, s AppSettings) (*App, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.Mode = info.Mode
-		switch info.Mode {
-		case "chat", "agent-chat", "advanced-chat":
-			a.Chat = true
-		}
+		a.Mode, a.Chat = info.Mode, ChatMode(info.Mode)
 	}
 	params, err := src.Parameters(ctx)
 	var ae *dify.APIError
@@ -135,6 +131,16 @@ func Discover(ctx context.Context, src AppSource, s AppSettings) (*App, error) {
 		}
 	}
 	return a, nil
+}
+
+// ChatMode reports whether an app of Dify's mode answers on /chat-messages: chat, agent-chat (Agent),
+// advanced-chat (Chatflow) and agent (Dify 1.16's New Agent).
+func ChatMode(mode string) bool {
+	switch mode {
+	case "chat", "agent-chat", "advanced-chat", "agent":
+		return true
+	}
+	return false
 }
 
 func isText(f dify.InputField) bool { return f.Type == "text-input" || f.Type == "paragraph" }

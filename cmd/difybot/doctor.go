@@ -113,7 +113,7 @@ func checkDify(ctx context.Context, c *checklist, cfg config.Config) {
 	}
 	c.ok("Dify app", fmt.Sprintf("%q answered at %s, mode %s", info.Name, cfg.Dify.BaseURL, mode))
 
-	isChat := info.Mode == "chat" || info.Mode == "agent-chat" || info.Mode == "advanced-chat"
+	isChat := bot.ChatMode(info.Mode)
 	switch {
 	case cfg.Dify.AppMode == "workflow" && isChat:
 		c.fail("DIFY_APP_MODE", fmt.Sprintf("set to workflow, but the key belongs to a %s app", info.Mode),
