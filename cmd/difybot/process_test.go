@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/difybot/difybot/bot/store/storetest"
-	"github.com/difybot/difybot/cmd/difyload/harness"
 	"github.com/difybot/difybot/dify/difytest"
+	"github.com/difybot/difybot/internal/loadtest"
 	"github.com/difybot/difybot/platforms/web"
 	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite"
@@ -31,7 +31,7 @@ const testAdminToken = "test-admin-token-0123456789"
 // binary returns difybot's binary, built once for all the tests of this package.
 func binary(t *testing.T) string {
 	t.Helper()
-	bin, err := harness.BuildOnce(context.Background())
+	bin, err := loadtest.BuildOnce(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func binary(t *testing.T) string {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	addr, err := harness.FreeAddr()
+	addr, err := loadtest.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
