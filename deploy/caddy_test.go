@@ -2,9 +2,6 @@ package deploy_test
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"maps"
 	"net"
@@ -20,6 +17,7 @@ import (
 	"time"
 
 	"github.com/difybot/difybot/dify/difytest"
+	"github.com/difybot/difybot/platforms/line/linetest"
 )
 
 // caddyBinary is the caddy on PATH; without one the test skips.
@@ -367,12 +365,6 @@ const (
 	adminToken = "deploy-test-admin-token-0123456789"
 )
 
-func lineSignature(body []byte) string {
-	m := hmac.New(sha256.New, []byte(lineSecret))
-	m.Write(body)
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
-}
-
 // TestCaddyInFrontOfBot runs the real caddy with the repository's Caddyfile in front of a real difybot serve
 // (the image's binary) with LINE on: webhooks pass through with their signature intact, what must stay private
 // does, and with the bot stopped Caddy answers the 502 docs/operations.md describes, at once.
@@ -407,13 +399,13 @@ func TestCaddyInFrontOfBot(t *testing.T) {
 	waitHTTP(t, bot, base+"/healthz", 200, 20*time.Second)
 
 	verify := []byte(`{"destination":"U1","events":[]}`)
-	if a := do(t, "POST", base+"/line/webhook", verify, map[string]string{"x-line-signature": lineSignature(verify), "Content-Type": "application/json"}); a.status != 200 {
+	if a := do(t, "POST", base+"/line/webhook", verify, map[string]string{"x-line-signature": linetest.Signature(lineSecret, verify), "Content-Type": "application/json"}); a.status != 200 {
 		t.Errorf("a signed LINE webhook through Caddy: %d %q, want 200", a.status, a.body)
 	}
 	if !bot.waitOutput("webhook verification request", 5*time.Second) {
 		t.Errorf("the signed webhook did not reach the bot's LINE handler")
 	}
-	if a := do(t, "POST", base+"/line/webhook", verify, map[string]string{"x-line-signature": lineSignature([]byte("forged")), "Content-Type": "application/json"}); a.status != 401 || !strings.Contains(a.body, "invalid signature") {
+	if a := do(t, "POST", base+"/line/webhook", verify, map[string]string{"x-line-signature": linetest.Signature(lineSecret, []byte("forged")), "Content-Type": "application/json"}); a.status != 401 || !strings.Contains(a.body, "invalid signature") {
 		t.Errorf("a forged LINE webhook through Caddy: %d %q, want the bot's 401 invalid signature", a.status, a.body)
 	}
 	if a := do(t, "GET", "http://"+botAddr+"/metrics", nil, nil); a.status != 200 {
@@ -433,7 +425,7 @@ func TestCaddyInFrontOfBot(t *testing.T) {
 	// Expect: 100-continue lets the client read Caddy's early answer instead of writing 2 MiB into a closed
 	// connection.
 	big := bytes.Repeat([]byte("x"), 2<<20)
-	if a := do(t, "POST", base+"/line/webhook", big, map[string]string{"x-line-signature": lineSignature(big), "Expect": "100-continue"}); a.status != 413 {
+	if a := do(t, "POST", base+"/line/webhook", big, map[string]string{"x-line-signature": linetest.Signature(lineSecret, big), "Expect": "100-continue"}); a.status != 413 {
 		t.Errorf("a 2 MiB webhook through Caddy: %d %q, want 413", a.status, a.body)
 	}
 
@@ -443,7 +435,7 @@ func TestCaddyInFrontOfBot(t *testing.T) {
 		t.Fatalf("difybot after SIGTERM: %v", err)
 	}
 	for i := range 3 {
-		a := do(t, "POST", base+"/line/webhook", verify, map[string]string{"x-line-signature": lineSignature(verify), "Content-Type": "application/json"})
+		a := do(t, "POST", base+"/line/webhook", verify, map[string]string{"x-line-signature": linetest.Signature(lineSecret, verify), "Content-Type": "application/json"})
 		if a.status != 502 || a.body != down.Body {
 			t.Errorf("webhook %d with the bot stopped: %d %q, want 502 %q", i+1, a.status, a.body, down.Body)
 		}
