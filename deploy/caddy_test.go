@@ -21,7 +21,7 @@ import (
 )
 
 // caddyBinary is the caddy on PATH; without one the test skips.
-func caddyBinary(t *testing.T) string {
+func caddyBinary(t testing.TB) string {
 	t.Helper()
 	p, err := exec.LookPath("caddy")
 	if err != nil {
@@ -32,7 +32,7 @@ func caddyBinary(t *testing.T) string {
 
 // caddyEnv is the environment caddy runs with: nothing from the test's own environment but PATH, a private
 // home for its certificates and autosave, and the given variables.
-func caddyEnv(t *testing.T, vars map[string]string) []string {
+func caddyEnv(t testing.TB, vars map[string]string) []string {
 	t.Helper()
 	home := t.TempDir()
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home,
@@ -76,7 +76,7 @@ type caddyHandler struct {
 }
 
 // handlers flattens routes (and their subroutes) into the handlers in the order Caddy runs them.
-func handlers(t *testing.T, routes []caddyRoute, paths, hosts []string) []caddyHandler {
+func handlers(t testing.TB, routes []caddyRoute, paths, hosts []string) []caddyHandler {
 	t.Helper()
 	var out []caddyHandler
 	for _, r := range routes {
@@ -140,7 +140,7 @@ func (s staticResponse) status() int {
 }
 
 // adaptCaddyfile runs `caddy adapt` on the repository's Caddyfile with the given environment.
-func adaptCaddyfile(t *testing.T, vars map[string]string) caddyConfig {
+func adaptCaddyfile(t testing.TB, vars map[string]string) caddyConfig {
 	t.Helper()
 	cmd := exec.Command(caddyBinary(t), "adapt", "--config", filepath.Join(root, "Caddyfile"), "--adapter", "caddyfile")
 	cmd.Env = caddyEnv(t, vars)
@@ -161,7 +161,7 @@ func adaptCaddyfile(t *testing.T, vars map[string]string) caddyConfig {
 }
 
 // site is the adapted config's one server: its listeners, its handlers and its error handlers.
-func site(t *testing.T, cfg caddyConfig) (listen []string, hs, errs []caddyHandler) {
+func site(t testing.TB, cfg caddyConfig) (listen []string, hs, errs []caddyHandler) {
 	t.Helper()
 	for _, s := range cfg.Apps.HTTP.Servers {
 		return s.Listen, handlers(t, s.Routes, nil, nil), handlers(t, s.Errors.Routes, nil, nil)
@@ -169,7 +169,7 @@ func site(t *testing.T, cfg caddyConfig) (listen []string, hs, errs []caddyHandl
 	return nil, nil, nil
 }
 
-func theProxy(t *testing.T, hs []caddyHandler) (caddyHandler, reverseProxy) {
+func theProxy(t testing.TB, hs []caddyHandler) (caddyHandler, reverseProxy) {
 	t.Helper()
 	var found []caddyHandler
 	for _, h := range hs {
@@ -188,7 +188,7 @@ func theProxy(t *testing.T, hs []caddyHandler) (caddyHandler, reverseProxy) {
 }
 
 // errorAnswer is the Caddyfile's answer, status and body, to an upstream error with the given status.
-func errorAnswer(t *testing.T, errs []caddyHandler, status int) staticResponse {
+func errorAnswer(t testing.TB, errs []caddyHandler, status int) staticResponse {
 	t.Helper()
 	for _, h := range errs {
 		var sr staticResponse
@@ -331,7 +331,7 @@ func TestCaddyfileRoutes(t *testing.T) {
 // startCaddy runs the repository's Caddyfile on a loopback port in front of upstreams, the way tests can:
 // plain HTTP on 127.0.0.1 (DIFYBOT_DOMAIN=http://127.0.0.1:PORT), no admin endpoint. Everything else is the
 // production file.
-func startCaddy(t *testing.T, upstreams string) (string, *process) {
+func startCaddy(t testing.TB, upstreams string) (string, *process) {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(caddyBinary(t), "run", "--config", filepath.Join(root, "Caddyfile"), "--adapter", "caddyfile")

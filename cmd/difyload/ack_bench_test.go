@@ -107,7 +107,8 @@ func BenchmarkAck(b *testing.B) {
 	}
 }
 
-func postgresURL(*testing.B) string {
+func postgresURL(tb testing.TB) string {
+	tb.Helper()
 	if u := os.Getenv("DIFYBOT_TEST_POSTGRES"); u != "" {
 		return u
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // difybot returns difybot's binary, built once for all the tests of this package.
-func difybot(t *testing.T) string {
+func difybot(t testing.TB) string {
 	t.Helper()
 	bin, err := loadtest.BuildOnce(context.Background())
 	if err != nil {
