@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
 	"github.com/difybot/difybot/dify/difytest"
 )
 
@@ -17,9 +18,9 @@ import (
 func TestPhotosForASingleFileInput(t *testing.T) {
 	h := newHarness(t, "ok")
 	ctx := context.Background()
-	m := h.withImage("F1", pngOf(t, 10, 10))
+	m := h.withImage("F1", bottest.PNG(t, 10, 10))
 	for _, id := range []string{"F2", "F3"} {
-		h.plat.files[id] = pngOf(t, 20, 20)
+		h.plat.AddFile(id, bottest.PNG(t, 20, 20))
 		m.Files = append(m.Files, bot.File{ID: id, Name: id + ".png"})
 	}
 	m.EventID = "ev-three"
@@ -86,7 +87,7 @@ func TestPhotoSetRunsOnce(t *testing.T) {
 			ctx := context.Background()
 			var runs []bot.Run
 			for _, i := range tt.send {
-				m := h.withImage(fmt.Sprintf("F%d", i), pngOf(t, 10*i, 10))
+				m := h.withImage(fmt.Sprintf("F%d", i), bottest.PNG(t, 10*i, 10))
 				m.EventID, m.Text = fmt.Sprintf("ev-%d", i), ""
 				m.Set = &bot.PhotoSet{ID: "set-1", Index: i, Total: 3}
 				r, err := h.send(t, m)
@@ -112,8 +113,8 @@ func TestPhotoSetRunsOnce(t *testing.T) {
 					answered = append(answered, got)
 				}
 			}
-			if len(answered) != 1 || len(h.plat.finals()) != 1 {
-				t.Fatalf("%d runs answered, %d replies; want one", len(answered), len(h.plat.finals()))
+			if len(answered) != 1 || len(h.plat.Finals()) != 1 {
+				t.Fatalf("%d runs answered, %d replies; want one", len(answered), len(h.plat.Finals()))
 			}
 			a := answered[0]
 			if a.Batch == nil || a.Batch.Total != tt.photos || !strings.Contains(a.Reply, "10×10") {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
 	"github.com/difybot/difybot/bot/store"
 	"github.com/difybot/difybot/dify"
 	"github.com/rs/zerolog"
@@ -55,8 +56,8 @@ func BenchmarkPipeline(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	img := pngOf(b, 640, 480)
-	plat := &fakePlatform{files: map[string][]byte{"F": img}}
+	plat := bottest.NewPlatform("fake")
+	plat.AddFile("F", bottest.PNG(b, 640, 480))
 	bt, err := bot.New(bot.Config{Store: st, Workflows: instantDify{dify.NewBreaker(dify.BreakerConfig{}, zerolog.Nop())},
 		Platforms: []bot.Platform{plat}, Logger: zerolog.New(io.Discard), TempDir: b.TempDir()})
 	if err != nil {
@@ -84,7 +85,7 @@ func BenchmarkPipeline(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			plat.replies = plat.replies[:0]
+			plat.Reset()
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
 	"github.com/difybot/difybot/bot/store/storetest"
 	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/dify/difytest"
@@ -22,7 +23,8 @@ func TestRedeliveredEventAnsweredOnce(t *testing.T) {
 		defer sim.Close()
 		dc, _ := dify.New(dify.Config{BaseURL: sim.URL(), APIKey: "app-test", Logger: zerolog.Nop()})
 		st := d.Open(t)
-		plat := &fakePlatform{files: map[string][]byte{"F": pngOf(t, 10, 10)}}
+		plat := bottest.NewPlatform("fake")
+		plat.AddFile("F", bottest.PNG(t, 10, 10))
 		b, err := bot.New(bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{plat}, Logger: zerolog.Nop(), TempDir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
@@ -60,7 +62,7 @@ func TestRedeliveredEventAnsweredOnce(t *testing.T) {
 		if err := st.Stop(sctx); err != nil { // Nothing may still be in flight when we count.
 			t.Fatal(err)
 		}
-		if got := len(plat.finals()); got != 1 {
+		if got := len(plat.Finals()); got != 1 {
 			t.Errorf("%d final replies, want 1", got)
 		}
 		if n := sim.Started(); n != 1 {
@@ -79,7 +81,7 @@ func countTrue(bs []bool) (n int) {
 }
 
 // waitStatus polls the store until the run reaches want; it fails the test after 30 s.
-func waitStatus(t *testing.T, st bot.Store, id string, want bot.RunStatus) bot.Run {
+func waitStatus(t testing.TB, st bot.Store, id string, want bot.RunStatus) bot.Run {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

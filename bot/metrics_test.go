@@ -24,7 +24,7 @@ import (
 
 // scrapeMetrics fetches the handler's text exposition and parses it as Prometheus would, with the strict
 // legacy name rules; promlint then applies `promtool check metrics`.
-func scrapeMetrics(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
+func scrapeMetrics(t testing.TB, h http.Handler) map[string]*dto.MetricFamily {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))

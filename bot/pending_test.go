@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
 	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/dify/difytest"
 )
@@ -50,7 +51,7 @@ func withForm(t *testing.T, f formOf, clock *time.Time, edit ...func(*bot.Config
 }
 
 func photo(t testing.TB, h *harness, event, file string) bot.Message {
-	m := h.withImage(file, pngOf(t, 32, 24))
+	m := h.withImage(file, bottest.PNG(t, 32, 24))
 	m.EventID, m.Text = event, ""
 	return m
 }
@@ -167,9 +168,9 @@ func TestPendingExpires(t *testing.T) {
 	if last := steps[len(steps)-1]; last.Name != bot.StepPending || last.Status != "expired" {
 		t.Errorf("expired photo's last step: %s", stepNames(steps))
 	}
-	replies := len(h.plat.finals())
+	replies := len(h.plat.Finals())
 	text, _ := h.send(t, bot.Message{EventID: "ev-text", Text: "what is it?"})
-	if !strings.Contains(text.Reply, "No image was attached") || len(h.plat.finals()) != replies+1 {
+	if !strings.Contains(text.Reply, "No image was attached") || len(h.plat.Finals()) != replies+1 {
 		t.Errorf("text after expiry: %q", text.Reply)
 	}
 }

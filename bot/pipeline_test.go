@@ -5,10 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
-	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,61 +12,12 @@ import (
 	"time"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
 	"github.com/difybot/difybot/bot/store"
 	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/dify/difytest"
 	"github.com/rs/zerolog"
 )
-
-// fakePlatform serves files from memory and records what the pipeline tells the person.
-type fakePlatform struct {
-	mu       sync.Mutex
-	files    map[string][]byte
-	replies  []bot.Reply
-	progress []bot.Progress
-	replyErr error
-}
-
-func (*fakePlatform) Name() string { return "fake" }
-
-func (p *fakePlatform) OpenFile(_ context.Context, _ bot.Message, f bot.File) (io.ReadCloser, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	b, ok := p.files[f.ID]
-	if !ok {
-		return nil, errors.New("410 gone")
-	}
-	return io.NopCloser(bytes.NewReader(b)), nil
-}
-
-func (p *fakePlatform) Reply(_ context.Context, _ bot.Message, r bot.Reply) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.replyErr != nil {
-		return p.replyErr
-	}
-	p.replies = append(p.replies, r)
-	return nil
-}
-
-func (p *fakePlatform) Progress(_ context.Context, _ bot.Message, pr bot.Progress) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.progress = append(p.progress, pr)
-	return nil
-}
-
-func (p *fakePlatform) finals() []bot.Reply {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []bot.Reply
-	for _, r := range p.replies {
-		if r.Final {
-			out = append(out, r)
-		}
-	}
-	return out
-}
 
 type harness struct {
 	sim   *difytest.Server
@@ -78,19 +25,19 @@ type harness struct {
 	store *store.Store
 	bot   *bot.Bot
 	inbox bot.Inbox
-	plat  *fakePlatform
+	plat  *bottest.Platform
 	logs  *bytes.Buffer
 	now   time.Time
 }
 
 type option func(*bot.Config)
 
-func newHarness(t *testing.T, scenario string, opts ...option) *harness {
+func newHarness(t testing.TB, scenario string, opts ...option) *harness {
 	t.Helper()
 	ctx := context.Background()
 	sim := difytest.NewServer(difytest.Options{Scenario: scenario, PingEvery: 5 * time.Millisecond})
 	t.Cleanup(sim.Close)
-	h := &harness{sim: sim, plat: &fakePlatform{files: map[string][]byte{}}, logs: &bytes.Buffer{}}
+	h := &harness{sim: sim, plat: bottest.NewPlatform("fake"), logs: &bytes.Buffer{}}
 	log := zerolog.New(zerolog.SyncWriter(h.logs))
 	dc, err := dify.New(dify.Config{BaseURL: sim.URL(), APIKey: "app-test", Logger: log,
 		Retry: dify.RetryPolicy{Base: time.Millisecond, Max: 5 * time.Millisecond}, PollEvery: 5 * time.Millisecond})
@@ -117,19 +64,8 @@ func newHarness(t *testing.T, scenario string, opts ...option) *harness {
 	return h
 }
 
-func pngOf(t testing.TB, w, h int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	img.Set(1, 1, color.RGBA{R: 200, A: 255})
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // send accepts a message and processes it the way the queue would.
-func (h *harness) send(t *testing.T, m bot.Message) (bot.Run, error) {
+func (h *harness) send(t testing.TB, m bot.Message) (bot.Run, error) {
 	t.Helper()
 	ctx := context.Background()
 	if m.Platform == "" {
@@ -151,7 +87,7 @@ func (h *harness) send(t *testing.T, m bot.Message) (bot.Run, error) {
 }
 
 func (h *harness) withImage(id string, b []byte) bot.Message {
-	h.plat.files[id] = b
+	h.plat.AddFile(id, b)
 	return bot.Message{EventID: "ev-" + id, Text: "what is this?", Files: []bot.File{{ID: id, Name: "photo.png", MIMEType: "image/png"}}}
 }
 
@@ -165,14 +101,14 @@ func stepNames(steps []bot.Step) string {
 
 func TestImageMessageAnswered(t *testing.T) {
 	h := newHarness(t, "ok")
-	r, err := h.send(t, h.withImage("F1", pngOf(t, 64, 48)))
+	r, err := h.send(t, h.withImage("F1", bottest.PNG(t, 64, 48)))
 	if err != nil {
 		t.Fatalf("Process: %v", err)
 	}
 	if r.Status != bot.RunSucceeded || !strings.Contains(r.Reply, "Received a PNG image, 64×48 px") || !strings.Contains(r.Reply, "You said: what is this?") {
 		t.Fatalf("run %s reply %q", r.Status, r.Reply)
 	}
-	finals := h.plat.finals()
+	finals := h.plat.Finals()
 	if len(finals) != 1 || finals[0].Text != r.Reply || finals[0].RunID != r.ID {
 		t.Errorf("final replies = %+v", finals)
 	}
@@ -198,8 +134,8 @@ func TestImageMessageAnswered(t *testing.T) {
 	if strings.Contains(logs, "what is this?") {
 		t.Error("the message text reached the log")
 	}
-	if len(h.plat.progress) == 0 || h.plat.progress[0].Step != "start" {
-		t.Errorf("progress = %+v, want a start then node progress", h.plat.progress)
+	if len(h.plat.Reported()) == 0 || h.plat.Reported()[0].Step != "start" {
+		t.Errorf("progress = %+v, want a start then node progress", h.plat.Reported())
 	}
 }
 
@@ -232,7 +168,7 @@ func TestFailuresAreDiagnosed(t *testing.T) {
 		{"ok", func(h *harness) bot.Message { return h.withImage("PDF", []byte("%PDF-1.7 not an image")) }, bot.CodeImageUnsupported, bot.StepCheck},
 		{"ok", func(h *harness) bot.Message {
 			m := h.withImage("GONE", nil)
-			delete(h.plat.files, "GONE")
+			h.plat.RemoveFile("GONE")
 			return m
 		}, bot.CodePlatformDownloadFailed, bot.StepFetch},
 		{"ok", func(h *harness) bot.Message { return h.withImage("BIG", make([]byte, 11<<20)) }, bot.CodeImageTooLarge, bot.StepFetch},
@@ -240,7 +176,7 @@ func TestFailuresAreDiagnosed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.scenario+"/"+string(tt.code), func(t *testing.T) {
 			h := newHarness(t, tt.scenario)
-			m := h.withImage("F1", pngOf(t, 8, 8))
+			m := h.withImage("F1", bottest.PNG(t, 8, 8))
 			if tt.msg != nil {
 				m = tt.msg(h)
 			}
@@ -251,7 +187,7 @@ func TestFailuresAreDiagnosed(t *testing.T) {
 			if r.Status != bot.RunFailed || r.Code != tt.code || r.Diagnosis == nil {
 				t.Fatalf("status %s code %s, want failed %s", r.Status, r.Code, tt.code)
 			}
-			finals := h.plat.finals()
+			finals := h.plat.Finals()
 			if len(finals) != 1 || !strings.Contains(finals[0].Text, "Reference: "+r.ID) || finals[0].Diagnosis == nil {
 				t.Fatalf("the person got %+v", finals)
 			}
@@ -288,8 +224,8 @@ func TestBreakerHoldsThenAnswers(t *testing.T) {
 			t.Fatalf("process %d while in maintenance: %v, want a HoldError", i, err)
 		}
 	}
-	if len(h.plat.replies) != 1 || h.plat.replies[0].Final || !strings.Contains(h.plat.replies[0].Text, "maintenance") {
-		t.Fatalf("replies while held = %+v, want one interim maintenance notice", h.plat.replies)
+	if len(h.plat.Replies()) != 1 || h.plat.Replies()[0].Final || !strings.Contains(h.plat.Replies()[0].Text, "maintenance") {
+		t.Fatalf("replies while held = %+v, want one interim maintenance notice", h.plat.Replies())
 	}
 	if h.sim.Calls(difytest.RouteRun) != 0 {
 		t.Fatal("a held run reached Dify")
@@ -298,7 +234,7 @@ func TestBreakerHoldsThenAnswers(t *testing.T) {
 	if err := h.bot.Process(ctx, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	if f := h.plat.finals(); len(f) != 1 || !strings.Contains(f[0].Text, "You said: hi") {
+	if f := h.plat.Finals(); len(f) != 1 || !strings.Contains(f[0].Text, "You said: hi") {
 		t.Errorf("final replies = %+v", f)
 	}
 
@@ -331,7 +267,7 @@ func TestResumeWaitsForTheStartedRun(t *testing.T) {
 	if err := h.store.SaveRun(ctx, crashed); err != nil {
 		t.Fatal(err)
 	}
-	h.plat.replies = nil
+	h.plat.Reset()
 	if err := h.bot.Process(ctx, first.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -342,12 +278,12 @@ func TestResumeWaitsForTheStartedRun(t *testing.T) {
 		t.Error("the resumed run was not read back from Dify")
 	}
 	got, _ := h.store.Run(ctx, first.ID)
-	if got.Status != bot.RunSucceeded || got.Reply != first.Reply || len(h.plat.finals()) != 1 {
-		t.Errorf("resumed: %s %q, replies %d", got.Status, got.Reply, len(h.plat.finals()))
+	if got.Status != bot.RunSucceeded || got.Reply != first.Reply || len(h.plat.Finals()) != 1 {
+		t.Errorf("resumed: %s %q, replies %d", got.Status, got.Reply, len(h.plat.Finals()))
 	}
 	// Processing a delivered run again sends nothing more.
-	if err := h.bot.Process(ctx, first.ID); err != nil || len(h.plat.finals()) != 1 {
-		t.Errorf("second Process: %v, %d replies", err, len(h.plat.finals()))
+	if err := h.bot.Process(ctx, first.ID); err != nil || len(h.plat.Finals()) != 1 {
+		t.Errorf("second Process: %v, %d replies", err, len(h.plat.Finals()))
 	}
 }
 
@@ -369,17 +305,17 @@ func TestInterruptedBeforeConfirmationIsNotPostedAgain(t *testing.T) {
 func TestReplyFailureIsRetriedWithoutRerunning(t *testing.T) {
 	h := newHarness(t, "ok")
 	ctx := context.Background()
-	h.plat.replyErr = errors.New("slack is down")
+	h.plat.FailReplies(errors.New("slack is down"))
 	r, err := h.send(t, bot.Message{EventID: "rf", Text: "hello"})
 	if err == nil || bot.Diagnose(err).Code != bot.CodePlatformReplyFailed {
 		t.Fatalf("Process = %v, want a platform_reply_failed error for the queue to retry", err)
 	}
-	h.plat.replyErr = nil
+	h.plat.FailReplies(nil)
 	if err := h.bot.Process(ctx, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	if h.sim.Calls(difytest.RouteRun) != 1 || len(h.plat.finals()) != 1 {
-		t.Errorf("runs %d replies %d, want 1 and 1", h.sim.Calls(difytest.RouteRun), len(h.plat.finals()))
+	if h.sim.Calls(difytest.RouteRun) != 1 || len(h.plat.Finals()) != 1 {
+		t.Errorf("runs %d replies %d, want 1 and 1", h.sim.Calls(difytest.RouteRun), len(h.plat.Finals()))
 	}
 }
 
@@ -421,8 +357,8 @@ func TestShutdownLeavesTheRunForTheNextStart(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Process = %v, want it to hand the run back", err)
 	}
-	if len(h.plat.finals()) != 0 {
-		t.Fatalf("the person was told %+v during a shutdown", h.plat.finals())
+	if len(h.plat.Finals()) != 0 {
+		t.Fatalf("the person was told %+v during a shutdown", h.plat.Finals())
 	}
 	got, _ := h.store.Run(context.Background(), r.ID)
 	if got.Status != bot.RunRunning || got.DifyRunID == "" {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
 	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/dify/difytest"
 	"github.com/rs/zerolog"
@@ -41,7 +42,7 @@ func sequence(ctx context.Context, c *dify.Client, mode dify.ResponseMode, chat 
 		Inputs: map[string]any{"query": "hi", "photo": dify.LocalImage(f.ID)}})
 }
 
-var pngBytes = func() []byte { return pngOf(&testing.T{}, 4, 4) }()
+var pngBytes = func() []byte { return bottest.PNG(&testing.T{}, 4, 4) }()
 
 // TestEveryScenario drives the client through every simulator scenario, in both response modes, and checks
 // the diagnosis code, the breaker effect, and that no workflow ever started twice.

@@ -402,7 +402,7 @@ var badSecretEnv = map[string]string{
 	"DATABASE_URL":         "mysql://user:LEAK8password@db:5432/difybot",
 }
 
-func assertNoLeak(t *testing.T, where, s string) {
+func assertNoLeak(t testing.TB, where, s string) {
 	t.Helper()
 	for i := 1; i <= 8; i++ {
 		if mark := fmt.Sprintf("LEAK%d", i); strings.Contains(s, mark) {
@@ -503,7 +503,7 @@ func TestRequireServe(t *testing.T) {
 }
 
 // readNames returns the names Load asks getenv for.
-func readNames(t *testing.T) []string {
+func readNames(t testing.TB) []string {
 	t.Helper()
 	var names []string
 	_, _ = config.Load(func(name string) string {

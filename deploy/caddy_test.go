@@ -2,9 +2,6 @@ package deploy_test
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"maps"
 	"net"
@@ -20,10 +17,11 @@ import (
 	"time"
 
 	"github.com/difybot/difybot/dify/difytest"
+	"github.com/difybot/difybot/platforms/line/linetest"
 )
 
 // caddyBinary is the caddy on PATH; without one the test skips.
-func caddyBinary(t *testing.T) string {
+func caddyBinary(t testing.TB) string {
 	t.Helper()
 	p, err := exec.LookPath("caddy")
 	if err != nil {
@@ -34,7 +32,7 @@ func caddyBinary(t *testing.T) string {
 
 // caddyEnv is the environment caddy runs with: nothing from the test's own environment but PATH, a private
 // home for its certificates and autosave, and the given variables.
-func caddyEnv(t *testing.T, vars map[string]string) []string {
+func caddyEnv(t testing.TB, vars map[string]string) []string {
 	t.Helper()
 	home := t.TempDir()
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home,
@@ -78,7 +76,7 @@ type caddyHandler struct {
 }
 
 // handlers flattens routes (and their subroutes) into the handlers in the order Caddy runs them.
-func handlers(t *testing.T, routes []caddyRoute, paths, hosts []string) []caddyHandler {
+func handlers(t testing.TB, routes []caddyRoute, paths, hosts []string) []caddyHandler {
 	t.Helper()
 	var out []caddyHandler
 	for _, r := range routes {
@@ -142,7 +140,7 @@ func (s staticResponse) status() int {
 }
 
 // adaptCaddyfile runs `caddy adapt` on the repository's Caddyfile with the given environment.
-func adaptCaddyfile(t *testing.T, vars map[string]string) caddyConfig {
+func adaptCaddyfile(t testing.TB, vars map[string]string) caddyConfig {
 	t.Helper()
 	cmd := exec.Command(caddyBinary(t), "adapt", "--config", filepath.Join(root, "Caddyfile"), "--adapter", "caddyfile")
 	cmd.Env = caddyEnv(t, vars)
@@ -163,7 +161,7 @@ func adaptCaddyfile(t *testing.T, vars map[string]string) caddyConfig {
 }
 
 // site is the adapted config's one server: its listeners, its handlers and its error handlers.
-func site(t *testing.T, cfg caddyConfig) (listen []string, hs, errs []caddyHandler) {
+func site(t testing.TB, cfg caddyConfig) (listen []string, hs, errs []caddyHandler) {
 	t.Helper()
 	for _, s := range cfg.Apps.HTTP.Servers {
 		return s.Listen, handlers(t, s.Routes, nil, nil), handlers(t, s.Errors.Routes, nil, nil)
@@ -171,7 +169,7 @@ func site(t *testing.T, cfg caddyConfig) (listen []string, hs, errs []caddyHandl
 	return nil, nil, nil
 }
 
-func theProxy(t *testing.T, hs []caddyHandler) (caddyHandler, reverseProxy) {
+func theProxy(t testing.TB, hs []caddyHandler) (caddyHandler, reverseProxy) {
 	t.Helper()
 	var found []caddyHandler
 	for _, h := range hs {
@@ -190,7 +188,7 @@ func theProxy(t *testing.T, hs []caddyHandler) (caddyHandler, reverseProxy) {
 }
 
 // errorAnswer is the Caddyfile's answer, status and body, to an upstream error with the given status.
-func errorAnswer(t *testing.T, errs []caddyHandler, status int) staticResponse {
+func errorAnswer(t testing.TB, errs []caddyHandler, status int) staticResponse {
 	t.Helper()
 	for _, h := range errs {
 		var sr staticResponse
@@ -333,7 +331,7 @@ func TestCaddyfileRoutes(t *testing.T) {
 // startCaddy runs the repository's Caddyfile on a loopback port in front of upstreams, the way tests can:
 // plain HTTP on 127.0.0.1 (DIFYBOT_DOMAIN=http://127.0.0.1:PORT), no admin endpoint. Everything else is the
 // production file.
-func startCaddy(t *testing.T, upstreams string) (string, *process) {
+func startCaddy(t testing.TB, upstreams string) (string, *process) {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(caddyBinary(t), "run", "--config", filepath.Join(root, "Caddyfile"), "--adapter", "caddyfile")
@@ -366,12 +364,6 @@ const (
 	lineSecret = "0123456789abcdef0123456789abcdef"
 	adminToken = "deploy-test-admin-token-0123456789"
 )
-
-func lineSignature(body []byte) string {
-	m := hmac.New(sha256.New, []byte(lineSecret))
-	m.Write(body)
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
-}
 
 // TestCaddyInFrontOfBot runs the real caddy with the repository's Caddyfile in front of a real difybot serve
 // (the image's binary) with LINE on: webhooks pass through with their signature intact, what must stay private
@@ -407,13 +399,13 @@ func TestCaddyInFrontOfBot(t *testing.T) {
 	waitHTTP(t, bot, base+"/healthz", 200, 20*time.Second)
 
 	verify := []byte(`{"destination":"U1","events":[]}`)
-	if a := do(t, "POST", base+"/line/webhook", verify, map[string]string{"x-line-signature": lineSignature(verify), "Content-Type": "application/json"}); a.status != 200 {
+	if a := do(t, "POST", base+"/line/webhook", verify, map[string]string{"x-line-signature": linetest.Signature(lineSecret, verify), "Content-Type": "application/json"}); a.status != 200 {
 		t.Errorf("a signed LINE webhook through Caddy: %d %q, want 200", a.status, a.body)
 	}
 	if !bot.waitOutput("webhook verification request", 5*time.Second) {
 		t.Errorf("the signed webhook did not reach the bot's LINE handler")
 	}
-	if a := do(t, "POST", base+"/line/webhook", verify, map[string]string{"x-line-signature": lineSignature([]byte("forged")), "Content-Type": "application/json"}); a.status != 401 || !strings.Contains(a.body, "invalid signature") {
+	if a := do(t, "POST", base+"/line/webhook", verify, map[string]string{"x-line-signature": linetest.Signature(lineSecret, []byte("forged")), "Content-Type": "application/json"}); a.status != 401 || !strings.Contains(a.body, "invalid signature") {
 		t.Errorf("a forged LINE webhook through Caddy: %d %q, want the bot's 401 invalid signature", a.status, a.body)
 	}
 	if a := do(t, "GET", "http://"+botAddr+"/metrics", nil, nil); a.status != 200 {
@@ -433,7 +425,7 @@ func TestCaddyInFrontOfBot(t *testing.T) {
 	// Expect: 100-continue lets the client read Caddy's early answer instead of writing 2 MiB into a closed
 	// connection.
 	big := bytes.Repeat([]byte("x"), 2<<20)
-	if a := do(t, "POST", base+"/line/webhook", big, map[string]string{"x-line-signature": lineSignature(big), "Expect": "100-continue"}); a.status != 413 {
+	if a := do(t, "POST", base+"/line/webhook", big, map[string]string{"x-line-signature": linetest.Signature(lineSecret, big), "Expect": "100-continue"}); a.status != 413 {
 		t.Errorf("a 2 MiB webhook through Caddy: %d %q, want 413", a.status, a.body)
 	}
 
@@ -443,7 +435,7 @@ func TestCaddyInFrontOfBot(t *testing.T) {
 		t.Fatalf("difybot after SIGTERM: %v", err)
 	}
 	for i := range 3 {
-		a := do(t, "POST", base+"/line/webhook", verify, map[string]string{"x-line-signature": lineSignature(verify), "Content-Type": "application/json"})
+		a := do(t, "POST", base+"/line/webhook", verify, map[string]string{"x-line-signature": linetest.Signature(lineSecret, verify), "Content-Type": "application/json"})
 		if a.status != 502 || a.body != down.Body {
 			t.Errorf("webhook %d with the bot stopped: %d %q, want 502 %q", i+1, a.status, a.body, down.Body)
 		}

@@ -19,7 +19,7 @@ import (
 // loadCompose loads docker-compose.yml with the Compose specification's own loader, the way `docker compose`
 // does in a directory holding it, the Caddyfile and a .env made of .env.example plus the given lines: .env
 // is both the interpolation source (COMPOSE_PROFILES, POSTGRES_PASSWORD, …) and the bot's env_file.
-func loadCompose(t *testing.T, dotenv ...string) *types.Project {
+func loadCompose(t testing.TB, dotenv ...string) *types.Project {
 	t.Helper()
 	dir := t.TempDir()
 	for _, f := range []string{"docker-compose.yml", "Caddyfile"} {
@@ -43,7 +43,7 @@ func loadCompose(t *testing.T, dotenv ...string) *types.Project {
 	return p
 }
 
-func service(t *testing.T, p *types.Project, name string) types.ServiceConfig {
+func service(t testing.TB, p *types.Project, name string) types.ServiceConfig {
 	t.Helper()
 	s, ok := p.Services[name]
 	if !ok {
@@ -60,7 +60,7 @@ func envOf(s types.ServiceConfig, name string) string {
 }
 
 // upstreams is Caddy's upstream list as docker-compose.yml hands it to the caddy service.
-func upstreams(t *testing.T, p *types.Project) []string {
+func upstreams(t testing.TB, p *types.Project) []string {
 	t.Helper()
 	return strings.Fields(envOf(service(t, p, "caddy"), "DIFYBOT_UPSTREAMS"))
 }
@@ -231,7 +231,7 @@ func TestComposeLocalProfile(t *testing.T) {
 
 // checkCommon is what holds whatever the profile: one explicitly named network shared by every service, a
 // health check and a restart policy on every service, and no service but Caddy on a host port.
-func checkCommon(t *testing.T, p *types.Project) {
+func checkCommon(t testing.TB, p *types.Project) {
 	t.Helper()
 	if len(p.Networks) != 1 {
 		t.Errorf("networks %v, want exactly one: a second network is how Caddy loses the bot", slices.Collect(maps.Keys(p.Networks)))

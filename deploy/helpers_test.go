@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func readRepoFile(t *testing.T, name string) string {
+func readRepoFile(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, name))
 	if err != nil {
@@ -65,7 +65,7 @@ func (s stage) all(cmd string) []instruction {
 }
 
 // env is the stage's ENV settings, in the KEY=VALUE form the Dockerfile uses.
-func (s stage) env(t *testing.T) map[string]string {
+func (s stage) env(t testing.TB) map[string]string {
 	t.Helper()
 	env := map[string]string{}
 	for _, in := range s.all("ENV") {
@@ -82,7 +82,7 @@ func (s stage) env(t *testing.T) map[string]string {
 
 // parseDockerfile reads the repository's Dockerfile into stages. It knows what this Dockerfile uses: comments,
 // backslash continuations (comment lines inside them are dropped, as Docker does), FROM … AS name.
-func parseDockerfile(t *testing.T) []stage {
+func parseDockerfile(t testing.TB) []stage {
 	t.Helper()
 	var stages []stage
 	var cur *instruction
@@ -160,7 +160,7 @@ type ignoreRule struct {
 // dockerignore reads the rules of .dockerignore. Like Docker: a leading / is dropped, ** matches any number
 // of directories, a pattern that matches a directory excludes everything below it, and the last matching rule
 // wins (a ! rule includes again).
-func dockerignore(t *testing.T) []ignoreRule {
+func dockerignore(t testing.TB) []ignoreRule {
 	t.Helper()
 	var rules []ignoreRule
 	for line := range strings.SplitSeq(readRepoFile(t, ".dockerignore"), "\n") {
@@ -217,7 +217,7 @@ func globMatch(pattern, name string) bool {
 }
 
 // buildContext copies the repository into dir as docker build sees it: without what .dockerignore excludes.
-func buildContext(t *testing.T, dir string) {
+func buildContext(t testing.TB, dir string) {
 	t.Helper()
 	rules := dockerignore(t)
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
@@ -265,7 +265,7 @@ var image struct {
 // imageBinaries runs the Dockerfile's go build commands, as written, in a copy of the build context, with /out/
 // pointing to a temporary directory, and returns that directory. The directories are readable by every user,
 // so that the image's user can run the binaries.
-func imageBinaries(t *testing.T) string {
+func imageBinaries(t testing.TB) string {
 	t.Helper()
 	image.once.Do(func() {
 		// Stays set if buildImage ends the test that runs it (t.Fatal) before returning.
@@ -278,7 +278,8 @@ func imageBinaries(t *testing.T) string {
 	return image.bin
 }
 
-func buildImage(t *testing.T) error {
+func buildImage(t testing.TB) error {
+	t.Helper()
 	stages := parseDockerfile(t)
 	var build *stage
 	for i := range stages {
@@ -333,7 +334,7 @@ func buildImage(t *testing.T) error {
 	return nil
 }
 
-func goEnv(t *testing.T, name string) string {
+func goEnv(t testing.TB, name string) string {
 	t.Helper()
 	out, err := exec.Command("go", "env", name).Output()
 	if err != nil {
@@ -343,7 +344,7 @@ func goEnv(t *testing.T, name string) string {
 }
 
 // freeAddr returns a loopback address with a port nothing listens on.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -369,7 +370,7 @@ type answer struct {
 	took   time.Duration
 }
 
-func do(t *testing.T, method, url string, body []byte, header map[string]string) answer {
+func do(t testing.TB, method, url string, body []byte, header map[string]string) answer {
 	t.Helper()
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
@@ -419,7 +420,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func start(t *testing.T, cmd *exec.Cmd, name string) *process {
+func start(t testing.TB, cmd *exec.Cmd, name string) *process {
 	t.Helper()
 	p := &process{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
@@ -454,7 +455,7 @@ func (p *process) waitOutput(substr string, d time.Duration) bool {
 }
 
 // stop sends SIGTERM, as docker stop does, and waits at most d for the process to end; then it kills it.
-func (p *process) stop(t *testing.T, d time.Duration) error {
+func (p *process) stop(t testing.TB, d time.Duration) error {
 	t.Helper()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -468,7 +469,7 @@ func (p *process) stop(t *testing.T, d time.Duration) error {
 }
 
 // waitHTTP polls url until it answers want, for at most d; p, when not nil, is the process that must answer.
-func waitHTTP(t *testing.T, p *process, url string, want int, d time.Duration) {
+func waitHTTP(t testing.TB, p *process, url string, want int, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	var last string

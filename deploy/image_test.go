@@ -21,14 +21,14 @@ import (
 )
 
 // finalStage is the stage the image is made of.
-func finalStage(t *testing.T) stage {
+func finalStage(t testing.TB) stage {
 	t.Helper()
 	stages := parseDockerfile(t)
 	return stages[len(stages)-1]
 }
 
 // last is the argument of the last cmd instruction of the stage, the one that counts.
-func last(t *testing.T, s stage, cmd string) instruction {
+func last(t testing.TB, s stage, cmd string) instruction {
 	t.Helper()
 	ins := s.all(cmd)
 	if len(ins) == 0 {
@@ -38,7 +38,7 @@ func last(t *testing.T, s stage, cmd string) instruction {
 }
 
 // imageUser is the final stage's USER as numbers, which Kubernetes' runAsNonRoot can check.
-func imageUser(t *testing.T) (uid, gid uint32) {
+func imageUser(t testing.TB) (uid, gid uint32) {
 	t.Helper()
 	user := last(t, finalStage(t), "USER").Args
 	u, g, ok := strings.Cut(user, ":")
@@ -137,7 +137,7 @@ func TestDockerfileFinalStage(t *testing.T) {
 }
 
 // goModVersion is go.mod's go directive as major.minor, the golang image tag that builds it.
-func goModVersion(t *testing.T) string {
+func goModVersion(t testing.TB) string {
 	t.Helper()
 	m := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindStringSubmatch(readRepoFile(t, "go.mod"))
 	if m == nil {
@@ -282,7 +282,7 @@ func TestImageRunsAsItsUser(t *testing.T) {
 
 // imageHealthcheck returns the HEALTHCHECK command as Docker runs it (/bin/sh -c in the image), with BusyBox's
 // sh and wget as on Alpine, for a difybot at addr; nil when BusyBox is not installed.
-func imageHealthcheck(t *testing.T, final stage, addr string) func() *exec.Cmd {
+func imageHealthcheck(t testing.TB, final stage, addr string) func() *exec.Cmd {
 	t.Helper()
 	busybox, err := exec.LookPath("busybox")
 	if err != nil {

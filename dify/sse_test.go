@@ -10,7 +10,7 @@ import (
 	"testing/iotest"
 )
 
-func collect(t *testing.T, r io.Reader) ([]string, error) {
+func collect(t testing.TB, r io.Reader) ([]string, error) {
 	t.Helper()
 	var got []string
 	err := readEvents(r, func(d []byte) error {

@@ -22,7 +22,10 @@ type testDB = storetest.DB
 
 func eachBackend(t *testing.T, fn func(t *testing.T, d testDB)) { storetest.Each(t, fn) }
 
-func sqliteDB(t *testing.T) testDB { return storetest.SQLite(t) }
+func sqliteDB(t testing.TB) testDB {
+	t.Helper()
+	return storetest.SQLite(t)
+}
 
 // fakeProc is a Processor that records every call and answers with fn.
 type fakeProc struct {
@@ -63,7 +66,7 @@ func (f *fakeProc) count(runID string) int {
 }
 
 // next waits for the next finished call.
-func (f *fakeProc) next(t *testing.T, within time.Duration) call {
+func (f *fakeProc) next(t testing.TB, within time.Duration) call {
 	t.Helper()
 	select {
 	case c := <-f.calls:
@@ -75,7 +78,7 @@ func (f *fakeProc) next(t *testing.T, within time.Duration) call {
 }
 
 // quiet fails if any call arrives within d.
-func (f *fakeProc) quiet(t *testing.T, d time.Duration) {
+func (f *fakeProc) quiet(t testing.TB, d time.Duration) {
 	t.Helper()
 	select {
 	case c := <-f.calls:
@@ -84,7 +87,7 @@ func (f *fakeProc) quiet(t *testing.T, d time.Duration) {
 	}
 }
 
-func start(t *testing.T, s *store.Store, p store.Processor) {
+func start(t testing.TB, s *store.Store, p store.Processor) {
 	t.Helper()
 	if err := s.Start(t.Context(), p); err != nil {
 		t.Fatalf("Start: %v", err)

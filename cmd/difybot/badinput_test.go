@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/difybot/difybot/cmd/difyload/harness"
 	"github.com/difybot/difybot/dify/difytest"
+	"github.com/difybot/difybot/internal/loadtest"
+	"github.com/difybot/difybot/platforms/line/linetest"
+	"github.com/difybot/difybot/platforms/slack/slacktest"
 )
 
 // TestBadInput sends bad input through a real serve process (the real Slack and LINE handlers, the store and
@@ -22,7 +24,7 @@ func TestBadInput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a real serve process")
 	}
-	rig, err := harness.NewRig(t.Context(), harness.RigConfig{Bin: binary(t), Dir: t.TempDir(),
+	rig, err := loadtest.NewRig(t.Context(), loadtest.RigConfig{Bin: binary(t), Dir: t.TempDir(),
 		Sim: difytest.Options{PingEvery: time.Second}})
 	if err != nil {
 		t.Fatal(err)
@@ -47,26 +49,31 @@ func TestBadInput(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode
 	}
+	slackHeader := func(secret string, at time.Time, body []byte) http.Header {
+		h := http.Header{"Content-Type": {"application/json"}}
+		slacktest.Sign(h, secret, at, body)
+		return h
+	}
 	lineHeader := func(body []byte, secret string) http.Header {
 		h := http.Header{"Content-Type": {"application/json"}}
 		if secret != "" {
-			h.Set("X-Line-Signature", harness.SignLINE(secret, body))
+			h.Set("X-Line-Signature", linetest.Signature(secret, body))
 		}
 		return h
 	}
 	n := 0
-	slackMsg := func(text string, files ...harness.SlackFile) harness.SlackMessage {
+	slackMsg := func(text string, files ...slacktest.SharedFile) slacktest.DM {
 		n++
 		id := fmt.Sprintf("BAD%04d", n)
-		return harness.SlackMessage{EventID: "Ev" + id, Channel: "D" + id, User: "U" + id, Text: text,
+		return slacktest.DM{EventID: "Ev" + id, Channel: "D" + id, User: "U" + id, Text: text,
 			TS: fmt.Sprintf("%d.%06d", time.Now().Unix(), n), Files: files}
 	}
-	lineMsg := func(text, image string) harness.LINEMessage {
+	lineMsg := func(text, image string) linetest.Message {
 		n++
 		id := fmt.Sprintf("bad%04d", n)
-		m := harness.LINEMessage{EventID: "01BAD" + id, UserID: "U" + id, ReplyToken: "rt" + id, Text: text, ImageID: image,
+		m := linetest.Message{EventID: "01BAD" + id, UserID: "U" + id, ReplyToken: "rt" + id, Text: text, ImageID: image,
 			Timestamp: time.Now()} // Fixed, so that every Body() is the same bytes.
-		rig.LINE.Expect(m.ReplyToken, m.UserID)
+		rig.LINE.IssueToken(m.ReplyToken, m.UserID)
 		return m
 	}
 	const mb = 1_000_000
@@ -87,7 +94,7 @@ func TestBadInput(t *testing.T) {
 	cases := []testCase{
 		{"slack", "forged signature (signed with another secret)", func() ([]int, string, string) {
 			m := slackMsg("hi")
-			return []int{post("/slack/events", harness.SignSlack("not-the-signing-secret", time.Now(), m.Body()), bytes.NewReader(m.Body()))}, m.EventID, m.Channel
+			return []int{post("/slack/events", slackHeader("not-the-signing-secret", time.Now(), m.Body()), bytes.NewReader(m.Body()))}, m.EventID, m.Channel
 		}, outcome{[]int{401}, 0, ""}, nil},
 		{"slack", "no signature headers", func() ([]int, string, string) {
 			m := slackMsg("hi")
@@ -95,17 +102,17 @@ func TestBadInput(t *testing.T) {
 		}, outcome{[]int{401}, 0, ""}, nil},
 		{"slack", "stale timestamp (correctly signed 10 minutes ago)", func() ([]int, string, string) {
 			m := slackMsg("hi")
-			h := harness.SignSlack(harness.SlackSigningSecret, time.Now().Add(-10*time.Minute), m.Body())
+			h := slackHeader(loadtest.SlackSigningSecret, time.Now().Add(-10*time.Minute), m.Body())
 			return []int{post("/slack/events", h, bytes.NewReader(m.Body()))}, m.EventID, m.Channel
 		}, outcome{[]int{401}, 0, ""}, nil},
 		{"slack", "body changed after signing", func() ([]int, string, string) {
 			m := slackMsg("hi")
-			h := harness.SignSlack(harness.SlackSigningSecret, time.Now(), m.Body())
+			h := slackHeader(loadtest.SlackSigningSecret, time.Now(), m.Body())
 			return []int{post("/slack/events", h, bytes.NewReader(bytes.Replace(m.Body(), []byte(`"hi"`), []byte(`"ho"`), 1)))}, m.EventID, m.Channel
 		}, outcome{[]int{401}, 0, ""}, nil},
 		{"slack", "replayed delivery (the same signed request 3 times)", func() ([]int, string, string) {
 			m := slackMsg("replay me")
-			h := harness.SignSlack(harness.SlackSigningSecret, time.Now(), m.Body())
+			h := slackHeader(loadtest.SlackSigningSecret, time.Now(), m.Body())
 			var st []int
 			for range 3 {
 				st = append(st, post("/slack/events", h, bytes.NewReader(m.Body())))
@@ -115,35 +122,32 @@ func TestBadInput(t *testing.T) {
 		{"slack", "oversize body (1 MiB + 1 byte, signed)", func() ([]int, string, string) {
 			body := append([]byte(`{"type":"event_callback","pad":"`), bytes.Repeat([]byte("x"), 1<<20)...)
 			body = append(body, `"}`...)
-			return []int{post("/slack/events", harness.SignSlack(harness.SlackSigningSecret, time.Now(), body), bytes.NewReader(body))}, "", ""
+			return []int{post("/slack/events", slackHeader(loadtest.SlackSigningSecret, time.Now(), body), bytes.NewReader(body))}, "", ""
 		}, outcome{[]int{413}, 0, ""}, nil},
 		{"slack", "broken JSON (signed)", func() ([]int, string, string) {
 			body := []byte(`{"type":"event_callback","event":{"type":"message",`)
-			return []int{post("/slack/events", harness.SignSlack(harness.SlackSigningSecret, time.Now(), body), bytes.NewReader(body))}, "", ""
+			return []int{post("/slack/events", slackHeader(loadtest.SlackSigningSecret, time.Now(), body), bytes.NewReader(body))}, "", ""
 		}, outcome{[]int{400}, 0, ""}, nil},
 		{"slack", "a PDF named photo.png (claimed image/png)", func() ([]int, string, string) {
-			f := rig.Slack.AddFile(fmt.Sprintf("FPDF%d", n), "photo.png", harness.Blob{Kind: "pdf", Size: 200_000})
+			f := rig.AddSlackFile(fmt.Sprintf("FPDF%d", n), "photo.png", loadtest.Blob{Kind: "pdf", Size: 200_000})
 			f.Mimetype = "image/png"
 			m := slackMsg("what is this?", f)
-			req, _ := harness.SlackRequest(base, m.Body(), 0)
-			return []int{post("/slack/events", req.Header, bytes.NewReader(m.Body()))}, m.EventID, m.Channel
+			return []int{post("/slack/events", slackHeader(loadtest.SlackSigningSecret, time.Now(), m.Body()), bytes.NewReader(m.Body()))}, m.EventID, m.Channel
 		}, outcome{[]int{200}, 1, "image_unsupported"}, nil},
 		{"slack", "a 50 MB image (Slack says 50 MB)", func() ([]int, string, string) {
-			f := rig.Slack.AddFile(fmt.Sprintf("FBIG%d", n), "huge.png", harness.Blob{Kind: "png", Size: fiftyMB})
+			f := rig.AddSlackFile(fmt.Sprintf("FBIG%d", n), "huge.png", loadtest.Blob{Kind: "png", Size: fiftyMB})
 			m := slackMsg("", f)
-			req, _ := harness.SlackRequest(base, m.Body(), 0)
-			return []int{post("/slack/events", req.Header, bytes.NewReader(m.Body()))}, m.EventID, m.Channel
+			return []int{post("/slack/events", slackHeader(loadtest.SlackSigningSecret, time.Now(), m.Body()), bytes.NewReader(m.Body()))}, m.EventID, m.Channel
 		}, outcome{[]int{200}, 1, "image_too_large"}, func(t *testing.T) {
 			if got := rig.Slack.ServedBytes(); got > mb {
 				t.Errorf("the fake Slack served %d bytes; a file announced over the limit should not be downloaded", got)
 			}
 		}},
 		{"slack", "a 50 MB image Slack claims is 1 MB", func() ([]int, string, string) {
-			f := rig.Slack.AddFile(fmt.Sprintf("FLIE%d", n), "liar.png", harness.Blob{Kind: "png", Size: fiftyMB})
+			f := rig.AddSlackFile(fmt.Sprintf("FLIE%d", n), "liar.png", loadtest.Blob{Kind: "png", Size: fiftyMB})
 			f.Size = mb
 			m := slackMsg("", f)
-			req, _ := harness.SlackRequest(base, m.Body(), 0)
-			return []int{post("/slack/events", req.Header, bytes.NewReader(m.Body()))}, m.EventID, m.Channel
+			return []int{post("/slack/events", slackHeader(loadtest.SlackSigningSecret, time.Now(), m.Body()), bytes.NewReader(m.Body()))}, m.EventID, m.Channel
 		}, outcome{[]int{200}, 1, "platform_download_failed"}, func(t *testing.T) {
 			got := rig.Slack.ServedBytes()
 			t.Logf("the fake Slack wrote %d bytes of the 50 MB file before the bot hung up", got)
@@ -154,7 +158,7 @@ func TestBadInput(t *testing.T) {
 		{"slack", "not for the bot (a channel message without a mention)", func() ([]int, string, string) {
 			m := slackMsg("just chatting")
 			body := bytes.Replace(bytes.Replace(m.Body(), []byte(`"channel_type":"im"`), []byte(`"channel_type":"channel"`), 1), []byte(`"channel":"D`), []byte(`"channel":"C`), 1)
-			return []int{post("/slack/events", harness.SignSlack(harness.SlackSigningSecret, time.Now(), body), bytes.NewReader(body))}, m.EventID, m.Channel
+			return []int{post("/slack/events", slackHeader(loadtest.SlackSigningSecret, time.Now(), body), bytes.NewReader(body))}, m.EventID, m.Channel
 		}, outcome{[]int{200}, 0, ""}, nil},
 		{"slack", "GET instead of POST", func() ([]int, string, string) {
 			res, err := http.Get(base + "/slack/events")
@@ -177,29 +181,29 @@ func TestBadInput(t *testing.T) {
 			m := lineMsg("replay me", "")
 			var st []int
 			for range 3 {
-				st = append(st, post("/line/webhook", lineHeader(m.Body(), harness.LINEChannelSecret), bytes.NewReader(m.Body())))
+				st = append(st, post("/line/webhook", lineHeader(m.Body(), loadtest.LINEChannelSecret), bytes.NewReader(m.Body())))
 			}
 			return st, m.EventID, m.UserID
 		}, outcome{[]int{200, 200, 200}, 1, "answer"}, nil},
 		{"line", "oversize body (1 MiB + 1 byte, signed)", func() ([]int, string, string) {
 			body := append([]byte(`{"events":[],"pad":"`), bytes.Repeat([]byte("x"), 1<<20)...)
 			body = append(body, `"}`...)
-			return []int{post("/line/webhook", lineHeader(body, harness.LINEChannelSecret), bytes.NewReader(body))}, "", ""
+			return []int{post("/line/webhook", lineHeader(body, loadtest.LINEChannelSecret), bytes.NewReader(body))}, "", ""
 		}, outcome{[]int{413}, 0, ""}, nil},
 		{"line", "broken JSON (signed)", func() ([]int, string, string) {
 			body := []byte(`{"events":[{"type":"message"`)
-			return []int{post("/line/webhook", lineHeader(body, harness.LINEChannelSecret), bytes.NewReader(body))}, "", ""
+			return []int{post("/line/webhook", lineHeader(body, loadtest.LINEChannelSecret), bytes.NewReader(body))}, "", ""
 		}, outcome{[]int{400}, 0, ""}, nil},
 		{"line", "a PDF sent as an image", func() ([]int, string, string) {
 			m := lineMsg("", fmt.Sprintf("7%017d", n))
-			rig.LINE.AddContent(m.ImageID, harness.Blob{Kind: "pdf", Size: 200_000})
-			return []int{post("/line/webhook", lineHeader(m.Body(), harness.LINEChannelSecret), bytes.NewReader(m.Body()))}, m.EventID, m.UserID
+			rig.AddLINEContent(m.ImageID, loadtest.Blob{Kind: "pdf", Size: 200_000})
+			return []int{post("/line/webhook", lineHeader(m.Body(), loadtest.LINEChannelSecret), bytes.NewReader(m.Body()))}, m.EventID, m.UserID
 		}, outcome{[]int{200}, 1, "image_unsupported"}, nil},
 		{"line", "a 50 MB image (streamed, no size given)", func() ([]int, string, string) {
 			m := lineMsg("", fmt.Sprintf("8%017d", n))
-			rig.LINE.AddContent(m.ImageID, harness.Blob{Kind: "png", Size: fiftyMB})
+			rig.AddLINEContent(m.ImageID, loadtest.Blob{Kind: "png", Size: fiftyMB})
 			lineServedBefore = rig.LINE.ServedBytes()
-			return []int{post("/line/webhook", lineHeader(m.Body(), harness.LINEChannelSecret), bytes.NewReader(m.Body()))}, m.EventID, m.UserID
+			return []int{post("/line/webhook", lineHeader(m.Body(), loadtest.LINEChannelSecret), bytes.NewReader(m.Body()))}, m.EventID, m.UserID
 		}, outcome{[]int{200}, 1, "image_too_large"}, func(t *testing.T) {
 			// The bot stops at MAX_IMAGE_BYTES + 1; what the fake wrote beyond that sat in socket buffers.
 			got := rig.LINE.ServedBytes() - lineServedBefore
@@ -210,12 +214,12 @@ func TestBadInput(t *testing.T) {
 		}},
 		{"line", "webhook verification (no events)", func() ([]int, string, string) {
 			body := []byte(`{"destination":"U0DIFYLOADBOT","events":[]}`)
-			return []int{post("/line/webhook", lineHeader(body, harness.LINEChannelSecret), bytes.NewReader(body))}, "", ""
+			return []int{post("/line/webhook", lineHeader(body, loadtest.LINEChannelSecret), bytes.NewReader(body))}, "", ""
 		}, outcome{[]int{200}, 0, ""}, nil},
 		{"line", "a sticker (not text or an image)", func() ([]int, string, string) {
 			m := lineMsg("x", "")
 			body := bytes.Replace(m.Body(), []byte(`"type":"text"`), []byte(`"type":"sticker","packageId":"446","stickerId":"1988"`), 1)
-			return []int{post("/line/webhook", lineHeader(body, harness.LINEChannelSecret), bytes.NewReader(body))}, m.EventID, m.UserID
+			return []int{post("/line/webhook", lineHeader(body, loadtest.LINEChannelSecret), bytes.NewReader(body))}, m.EventID, m.UserID
 		}, outcome{[]int{200}, 0, ""}, nil},
 	}
 

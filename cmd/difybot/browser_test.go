@@ -41,7 +41,7 @@ func (s *syncBuffer) String() string {
 
 // cdp is just enough of the Chrome DevTools Protocol to drive one page.
 type cdp struct {
-	t    *testing.T
+	t    testing.TB
 	conn *websocket.Conn
 	id   int
 }
@@ -120,7 +120,7 @@ func jsString(s string) string {
 }
 
 // startChromium runs headless Chromium and connects to its first page.
-func startChromium(t *testing.T) *cdp {
+func startChromium(t testing.TB) *cdp {
 	t.Helper()
 	bin := ""
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -271,7 +271,7 @@ func TestDemoInABrowser(t *testing.T) {
 	c.screenshot(filepath.Join(shots, "5-web-chat-after-maintenance.png"))
 }
 
-func putJSON(t *testing.T, url, token, body string) {
+func putJSON(t testing.TB, url, token, body string) {
 	t.Helper()
 	req, _ := http.NewRequest("PUT", url, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -287,7 +287,7 @@ func putJSON(t *testing.T, url, token, body string) {
 	}
 }
 
-func waitScenario(t *testing.T, base, token, want string) {
+func waitScenario(t testing.TB, base, token, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -18,7 +18,7 @@ import (
 	"github.com/rs/zerolog"
 )
 
-func newSystem(t *testing.T, vars map[string]string) *system {
+func newSystem(t testing.TB, vars map[string]string) *system {
 	t.Helper()
 	vars["DATA_DIR"] = t.TempDir()
 	cfg, err := config.Load(env(vars))

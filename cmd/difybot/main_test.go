@@ -19,7 +19,7 @@ import (
 // env is a getenv backed by a map.
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
-func writePNG(t *testing.T, w, h int) string {
+func writePNG(t testing.TB, w, h int) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "photo.png")
 	f, err := os.Create(p)

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/difybot/difybot/bot/store/storetest"
-	"github.com/difybot/difybot/cmd/difyload/harness"
 	"github.com/difybot/difybot/dify/difytest"
+	"github.com/difybot/difybot/internal/loadtest"
 	"github.com/difybot/difybot/platforms/web"
 	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite"
@@ -29,18 +29,18 @@ import (
 const testAdminToken = "test-admin-token-0123456789"
 
 // binary returns difybot's binary, built once for all the tests of this package.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
-	bin, err := harness.BuildOnce(context.Background())
+	bin, err := loadtest.BuildOnce(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return bin
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
-	addr, err := harness.FreeAddr()
+	addr, err := loadtest.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ type proc struct {
 	logs *bytes.Buffer
 }
 
-func startServe(t *testing.T, env map[string]string) *proc {
+func startServe(t testing.TB, env map[string]string) *proc {
 	t.Helper()
 	p := &proc{addr: freeAddr(t), logs: &bytes.Buffer{}}
 	p.cmd = exec.Command(binary(t), "serve")
@@ -90,7 +90,7 @@ func startServe(t *testing.T, env map[string]string) *proc {
 }
 
 // send posts a message to the web chat and returns the run id.
-func (p *proc) send(t *testing.T, text string, img []byte) string {
+func (p *proc) send(t testing.TB, text string, img []byte) string {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -120,7 +120,7 @@ func (p *proc) send(t *testing.T, text string, img []byte) string {
 }
 
 // finalReply follows a run's events on p until its final reply.
-func (p *proc) finalReply(t *testing.T, runID string) web.Event {
+func (p *proc) finalReply(t testing.TB, runID string) web.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -145,7 +145,7 @@ func (p *proc) finalReply(t *testing.T, runID string) web.Event {
 	return web.Event{}
 }
 
-func openDB(t *testing.T, dataDir string) *sql.DB {
+func openDB(t testing.TB, dataDir string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "difybot.db")+"?_pragma=busy_timeout(5000)")
 	if err != nil {
@@ -210,7 +210,7 @@ func TestKilledMidRunIsAnsweredOnceAfterRestart(t *testing.T) {
 	}
 }
 
-func pngFile(t *testing.T) []byte {
+func pngFile(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile(writePNG(t, 20, 10))
 	if err != nil {

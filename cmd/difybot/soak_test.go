@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/difybot/difybot/cmd/difyload/harness"
+	"github.com/difybot/difybot/internal/loadtest"
 )
 
 // TestSoak sends messages through real serve processes while the simulator cycles through failure scenarios
@@ -24,19 +24,19 @@ func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills real processes")
 	}
-	cfg := harness.SoakConfig{
+	cfg := loadtest.SoakConfig{
 		Bin: binary(t), Dir: t.TempDir(),
 		Messages: 60, Rate: 20, Kills: 1, Phase: 500 * time.Millisecond,
 		// Every failure once. The slow runs (6 s each) are mid-stream when the kill comes at half time; 16
 		// workers leave room beside them for the other phases.
-		Scenarios:  []string{"slow", harness.Maintenance, "plugin_error", "stream_cut", "gateway_502", "rate_limited", "ok"},
+		Scenarios:  []string{"slow", loadtest.Maintenance, "plugin_error", "stream_cut", "gateway_502", "rate_limited", "ok"},
 		Env:        map[string]string{"WORKERS": "16"},
 		ImageEvery: 5, RedeliverEvery: 10, Settle: time.Second, Timeout: 45 * time.Second,
 		Log: testLog{t},
 	}
 	if os.Getenv("DIFYBOT_SOAK") == "full" {
-		cfg.Messages, cfg.Kills, cfg.Phase, cfg.Scenarios = 1000, 2, 4*time.Second, harness.DefaultScenarios
-		cfg.KillIn = harness.DefaultKillIn
+		cfg.Messages, cfg.Kills, cfg.Phase, cfg.Scenarios = 1000, 2, 4*time.Second, loadtest.DefaultScenarios
+		cfg.KillIn = loadtest.DefaultKillIn
 		cfg.Settle, cfg.Timeout, cfg.Env = 5*time.Second, 5*time.Minute, nil
 	}
 	if n, err := strconv.Atoi(os.Getenv("DIFYBOT_SOAK_MESSAGES")); err == nil && n > 0 {
@@ -45,7 +45,7 @@ func TestSoak(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("DIFYBOT_SOAK_KILLS")); err == nil && n >= 0 {
 		cfg.Kills = n
 	}
-	res, err := harness.Soak(t.Context(), cfg)
+	res, err := loadtest.Soak(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,11 @@ import (
 	"github.com/difybot/difybot/bot"
 	"github.com/difybot/difybot/bot/store"
 	"github.com/difybot/difybot/bot/store/storetest"
-	"github.com/difybot/difybot/cmd/difyload/harness"
+	"github.com/difybot/difybot/internal/loadtest"
 	"github.com/difybot/difybot/platforms/line"
+	"github.com/difybot/difybot/platforms/line/linetest"
 	"github.com/difybot/difybot/platforms/slack"
+	"github.com/difybot/difybot/platforms/slack/slacktest"
 )
 
 // BenchmarkAck is the ack path in-process, without HTTP between sender and bot: the real Slack and LINE
@@ -32,7 +34,7 @@ func BenchmarkAck(b *testing.B) {
 			return store.Config{SQLitePath: filepath.Join(b.TempDir(), "difybot.db"), Logger: zerolog.Nop()}
 		},
 		"postgres": func(b *testing.B) store.Config {
-			u, drop, err := harness.NewDatabase(b.Context(), postgresURL(b))
+			u, drop, err := loadtest.NewDatabase(b.Context(), postgresURL(b))
 			if err != nil {
 				b.Skipf("PostgreSQL: %v", err)
 			}
@@ -52,14 +54,13 @@ func BenchmarkAck(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				fs := harness.NewFakeSlack()
-				defer fs.Close()
+				fs := slacktest.Start(b, slacktest.Options{})
 				var h http.Handler
 				var mk func(i int) *http.Request
 				tag := fmt.Sprintf("%X", time.Now().UnixNano())
 				switch platform {
 				case "slack":
-					a, err := slack.New(slack.Config{BotToken: harness.SlackBotToken, SigningSecret: harness.SlackSigningSecret,
+					a, err := slack.New(slack.Config{BotToken: slacktest.BotToken, SigningSecret: slacktest.SigningSecret,
 						APIURL: fs.URL(), Logger: zerolog.Nop(), Inbox: inbox})
 					if err != nil {
 						b.Fatal(err)
@@ -67,14 +68,15 @@ func BenchmarkAck(b *testing.B) {
 					h = a.Routes()[0].Handler
 					mk = func(i int) *http.Request {
 						id := fmt.Sprintf("%s%07d", tag, i)
-						body := harness.SlackMessage{EventID: "Ev" + id, Channel: "D" + id, User: "U" + id, Text: "hi",
+						body := slacktest.DM{EventID: "Ev" + id, Channel: "D" + id, User: "U" + id, Text: "hi",
 							TS: fmt.Sprintf("%d.%06d", time.Now().Unix(), i%1000000)}.Body()
 						req := httptest.NewRequest(http.MethodPost, "/slack/events", bytes.NewReader(body))
-						req.Header = harness.SignSlack(harness.SlackSigningSecret, time.Now(), body)
+						req.Header.Set("Content-Type", "application/json")
+						slacktest.Sign(req.Header, slacktest.SigningSecret, time.Now(), body)
 						return req
 					}
 				case "line":
-					a, err := line.New(line.Config{ChannelSecret: harness.LINEChannelSecret, ChannelToken: harness.LINEChannelToken,
+					a, err := line.New(line.Config{ChannelSecret: linetest.ChannelSecret, ChannelToken: linetest.ChannelToken,
 						Logger: zerolog.Nop(), Inbox: inbox})
 					if err != nil {
 						b.Fatal(err)
@@ -82,10 +84,10 @@ func BenchmarkAck(b *testing.B) {
 					h = a.Routes()[0].Handler
 					mk = func(i int) *http.Request {
 						id := fmt.Sprintf("%s%07d", tag, i)
-						body := harness.LINEMessage{EventID: "01" + id, UserID: "U" + id, ReplyToken: "rt" + id, Text: "hi",
+						body := linetest.Message{EventID: "01" + id, UserID: "U" + id, ReplyToken: "rt" + id, Text: "hi",
 							Timestamp: time.Now()}.Body()
 						req := httptest.NewRequest(http.MethodPost, "/line/webhook", bytes.NewReader(body))
-						req.Header.Set("X-Line-Signature", harness.SignLINE(harness.LINEChannelSecret, body))
+						req.Header.Set("X-Line-Signature", linetest.Signature(linetest.ChannelSecret, body))
 						return req
 					}
 				}
@@ -105,7 +107,8 @@ func BenchmarkAck(b *testing.B) {
 	}
 }
 
-func postgresURL(*testing.B) string {
+func postgresURL(tb testing.TB) string {
+	tb.Helper()
 	if u := os.Getenv("DIFYBOT_TEST_POSTGRES"); u != "" {
 		return u
 	}

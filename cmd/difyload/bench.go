@@ -18,9 +18,11 @@ import (
 
 	"github.com/difybot/difybot/bot"
 	"github.com/difybot/difybot/bot/store"
-	"github.com/difybot/difybot/cmd/difyload/harness"
 	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/dify/difytest"
+	"github.com/difybot/difybot/internal/loadtest"
+	"github.com/difybot/difybot/platforms/line/linetest"
+	"github.com/difybot/difybot/platforms/slack/slacktest"
 )
 
 // bench makes the measurements of docs/benchmarks.md. Every row gets a fresh simulator, fake platforms,
@@ -32,7 +34,7 @@ type bench struct {
 	n        int // Rigs made, for directory names.
 }
 
-func buildDifybot(ctx context.Context, dir string) (string, error) { return harness.Build(ctx, dir) }
+func buildDifybot(ctx context.Context, dir string) (string, error) { return loadtest.Build(ctx, dir) }
 
 func (b *bench) logf(format string, args ...any) { fmt.Fprintf(b.log, format+"\n", args...) }
 
@@ -44,23 +46,23 @@ func (b *bench) stores() []string {
 }
 
 // rig starts a fresh setup on st ("sqlite" or "postgres"); close it with the returned function.
-func (b *bench) rig(ctx context.Context, st string, latency time.Duration, env map[string]string) (*harness.Rig, func(), error) {
+func (b *bench) rig(ctx context.Context, st string, latency time.Duration, env map[string]string) (*loadtest.Rig, func(), error) {
 	b.n++
 	dir := filepath.Join(b.dir, fmt.Sprintf("rig-%02d-%s", b.n, st))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, err
 	}
-	cfg := harness.RigConfig{Bin: b.bin, Dir: dir, Env: env,
+	cfg := loadtest.RigConfig{Bin: b.bin, Dir: dir, Env: env,
 		Sim: difytest.Options{Latency: latency, PingEvery: time.Second}}
 	drop := func() {}
 	if st == "postgres" {
-		u, d, err := harness.NewDatabase(ctx, b.o.postgres)
+		u, d, err := loadtest.NewDatabase(ctx, b.o.postgres)
 		if err != nil {
-			return nil, nil, fmt.Errorf("create a PostgreSQL database on %s: %w", harness.RedactURL(b.o.postgres), err)
+			return nil, nil, fmt.Errorf("create a PostgreSQL database on %s: %w", loadtest.RedactURL(b.o.postgres), err)
 		}
 		cfg.DatabaseURL, drop = u, d
 	}
-	r, err := harness.NewRig(ctx, cfg)
+	r, err := loadtest.NewRig(ctx, cfg)
 	if err != nil {
 		drop()
 		return nil, nil, err
@@ -83,9 +85,9 @@ func (b *bench) platformOf(i int) string {
 
 // warm sends a few messages and waits for their answers: auth.test, Dify app discovery and connection
 // pools are then ready, as in a bot that has been running for a while.
-func (b *bench) warm(ctx context.Context, r *harness.Rig) error {
-	c := harness.Client()
-	var msgs []harness.Msg
+func (b *bench) warm(ctx context.Context, r *loadtest.Rig) error {
+	c := loadtest.Client()
+	var msgs []loadtest.Msg
 	for i := range 10 {
 		m := r.Message(b.platformOf(i), "warm-up", nil)
 		if _, st, err := r.Deliver(ctx, c, m, 5*time.Second, time.Now().Add(30*time.Second)); err != nil || st != 200 {
@@ -101,7 +103,7 @@ func (b *bench) warm(ctx context.Context, r *harness.Rig) error {
 
 // waitAnswered waits until every message has a final reply or timeout passes; it returns when the last
 // final reply came and how many are missing.
-func waitAnswered(ctx context.Context, r *harness.Rig, msgs []harness.Msg, timeout time.Duration) (time.Time, int) {
+func waitAnswered(ctx context.Context, r *loadtest.Rig, msgs []loadtest.Msg, timeout time.Duration) (time.Time, int) {
 	deadline := time.Now().Add(timeout)
 	for {
 		convs := r.Conversations()
@@ -195,12 +197,12 @@ func (b *bench) ackRow(ctx context.Context, st string, rate float64) error {
 		return err
 	}
 	n := int(rate * b.o.duration.Seconds())
-	msgs := make([]harness.Msg, n)
+	msgs := make([]loadtest.Msg, n)
 	for i := range msgs {
 		msgs[i] = r.Message(b.platformOf(i), fmt.Sprintf("load %d", i), nil)
 	}
 	base := r.Serve.URL()
-	shots := harness.Fire(ctx, harness.Client(), rate, n, 4096, func(i int) (*http.Request, error) { return msgs[i].Request(base, 0) })
+	shots := loadtest.Fire(ctx, loadtest.Client(), rate, n, 4096, func(i int) (*http.Request, error) { return msgs[i].Request(base, 0) })
 	var lat []time.Duration
 	var errs int
 	var lag time.Duration
@@ -215,8 +217,8 @@ func (b *bench) ackRow(ctx context.Context, st string, rate float64) error {
 	}
 	sent := time.Now()
 	last, missing := waitAnswered(ctx, r, msgs, b.o.drain)
-	mem, _ := harness.ReadMem(r.Serve.PID())
-	d := harness.Summarize(lat)
+	mem, _ := loadtest.ReadMem(r.Serve.PID())
+	d := loadtest.Summarize(lat)
 	answered := fmt.Sprintf("%.1f s", last.Sub(sent).Seconds())
 	perSec := fmt.Sprintf("%.0f", float64(n-missing)/last.Sub(first).Seconds())
 	if missing > 0 {
@@ -226,7 +228,7 @@ func (b *bench) ackRow(ctx context.Context, st string, rate float64) error {
 		answered = "0 s (while sending)"
 	}
 	fmt.Fprintf(b.out, "| %s | %g/s | %d | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n", st, rate, n,
-		harness.Ms(d.P50), harness.Ms(d.P90), harness.Ms(d.P99), harness.Ms(d.Max), errs, harness.Ms(lag), answered, perSec, harness.MB(mem.HWM))
+		loadtest.Ms(d.P50), loadtest.Ms(d.P90), loadtest.Ms(d.P99), loadtest.Ms(d.Max), errs, loadtest.Ms(lag), answered, perSec, loadtest.MB(mem.HWM))
 	return nil
 }
 
@@ -258,16 +260,16 @@ func (b *bench) e2eRow(ctx context.Context, st, kind string) error {
 		return err
 	}
 	n := b.o.e2eMessages
-	msgs := make([]harness.Msg, n)
+	msgs := make([]loadtest.Msg, n)
 	for i := range msgs {
-		var blob *harness.Blob
+		var blob *loadtest.Blob
 		if kind == "image" {
-			blob = &harness.Blob{Kind: "png", Size: 200_000, Width: 1280, Height: 960}
+			blob = &loadtest.Blob{Kind: "png", Size: 200_000, Width: 1280, Height: 960}
 		}
 		msgs[i] = r.Message(b.platformOf(i), fmt.Sprintf("what is this? %d", i), blob)
 	}
 	base := r.Serve.URL()
-	shots := harness.Fire(ctx, harness.Client(), b.o.e2eRate, n, 1024, func(i int) (*http.Request, error) { return msgs[i].Request(base, 0) })
+	shots := loadtest.Fire(ctx, loadtest.Client(), b.o.e2eRate, n, 1024, func(i int) (*http.Request, error) { return msgs[i].Request(base, 0) })
 	if _, missing := waitAnswered(ctx, r, msgs, 2*time.Minute); missing > 0 {
 		return fmt.Errorf("e2e: %d messages not answered in 2 minutes\n%s", missing, r.Serve.Tail(3000))
 	}
@@ -292,13 +294,13 @@ func (b *bench) e2eRow(ctx context.Context, st, kind string) error {
 		}
 	}
 	slices.Sort(ratio)
-	dE, dS, dP, dO, dK := harness.Summarize(e2e), harness.Summarize(sim), harness.Summarize(plat), harness.Summarize(over), harness.Summarize(pick)
+	dE, dS, dP, dO, dK := loadtest.Summarize(e2e), loadtest.Summarize(sim), loadtest.Summarize(plat), loadtest.Summarize(over), loadtest.Summarize(pick)
 	rat := "n/a"
 	if len(ratio) > 0 {
 		rat = fmt.Sprintf("%.2f", ratio[len(ratio)/2])
 	}
-	fmt.Fprintf(b.out, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", st, kind, harness.Ms(dE.P50), harness.Ms(dE.P90),
-		harness.Ms(dS.P50), harness.Ms(dP.P50), harness.Ms(dO.P50), harness.Ms(dO.P90), harness.Ms(dK.P50), rat)
+	fmt.Fprintf(b.out, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", st, kind, loadtest.Ms(dE.P50), loadtest.Ms(dE.P90),
+		loadtest.Ms(dS.P50), loadtest.Ms(dP.P50), loadtest.Ms(dO.P50), loadtest.Ms(dO.P90), loadtest.Ms(dK.P50), rat)
 	return nil
 }
 
@@ -328,19 +330,19 @@ func (b *bench) rssRows(ctx context.Context, workers int) error {
 		return err
 	}
 	for _, size := range []int64{100_000, b.o.imageBytes} {
-		before, err := harness.ReadMem(r.Serve.PID())
+		before, err := loadtest.ReadMem(r.Serve.PID())
 		if err != nil {
 			return err
 		}
-		msgs := make([]harness.Msg, b.o.images)
+		msgs := make([]loadtest.Msg, b.o.images)
 		for i := range msgs {
-			msgs[i] = r.Message("line", "", &harness.Blob{Kind: "png", Size: size, Width: 4000, Height: 3000})
+			msgs[i] = r.Message("line", "", &loadtest.Blob{Kind: "png", Size: size, Width: 4000, Height: 3000})
 		}
 		base := r.Serve.URL()
 		start := time.Now()
-		harness.Fire(ctx, harness.Client(), 1000, len(msgs), len(msgs), func(i int) (*http.Request, error) { return msgs[i].Request(base, 0) })
+		loadtest.Fire(ctx, loadtest.Client(), 1000, len(msgs), len(msgs), func(i int) (*http.Request, error) { return msgs[i].Request(base, 0) })
 		last, missing := waitAnswered(ctx, r, msgs, 5*time.Minute)
-		after, err := harness.ReadMem(r.Serve.PID())
+		after, err := loadtest.ReadMem(r.Serve.PID())
 		if err != nil {
 			return err
 		}
@@ -353,8 +355,8 @@ func (b *bench) rssRows(ctx context.Context, workers int) error {
 		if missing > 0 {
 			took = fmt.Sprintf("%d unanswered after 5 min", missing)
 		}
-		fmt.Fprintf(b.out, "| %d | %d | %s | %s | %s | %s | %s |\n", workers, len(msgs), harness.MB(size), harness.MB(before.RSS),
-			harness.MB(after.HWM), took, outcomeList(outcomes))
+		fmt.Fprintf(b.out, "| %d | %d | %s | %s | %s | %s | %s |\n", workers, len(msgs), loadtest.MB(size), loadtest.MB(before.RSS),
+			loadtest.MB(after.HWM), took, outcomeList(outcomes))
 	}
 	return nil
 }
@@ -409,12 +411,12 @@ func (b *bench) breakerServe(ctx context.Context, st string) error {
 	if err != nil {
 		return err
 	}
-	msgs := make([]harness.Msg, b.o.breakerMessages)
+	msgs := make([]loadtest.Msg, b.o.breakerMessages)
 	for i := range msgs {
 		msgs[i] = r.Message(b.platformOf(i), fmt.Sprintf("during maintenance %d", i), nil)
 	}
 	base := r.Serve.URL()
-	shots := harness.Fire(ctx, harness.Client(), 20, len(msgs), 1024, func(i int) (*http.Request, error) { return msgs[i].Request(base, 0) })
+	shots := loadtest.Fire(ctx, loadtest.Client(), 20, len(msgs), 1024, func(i int) (*http.Request, error) { return msgs[i].Request(base, 0) })
 	var held []time.Duration
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -444,11 +446,11 @@ func (b *bench) breakerServe(ctx context.Context, st string) error {
 	if missing > 0 {
 		after = fmt.Sprintf("%d unanswered", missing)
 	}
-	d := harness.Summarize(held)
+	d := loadtest.Summarize(held)
 	if len(held) < len(msgs) {
 		return fmt.Errorf("breaker: only %d of %d messages were told the answer is delayed", len(held), len(msgs))
 	}
-	fmt.Fprintf(b.out, "| %s | %s | %s | %s | %d | %s | %s |\n", st, harness.Ms(d.P50), harness.Ms(d.P99), harness.Ms(d.Max), finals, after, via)
+	fmt.Fprintf(b.out, "| %s | %s | %s | %s | %d | %s | %s |\n", st, loadtest.Ms(d.P50), loadtest.Ms(d.P99), loadtest.Ms(d.Max), finals, after, via)
 	return nil
 }
 
@@ -466,7 +468,7 @@ func (b *bench) breakerInProcess(ctx context.Context, st string) error {
 	dir := filepath.Join(b.dir, fmt.Sprintf("inproc-%02d-%s", b.n, st))
 	cfg := store.Config{SQLitePath: filepath.Join(dir, "difybot.db"), Logger: zerolog.Nop()}
 	if st == "postgres" {
-		u, drop, err := harness.NewDatabase(ctx, b.o.postgres)
+		u, drop, err := loadtest.NewDatabase(ctx, b.o.postgres)
 		if err != nil {
 			return err
 		}
@@ -478,7 +480,7 @@ func (b *bench) breakerInProcess(ctx context.Context, st string) error {
 		return err
 	}
 	defer s.Close()
-	sim := harness.NewSim(difytest.Options{})
+	sim := loadtest.NewSim(difytest.Options{})
 	defer sim.Close()
 	dc, err := dify.New(dify.Config{BaseURL: sim.URL(), APIKey: "app-test", Logger: zerolog.Nop()})
 	if err != nil {
@@ -514,8 +516,8 @@ func (b *bench) breakerInProcess(ctx context.Context, st string) error {
 			}
 		}
 	}
-	f, l := harness.Summarize(first), harness.Summarize(later)
-	fmt.Fprintf(b.out, "| %s | %s | %s | %s | %s |\n", st, harness.Ms(f.P50), harness.Ms(f.P99), harness.Ms(l.P50), harness.Ms(l.P99))
+	f, l := loadtest.Summarize(first), loadtest.Summarize(later)
+	fmt.Fprintf(b.out, "| %s | %s | %s | %s | %s |\n", st, loadtest.Ms(f.P50), loadtest.Ms(f.P99), loadtest.Ms(l.P50), loadtest.Ms(l.P99))
 	return nil
 }
 
@@ -526,8 +528,8 @@ func (b *bench) soak(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	res, err := harness.Soak(ctx, harness.SoakConfig{Bin: b.bin, Dir: dir, Messages: b.o.messages, Kills: b.o.kills,
-		KillIn: harness.DefaultKillIn, Phase: b.o.phase, Rate: 20, ImageEvery: 5, RedeliverEvery: 10, Log: b.log})
+	res, err := loadtest.Soak(ctx, loadtest.SoakConfig{Bin: b.bin, Dir: dir, Messages: b.o.messages, Kills: b.o.kills,
+		KillIn: loadtest.DefaultKillIn, Phase: b.o.phase, Rate: 20, ImageEvery: 5, RedeliverEvery: 10, Log: b.log})
 	if err != nil {
 		return err
 	}
@@ -559,25 +561,14 @@ func send(ctx context.Context, o options, out io.Writer) error {
 		}
 		id := fmt.Sprintf("%s%07d", tag, i)
 		if p == "slack" {
-			m := harness.SlackMessage{EventID: "Ev" + id, Channel: "D" + id, User: "U" + id, Text: "load " + id,
-				TS: fmt.Sprintf("%d.%06d", time.Now().Unix(), i%1000000)}
-			body := m.Body()
-			req, err := http.NewRequest(http.MethodPost, base+"/slack/events", strings.NewReader(string(body)))
-			if err == nil {
-				req.Header = harness.SignSlack(o.slackSecret, time.Now(), body)
-			}
-			return req, err
+			body := slacktest.DM{EventID: "Ev" + id, Channel: "D" + id, User: "U" + id, Text: "load " + id,
+				TS: fmt.Sprintf("%d.%06d", time.Now().Unix(), i%1000000)}.Body()
+			return slacktest.EventsRequest(base, o.slackSecret, body, 0)
 		}
-		m := harness.LINEMessage{EventID: "01" + id, UserID: "U" + strings.ToLower(id), ReplyToken: "rt" + id, Text: "load " + id}
-		body := m.Body()
-		req, err := http.NewRequest(http.MethodPost, base+"/line/webhook", strings.NewReader(string(body)))
-		if err == nil {
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("X-Line-Signature", harness.SignLINE(o.lineSecret, body))
-		}
-		return req, err
+		body := linetest.Message{EventID: "01" + id, UserID: "U" + strings.ToLower(id), ReplyToken: "rt" + id, Text: "load " + id}.Body()
+		return linetest.WebhookRequest(base, o.lineSecret, body)
 	}
-	shots := harness.Fire(ctx, harness.Client(), o.rate, n, 4096, mk)
+	shots := loadtest.Fire(ctx, loadtest.Client(), o.rate, n, 4096, mk)
 	var lat []time.Duration
 	status := map[int]int{}
 	var failed int
@@ -592,7 +583,7 @@ func send(ctx context.Context, o options, out io.Writer) error {
 			}
 		}
 	}
-	d := harness.Summarize(lat)
+	d := loadtest.Summarize(lat)
 	fmt.Fprintln(out, "| target | rate | webhooks | 2xx | other statuses | failed | ack p50 | p90 | p99 | max |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|")
 	var other []string
@@ -602,6 +593,6 @@ func send(ctx context.Context, o options, out io.Writer) error {
 		}
 	}
 	fmt.Fprintf(out, "| %s | %g/s | %d | %d | %s | %d | %s | %s | %s | %s |\n", base, o.rate, n, len(lat), strings.Join(other, " "),
-		failed, harness.Ms(d.P50), harness.Ms(d.P90), harness.Ms(d.P99), harness.Ms(d.Max))
+		failed, loadtest.Ms(d.P50), loadtest.Ms(d.P90), loadtest.Ms(d.P99), loadtest.Ms(d.Max))
 	return nil
 }

@@ -10,14 +10,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/difybot/difybot/cmd/difyload/harness"
 	"github.com/difybot/difybot/dify/difytest"
+	"github.com/difybot/difybot/internal/loadtest"
 )
 
 // difybot returns difybot's binary, built once for all the tests of this package.
-func difybot(t *testing.T) string {
+func difybot(t testing.TB) string {
 	t.Helper()
-	bin, err := harness.BuildOnce(context.Background())
+	bin, err := loadtest.BuildOnce(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,14 +88,14 @@ func TestSend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a real process")
 	}
-	rig, err := harness.NewRig(t.Context(), harness.RigConfig{Bin: difybot(t), Dir: t.TempDir(), Sim: difytest.Options{PingEvery: time.Second}})
+	rig, err := loadtest.NewRig(t.Context(), loadtest.RigConfig{Bin: difybot(t), Dir: t.TempDir(), Sim: difytest.Options{PingEvery: time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rig.Close()
 	var out, errs bytes.Buffer
 	err = run(t.Context(), []string{"-mode", "send", "-target", rig.Serve.URL(), "-platform", "both", "-rate", "40",
-		"-duration", "500ms", "-slack-secret", harness.SlackSigningSecret, "-line-secret", harness.LINEChannelSecret},
+		"-duration", "500ms", "-slack-secret", loadtest.SlackSigningSecret, "-line-secret", loadtest.LINEChannelSecret},
 		func(string) string { return "" }, &out, &errs)
 	if err != nil {
 		t.Fatalf("send: %v\n%s", err, errs.String())

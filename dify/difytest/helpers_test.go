@@ -21,7 +21,7 @@ import (
 
 const key = "app-test"
 
-func newServer(t *testing.T, opts difytest.Options) *difytest.Server {
+func newServer(t testing.TB, opts difytest.Options) *difytest.Server {
 	t.Helper()
 	s := difytest.NewServer(opts)
 	t.Cleanup(s.Close)
@@ -42,7 +42,7 @@ func (r result) str(k string) string {
 	return s
 }
 
-func do(t *testing.T, ctx context.Context, method, url, auth, ctype string, body io.Reader) result {
+func do(t testing.TB, ctx context.Context, method, url, auth, ctype string, body io.Reader) result {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
@@ -65,12 +65,12 @@ func do(t *testing.T, ctx context.Context, method, url, auth, ctype string, body
 	return r
 }
 
-func get(t *testing.T, s *difytest.Server, path string) result {
+func get(t testing.TB, s *difytest.Server, path string) result {
 	t.Helper()
 	return do(t, t.Context(), http.MethodGet, s.URL()+path, "Bearer "+key, "", nil)
 }
 
-func postJSON(t *testing.T, s *difytest.Server, path string, v any) result {
+func postJSON(t testing.TB, s *difytest.Server, path string, v any) result {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -93,7 +93,7 @@ func chatBody(mode, conv string) map[string]any {
 }
 
 // uploadFile streams a multipart upload through a pipe, as difybot does, so the body is never in memory.
-func uploadFile(t *testing.T, s *difytest.Server, name, ctype string, content io.Reader) result {
+func uploadFile(t testing.TB, s *difytest.Server, name, ctype string, content io.Reader) result {
 	t.Helper()
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
@@ -116,7 +116,7 @@ func uploadFile(t *testing.T, s *difytest.Server, name, ctype string, content io
 	return do(t, t.Context(), http.MethodPost, s.URL()+"/files/upload", "Bearer "+key, mw.FormDataContentType(), pr)
 }
 
-func pngBytes(t *testing.T, w, h int) []byte {
+func pngBytes(t testing.TB, w, h int) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := png.Encode(&b, image.NewRGBA(image.Rect(0, 0, w, h))); err != nil {
@@ -126,7 +126,7 @@ func pngBytes(t *testing.T, w, h int) []byte {
 }
 
 // uploadPNG uploads a PNG and returns its file id.
-func uploadPNG(t *testing.T, s *difytest.Server, w, h int) string {
+func uploadPNG(t testing.TB, s *difytest.Server, w, h int) string {
 	t.Helper()
 	r := uploadFile(t, s, "photo.png", "image/png", bytes.NewReader(pngBytes(t, w, h)))
 	if r.status != http.StatusCreated {
@@ -161,12 +161,12 @@ func (e event) data() map[string]any {
 
 // sse reads a Dify stream block by block.
 type sse struct {
-	t    *testing.T
+	t    testing.TB
 	resp *http.Response
 	br   *bufio.Reader
 }
 
-func openStream(t *testing.T, ctx context.Context, s *difytest.Server, path string, body any) *sse {
+func openStream(t testing.TB, ctx context.Context, s *difytest.Server, path string, body any) *sse {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL()+path, bytes.NewReader(b))
@@ -254,7 +254,7 @@ func title(body []byte) string {
 }
 
 // waitRun polls the run detail until the run leaves "running", as difybot recovers a cut stream.
-func waitRun(t *testing.T, s *difytest.Server, id string) result {
+func waitRun(t testing.TB, s *difytest.Server, id string) result {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -182,7 +182,7 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
-func (c check) verify(t *testing.T, s *difytest.Server, i int) {
+func (c check) verify(t testing.TB, s *difytest.Server, i int) {
 	t.Helper()
 	var r result
 	var evs []event
@@ -255,7 +255,7 @@ func (c check) verify(t *testing.T, s *difytest.Server, i int) {
 	}
 }
 
-func (c check) verifyStream(t *testing.T, where string, evs []event) {
+func (c check) verifyStream(t testing.TB, where string, evs []event) {
 	t.Helper()
 	end := last(evs)
 	if c.event != "" && end.name() != c.event {

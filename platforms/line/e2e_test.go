@@ -1,17 +1,12 @@
 package line
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"image"
-	"image/color"
-	"image/png"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,18 +14,20 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
 	"github.com/difybot/difybot/bot/store"
 	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/dify/difytest"
+	"github.com/difybot/difybot/platforms/line/linetest"
 )
 
 // system is the real pipeline: bot, SQLite store with its River queue, Dify client against the simulator,
 // and this adapter against the fake LINE API.
 type system struct {
-	line    *fakeLINE
+	line    *linetest.Server
 	store   *store.Store
 	adapter *Adapter
-	accepts *acceptLog
+	accepts *bottest.Inbox
 }
 
 type e2eOptions struct {
@@ -40,7 +37,7 @@ type e2eOptions struct {
 	lang     bot.Lang
 }
 
-func newSystem(t *testing.T, o e2eOptions) *system {
+func newSystem(t testing.TB, o e2eOptions) *system {
 	t.Helper()
 	ctx := context.Background()
 	sim := difytest.NewServer(difytest.Options{Scenario: o.scenario, Latency: o.latency, PingEvery: 5 * time.Millisecond})
@@ -60,9 +57,9 @@ func newSystem(t *testing.T, o e2eOptions) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &system{line: newFakeLINE(t), store: st, accepts: &acceptLog{Inbox: inbox}}
-	s.adapter, err = New(Config{Inbox: s.accepts, ChannelSecret: testSecret, ChannelToken: testToken, APIURL: s.line.srv.URL,
-		DataAPIURL: s.line.srv.URL, HTTPClient: &http.Client{Timeout: 10 * time.Second}, Logger: zerolog.Nop(),
+	s := &system{line: linetest.Start(t, linetest.Options{}), store: st, accepts: &bottest.Inbox{Next: inbox}}
+	s.adapter, err = New(Config{Inbox: s.accepts, ChannelSecret: testSecret, ChannelToken: testToken, APIURL: s.line.URL(),
+		DataAPIURL: s.line.URL(), HTTPClient: &http.Client{Timeout: 10 * time.Second}, Logger: zerolog.Nop(),
 		ReplyTokenTTL: o.ttl})
 	if err != nil {
 		t.Fatal(err)
@@ -83,33 +80,9 @@ func newSystem(t *testing.T, o e2eOptions) *system {
 	return s
 }
 
-// acceptLog passes to the bot and remembers the runs, to wait for them.
-type acceptLog struct {
-	bot.Inbox
-	mu   sync.Mutex
-	runs []string
-	dups []bool
-}
-
-func (l *acceptLog) Accept(ctx context.Context, m bot.Message) (bot.Run, bool, error) {
-	r, dup, err := l.Inbox.Accept(ctx, m)
-	if err == nil {
-		l.mu.Lock()
-		l.runs, l.dups = append(l.runs, r.ID), append(l.dups, dup)
-		l.mu.Unlock()
-	}
-	return r, dup, err
-}
-
-func (l *acceptLog) get() ([]string, []bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.runs), slices.Clone(l.dups)
-}
-
 // deliver posts a testdata body as LINE would send it now, edited by edit, and notes the 200 in the order
 // log before the content API is let go, so the run provably finished after the webhook was answered.
-func (s *system) deliver(t *testing.T, file string, edit func(ev map[string]any)) {
+func (s *system) deliver(t testing.TB, file string, edit func(ev map[string]any)) {
 	t.Helper()
 	var body map[string]any
 	if err := json.Unmarshal(readTestdata(t, file), &body); err != nil {
@@ -126,11 +99,11 @@ func (s *system) deliver(t *testing.T, file string, edit func(ev map[string]any)
 	if code := postSigned(t, s.adapter, b); code != http.StatusOK {
 		t.Fatalf("webhook status %d", code)
 	}
-	s.line.note("webhook 200")
+	s.line.Note("webhook 200")
 }
 
 // waitReplied waits until the run finished and its reply was delivered.
-func (s *system) waitReplied(t *testing.T, runID string) bot.Run {
+func (s *system) waitReplied(t testing.TB, runID string) bot.Run {
 	t.Helper()
 	var r bot.Run
 	eventually(t, 30*time.Second, "the run's reply", func() bool {
@@ -143,20 +116,8 @@ func (s *system) waitReplied(t *testing.T, runID string) bot.Run {
 
 // gateContent holds the content API until the returned func is called.
 func (s *system) gateContent(id string, b []byte) func() {
-	gate := make(chan struct{})
-	s.line.set(func(f *fakeLINE) { f.content[id], f.gate = b, gate })
-	return func() { close(gate) }
-}
-
-func pngImage(t *testing.T, w, h int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	img.Set(1, 1, color.RGBA{R: 200, A: 255})
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	s.line.AddContent(id, linetest.Content{Body: b})
+	return s.line.HoldContent()
 }
 
 // before reports whether a appears in log before b.
@@ -170,28 +131,28 @@ const imageID = "354718705033693859"
 func TestEndToEndImageAnsweredByReplyToken(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t, e2eOptions{scenario: "ok"})
-	release := s.gateContent(imageID, pngImage(t, 64, 48))
+	release := s.gateContent(imageID, bottest.PNG(t, 64, 48))
 	s.deliver(t, "image_user.json", nil)
 	release()
-	runs, _ := s.accepts.get()
+	runs, _ := s.accepts.Runs()
 	if len(runs) != 1 {
 		t.Fatalf("runs accepted: %v", runs)
 	}
 	r := s.waitReplied(t, runs[0])
 
-	replies, pushes := s.line.accepted(pathReply), s.line.all(pathPush)
+	replies, pushes := s.line.Accepted(linetest.PathReply), s.line.Calls(linetest.PathPush)
 	if len(replies) != 1 || len(pushes) != 0 {
 		t.Fatalf("replies %+v, pushes %+v; want one reply", replies, pushes)
 	}
 	if got := replies[0].Messages[0].Text; !strings.Contains(got, "Received a PNG image, 64×48 px") || replies[0].Token != "7840b71058e24a5d91f9b5726c7512c9" {
 		t.Errorf("reply %q with token %s (run %s: %s)", got, replies[0].Token, r.Status, r.Reply)
 	}
-	if l := s.line.accepted(pathLoading); len(l) == 0 || l[0].To != userID {
+	if l := s.line.Accepted(linetest.PathLoading); len(l) == 0 || l[0].To != userID {
 		t.Errorf("loading animation calls = %+v", l)
 	}
-	log := s.line.orderLog()
-	if !before(log, "webhook 200", pathContent+" 200") || !before(log, pathContent+" 200", pathReply+" 200") ||
-		!before(log, pathLoading+" 202", pathReply+" 200") {
+	log := s.line.Order()
+	if !before(log, "webhook 200", linetest.PathContent+" 200") || !before(log, linetest.PathContent+" 200", linetest.PathReply+" 200") ||
+		!before(log, linetest.PathLoading+" 202", linetest.PathReply+" 200") {
 		t.Errorf("order = %v, want the webhook answered before the image was fetched, and loading before the reply", log)
 	}
 }
@@ -213,19 +174,19 @@ func TestEndToEndTextAndGroupImage(t *testing.T) {
 			t.Parallel()
 			s := newSystem(t, e2eOptions{scenario: "ok"})
 			if tt.imageID != "" {
-				s.line.set(func(f *fakeLINE) { f.content[tt.imageID] = pngImage(t, 32, 24) })
+				s.line.AddContent(tt.imageID, linetest.Content{Body: bottest.PNG(t, 32, 24)})
 			}
 			s.deliver(t, tt.file, nil)
-			runs, _ := s.accepts.get()
+			runs, _ := s.accepts.Runs()
 			s.waitReplied(t, runs[0])
-			replies := s.line.accepted(pathReply)
-			if len(replies) != 1 || len(s.line.all(pathPush)) != 0 || !strings.Contains(replies[0].Messages[0].Text, tt.wantText) {
+			replies := s.line.Accepted(linetest.PathReply)
+			if len(replies) != 1 || len(s.line.Calls(linetest.PathPush)) != 0 || !strings.Contains(replies[0].Messages[0].Text, tt.wantText) {
 				t.Fatalf("replies %+v, want one saying %q", replies, tt.wantText)
 			}
 			if quoted := replies[0].Messages[0].QuoteToken != ""; quoted != tt.wantQuote {
 				t.Errorf("quoted = %v, want %v", quoted, tt.wantQuote)
 			}
-			if loading := len(s.line.accepted(pathLoading)) > 0; loading != tt.wantLoading {
+			if loading := len(s.line.Accepted(linetest.PathLoading)) > 0; loading != tt.wantLoading {
 				t.Errorf("loading animation = %v, want %v", loading, tt.wantLoading)
 			}
 		})
@@ -235,23 +196,23 @@ func TestEndToEndTextAndGroupImage(t *testing.T) {
 func TestEndToEndRedeliveredEventAnsweredOnce(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t, e2eOptions{scenario: "ok"})
-	release := s.gateContent(imageID, pngImage(t, 8, 8))
+	release := s.gateContent(imageID, bottest.PNG(t, 8, 8))
 	redeliver := func(ev map[string]any) { ev["deliveryContext"] = map[string]any{"isRedelivery": true} }
 	s.deliver(t, "image_user.json", nil)
 	s.deliver(t, "image_user.json", redeliver) // While the run works.
 	release()
-	runs, _ := s.accepts.get()
+	runs, _ := s.accepts.Runs()
 	s.waitReplied(t, runs[0])
 	s.deliver(t, "image_user.json", redeliver) // After the answer went out.
 
-	runs, dups := s.accepts.get()
+	runs, dups := s.accepts.Runs()
 	if len(runs) != 3 || runs[1] != runs[0] || runs[2] != runs[0] || !slices.Equal(dups, []bool{false, true, true}) {
 		t.Errorf("accepts = %v %v, want one run and two duplicates", runs, dups)
 	}
 	if all, _ := s.store.ListRuns(context.Background(), bot.RunFilter{}); len(all) != 1 {
 		t.Errorf("%d runs stored, want 1", len(all))
 	}
-	if r, p := s.line.accepted(pathReply), s.line.accepted(pathPush); len(r)+len(p) != 1 {
+	if r, p := s.line.Accepted(linetest.PathReply), s.line.Accepted(linetest.PathPush); len(r)+len(p) != 1 {
 		t.Errorf("replies %+v, pushes %+v; want one message in total", r, p)
 	}
 }
@@ -260,24 +221,24 @@ func TestEndToEndSlowRunAnsweredByPush(t *testing.T) {
 	t.Parallel()
 	// The run outlasts the reply token's TTL, so the answer goes by push with a retry key.
 	s := newSystem(t, e2eOptions{scenario: "ok", latency: 300 * time.Millisecond, ttl: 50 * time.Millisecond})
-	release := s.gateContent(imageID, pngImage(t, 16, 16))
+	release := s.gateContent(imageID, bottest.PNG(t, 16, 16))
 	s.deliver(t, "image_user.json", nil)
 	release()
-	runs, _ := s.accepts.get()
+	runs, _ := s.accepts.Runs()
 	s.waitReplied(t, runs[0])
 
-	pushes := s.line.accepted(pathPush)
-	if len(pushes) != 1 || len(s.line.all(pathReply)) != 0 {
-		t.Fatalf("pushes %+v, replies %+v; want one push and no reply", pushes, s.line.all(pathReply))
+	pushes := s.line.Accepted(linetest.PathPush)
+	if len(pushes) != 1 || len(s.line.Calls(linetest.PathReply)) != 0 {
+		t.Fatalf("pushes %+v, replies %+v; want one push and no reply", pushes, s.line.Calls(linetest.PathReply))
 	}
 	p := pushes[0]
 	if _, err := uuid.Parse(p.RetryKey); err != nil || p.To != userID || !strings.Contains(p.Messages[0].Text, "Received a PNG image, 16×16 px") {
 		t.Errorf("push %+v, want the answer to %s with a UUID retry key", p, userID)
 	}
-	if len(s.line.accepted(pathLoading)) == 0 {
+	if len(s.line.Accepted(linetest.PathLoading)) == 0 {
 		t.Error("no loading animation")
 	}
-	if log := s.line.orderLog(); !before(log, "webhook 200", pathPush+" 200") {
+	if log := s.line.Order(); !before(log, "webhook 200", linetest.PathPush+" 200") {
 		t.Errorf("order = %v", log)
 	}
 }
@@ -286,10 +247,10 @@ func TestEndToEndFailureReachesThePersonInTheirLanguage(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t, e2eOptions{scenario: "workflow_failed", lang: bot.LangJA})
 	s.deliver(t, "text_group.json", nil)
-	runs, _ := s.accepts.get()
+	runs, _ := s.accepts.Runs()
 	r := s.waitReplied(t, runs[0])
 
-	replies := s.line.accepted(pathReply)
+	replies := s.line.Accepted(linetest.PathReply)
 	if r.Code != bot.CodeDifyWorkflowFailed || len(replies) != 1 {
 		t.Fatalf("run code %s, replies %+v", r.Code, replies)
 	}
@@ -300,7 +261,7 @@ func TestEndToEndFailureReachesThePersonInTheirLanguage(t *testing.T) {
 	if replies[0].Messages[0].QuoteToken == "" {
 		t.Error("the answer in a group does not quote the question")
 	}
-	if n := len(s.line.all(pathLoading)); n != 0 {
+	if n := len(s.line.Calls(linetest.PathLoading)); n != 0 {
 		t.Errorf("%d loading calls in a group, want none", n)
 	}
 }

@@ -2,68 +2,39 @@ package line
 
 import (
 	"bytes"
-	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
 
-	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
+	"github.com/difybot/difybot/platforms/line/linetest"
 )
 
 const fuzzChannelSecret = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
 
-// fuzzAcceptor records what reached Accept: the adapter calls it only for events it parsed.
-type fuzzAcceptor struct {
-	mu       sync.Mutex
-	accepted []bot.Message
-}
-
-func (f *fuzzAcceptor) Accept(_ context.Context, m bot.Message) (bot.Run, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.accepted = append(f.accepted, m)
-	return bot.Run{ID: "run"}, false, nil
-}
-
-func (f *fuzzAcceptor) Retry(context.Context, string) error { return nil }
-
-func (f *fuzzAcceptor) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.accepted)
-}
-
-func fuzzWebhook(f *testing.F) (*Adapter, *fuzzAcceptor) {
-	acc := &fuzzAcceptor{}
+func fuzzWebhook(tb testing.TB) (*Adapter, *bottest.Inbox) {
+	tb.Helper()
+	acc := &bottest.Inbox{}
 	a, err := New(Config{Inbox: acc, ChannelSecret: fuzzChannelSecret, ChannelToken: "fuzz-channel-token", Logger: zerolog.Nop()})
 	if err != nil {
-		f.Fatal(err)
+		tb.Fatal(err)
 	}
 	return a, acc
 }
 
-func fuzzSignature(secret string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
-}
-
 // fuzzBodies are the recorded webhooks in testdata and shapes that are not LINE's.
-func fuzzBodies(f *testing.F) [][]byte {
+func fuzzBodies(tb testing.TB) [][]byte {
+	tb.Helper()
 	paths, _ := filepath.Glob("testdata/*.json")
 	var out [][]byte
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			f.Fatal(err)
+			tb.Fatal(err)
 		}
 		out = append(out, b)
 	}
@@ -80,12 +51,12 @@ func FuzzWebhookUnsigned(f *testing.F) {
 	for _, body := range fuzzBodies(f) {
 		f.Add(body, "")
 		f.Add(body, "not base64 at all")
-		f.Add(body, fuzzSignature("the-wrong-secret", body))                           // Forged.
-		f.Add(body, fuzzSignature(fuzzChannelSecret, append(bytes.Clone(body), '\n'))) // Signed for other bytes.
-		f.Add(body, fuzzSignature(fuzzChannelSecret, body)[:20])                       // Truncated.
+		f.Add(body, linetest.Signature("the-wrong-secret", body))                           // Forged.
+		f.Add(body, linetest.Signature(fuzzChannelSecret, append(bytes.Clone(body), '\n'))) // Signed for other bytes.
+		f.Add(body, linetest.Signature(fuzzChannelSecret, body)[:20])                       // Truncated.
 	}
 	f.Fuzz(func(t *testing.T, body []byte, sig string) {
-		if sig == fuzzSignature(fuzzChannelSecret, body) {
+		if sig == linetest.Signature(fuzzChannelSecret, body) {
 			t.Skip("a valid signature: FuzzWebhookSigned covers those")
 		}
 		req := httptest.NewRequest(http.MethodPost, "/line/webhook", bytes.NewReader(body))
@@ -101,7 +72,7 @@ func FuzzWebhookUnsigned(f *testing.F) {
 		if rec.Code != want {
 			t.Fatalf("unsigned request answered %d, want %d", rec.Code, want)
 		}
-		if n := acc.count(); n != 0 {
+		if n := len(acc.Accepted()); n != 0 {
 			t.Fatalf("an unsigned request reached Accept (%d events)", n)
 		}
 	})
@@ -121,16 +92,14 @@ func FuzzWebhookSigned(f *testing.F) {
 			t.Skip("over the body cap")
 		}
 		req := httptest.NewRequest(http.MethodPost, "/line/webhook", bytes.NewReader(body))
-		req.Header.Set("X-Line-Signature", fuzzSignature(fuzzChannelSecret, body))
-		before := acc.count()
+		req.Header.Set("X-Line-Signature", linetest.Signature(fuzzChannelSecret, body))
+		acc.Reset()
 		rec := httptest.NewRecorder()
 		a.serveWebhook(rec, req)
 		if rec.Code != http.StatusOK && rec.Code != http.StatusBadRequest {
 			t.Fatalf("signed body answered %d %q, want 200 or 400", rec.Code, rec.Body)
 		}
-		acc.mu.Lock()
-		defer acc.mu.Unlock()
-		for _, m := range acc.accepted[before:] {
+		for _, m := range acc.Accepted() {
 			if m.Platform != platformName || m.EventID == "" || m.ChatID == "" || (m.Text == "" && len(m.Files) == 0) {
 				t.Fatalf("accepted a malformed message: %+v", m)
 			}

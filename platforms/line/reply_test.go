@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
+	"github.com/difybot/difybot/platforms/line/linetest"
 )
 
 // chat returns a message from the given source, received age before the test clock.
@@ -38,31 +40,30 @@ func TestReplyChoosesReplyTokenOrPush(t *testing.T) {
 	noToken.ReplyToken = ""
 	imageSet := chat(sourceUser, time.Second)
 	imageSet.Extra[extraImageSetID] = setID
-	used := newState()
-	used.m[stateTokenUsed] = "2024-05-18T00:00:00Z"
+	used := bottest.NewState(map[string]string{stateTokenUsed: "2024-05-18T00:00:00Z"})
 	tests := []struct {
 		name      string
 		m         bot.Message
-		st        *testState
+		st        *bottest.State
 		wantPath  string
 		wantQuote string
 	}{
-		{"fresh token in a one-on-one chat", chat(sourceUser, time.Second), newState(), pathReply, ""},
-		{"fresh token in a group quotes the question", chat(sourceGroup, time.Second), newState(), pathReply, "qt-1"},
-		{"fresh token for one image of a set quotes it", imageSet, newState(), pathReply, "qt-1"},
-		{"token older than the TTL", stale, newState(), pathPush, "qt-1"},
-		{"redelivered event", redelivered, newState(), pathPush, "qt-1"},
-		{"token already used for this run", chat(sourceUser, time.Second), used, pathPush, "qt-1"},
-		{"no token", noToken, newState(), pathPush, "qt-1"},
+		{"fresh token in a one-on-one chat", chat(sourceUser, time.Second), &bottest.State{}, linetest.PathReply, ""},
+		{"fresh token in a group quotes the question", chat(sourceGroup, time.Second), &bottest.State{}, linetest.PathReply, "qt-1"},
+		{"fresh token for one image of a set quotes it", imageSet, &bottest.State{}, linetest.PathReply, "qt-1"},
+		{"token older than the TTL", stale, &bottest.State{}, linetest.PathPush, "qt-1"},
+		{"redelivered event", redelivered, &bottest.State{}, linetest.PathPush, "qt-1"},
+		{"token already used for this run", chat(sourceUser, time.Second), used, linetest.PathPush, "qt-1"},
+		{"no token", noToken, &bottest.State{}, linetest.PathPush, "qt-1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeLINE(t)
+			f := linetest.Start(t, linetest.Options{})
 			a := newAdapter(t, f, nil)
 			if err := a.Reply(t.Context(), tt.m, final("**A cat** on a [sofa](https://x.test/s).", tt.st)); err != nil {
 				t.Fatal(err)
 			}
-			calls := append(f.all(pathReply), f.all(pathPush)...)
+			calls := append(f.Calls(linetest.PathReply), f.Calls(linetest.PathPush)...)
 			if len(calls) != 1 || calls[0].Path != tt.wantPath || calls[0].Status/100 != 2 {
 				t.Fatalf("calls = %+v, want one accepted %s", calls, tt.wantPath)
 			}
@@ -70,7 +71,7 @@ func TestReplyChoosesReplyTokenOrPush(t *testing.T) {
 			if len(c.Messages) != 1 || c.Messages[0].Text != "A cat on a sofa (https://x.test/s)." || c.Messages[0].QuoteToken != tt.wantQuote {
 				t.Errorf("messages = %+v, want the plain text quoting %q", c.Messages, tt.wantQuote)
 			}
-			if tt.wantPath == pathPush {
+			if tt.wantPath == linetest.PathPush {
 				if _, err := uuid.Parse(c.RetryKey); err != nil || c.To != tt.m.ChatID {
 					t.Errorf("push to %q with retry key %q, want %q and a UUID", c.To, c.RetryKey, tt.m.ChatID)
 				}
@@ -84,45 +85,45 @@ func TestReplyChoosesReplyTokenOrPush(t *testing.T) {
 func TestReplyIsSentOnce(t *testing.T) {
 	stale := chat(sourceUser, time.Minute)
 	t.Run("called again with the same state", func(t *testing.T) {
-		f := newFakeLINE(t)
+		f := linetest.Start(t, linetest.Options{})
 		a := newAdapter(t, f, nil)
-		st := newState()
+		st := &bottest.State{}
 		for range 2 {
 			if err := a.Reply(t.Context(), stale, final("answer", st)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if n := len(f.accepted(pathPush)); n != 1 {
+		if n := len(f.Accepted(linetest.PathPush)); n != 1 {
 			t.Errorf("%d pushes accepted, want 1", n)
 		}
 	})
 	t.Run("crash after LINE accepted the push", func(t *testing.T) {
 		// The push got through but recording it failed, as when the process dies right after the call.
 		// The retry pushes with the same key; LINE answers 409, which is success, and the person sees one message.
-		f := newFakeLINE(t)
+		f := linetest.Start(t, linetest.Options{})
 		a := newAdapter(t, f, nil)
-		st := newState()
-		st.refuse = stateSentPrefix
+		st := &bottest.State{}
+		st.Refuse(stateSentPrefix)
 		if err := a.Reply(t.Context(), stale, final("answer", st)); err == nil {
 			t.Fatal("Reply succeeded although its state could not be saved")
 		}
-		st.refuse = ""
+		st.Refuse("")
 		if err := a.Reply(t.Context(), stale, final("answer", st)); err != nil {
 			t.Fatalf("retry: %v", err)
 		}
-		all := f.all(pathPush)
+		all := f.Calls(linetest.PathPush)
 		if len(all) != 2 || all[1].Status != http.StatusConflict || all[0].RetryKey != all[1].RetryKey {
 			t.Errorf("pushes = %+v, want the same key twice, the second answered 409", all)
 		}
-		if n := len(f.accepted(pathPush)); n != 1 {
+		if n := len(f.Accepted(linetest.PathPush)); n != 1 {
 			t.Errorf("%d pushes accepted, want 1", n)
 		}
 	})
 	t.Run("an admin retry of the run is a new answer", func(t *testing.T) {
 		// The retried run's answer is a new attempt: it must not be taken for the old one.
-		f := newFakeLINE(t)
+		f := linetest.Start(t, linetest.Options{})
 		a := newAdapter(t, f, nil)
-		st := newState()
+		st := &bottest.State{}
 		for attempt := range 2 {
 			r := final("same answer", st)
 			r.Attempt = attempt + 1
@@ -130,7 +131,7 @@ func TestReplyIsSentOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		acc := f.accepted(pathPush)
+		acc := f.Accepted(linetest.PathPush)
 		if len(acc) != 2 || acc[0].RetryKey == acc[1].RetryKey {
 			t.Errorf("accepted pushes = %+v, want two with different keys", acc)
 		}
@@ -138,15 +139,15 @@ func TestReplyIsSentOnce(t *testing.T) {
 }
 
 func TestReplyFallsBackToPushOnInvalidToken(t *testing.T) {
-	f := newFakeLINE(t)
+	f := linetest.Start(t, linetest.Options{})
 	m := chat(sourceUser, time.Second)
-	f.set(func(f *fakeLINE) { f.used[m.ReplyToken] = true }) // Spent elsewhere, or expired early.
+	f.SpendToken(m.ReplyToken) // Spent elsewhere, or expired early.
 	a := newAdapter(t, f, nil)
-	st := newState()
+	st := &bottest.State{}
 	if err := a.Reply(t.Context(), m, final("answer", st)); err != nil {
 		t.Fatal(err)
 	}
-	if r, p := f.all(pathReply), f.accepted(pathPush); len(r) != 1 || r[0].Status != http.StatusBadRequest || len(p) != 1 {
+	if r, p := f.Calls(linetest.PathReply), f.Accepted(linetest.PathPush); len(r) != 1 || r[0].Status != http.StatusBadRequest || len(p) != 1 {
 		t.Errorf("replies %+v, pushes %+v; want a refused reply then one push", r, p)
 	}
 	if st.Get(stateTokenUsed) == "" {
@@ -165,17 +166,17 @@ func TestReplySplitsLongAnswers(t *testing.T) {
 		age  time.Duration
 		want []string // Path of each call, in order.
 	}{
-		{"fresh: five by reply token, the rest by push", time.Second, []string{pathReply, pathPush}},
-		{"stale: two pushes", time.Minute, []string{pathPush, pathPush}},
+		{"fresh: five by reply token, the rest by push", time.Second, []string{linetest.PathReply, linetest.PathPush}},
+		{"stale: two pushes", time.Minute, []string{linetest.PathPush, linetest.PathPush}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeLINE(t)
+			f := linetest.Start(t, linetest.Options{})
 			a := newAdapter(t, f, nil)
-			if err := a.Reply(t.Context(), chat(sourceUser, tt.age), final(text, newState())); err != nil {
+			if err := a.Reply(t.Context(), chat(sourceUser, tt.age), final(text, &bottest.State{})); err != nil {
 				t.Fatal(err)
 			}
-			calls := append(f.accepted(pathReply), f.accepted(pathPush)...)
+			calls := append(f.Accepted(linetest.PathReply), f.Accepted(linetest.PathPush)...)
 			var paths, got []string
 			keys := map[string]bool{}
 			for _, c := range calls {
@@ -196,7 +197,7 @@ func TestReplySplitsLongAnswers(t *testing.T) {
 			if strings.Join(got, "\n\n") != text || len(got) != 7 {
 				t.Errorf("the %d messages do not add up to the answer", len(got))
 			}
-			if n := len(f.all(pathPush)); len(keys) != n {
+			if n := len(f.Calls(linetest.PathPush)); len(keys) != n {
 				t.Errorf("%d pushes share %d retry keys", n, len(keys))
 			}
 		})
@@ -215,11 +216,14 @@ func TestReplyMonthlyQuota(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeLINE(t)
+			f := linetest.Start(t, linetest.Options{})
 			m := chat(sourceUser, tt.age)
-			f.set(func(f *fakeLINE) { f.quota, f.used[m.ReplyToken] = true, tt.spent })
+			f.SetQuota(true)
+			if tt.spent {
+				f.SpendToken(m.ReplyToken)
+			}
 			a := newAdapter(t, f, nil)
-			err := a.Reply(t.Context(), m, final("answer", newState()))
+			err := a.Reply(t.Context(), m, final("answer", &bottest.State{}))
 			if d := bot.Diagnose(err); d.Code != bot.CodePlatformReplyFailed {
 				t.Fatalf("err = %v (code %s), want platform_reply_failed", err, d.Code)
 			}
@@ -234,9 +238,9 @@ func TestReplyMonthlyQuota(t *testing.T) {
 
 func TestReplyInterimThenFinal(t *testing.T) {
 	// The interim notice spends the reply token (it would expire anyway); the answer follows by push.
-	f := newFakeLINE(t)
+	f := linetest.Start(t, linetest.Options{})
 	a := newAdapter(t, f, nil)
-	st := newState()
+	st := &bottest.State{}
 	m := chat(sourceUser, time.Second)
 	if err := a.Reply(t.Context(), m, bot.Reply{Text: "delayed", RunID: "01J0RUN", State: st}); err != nil {
 		t.Fatal(err)
@@ -244,7 +248,7 @@ func TestReplyInterimThenFinal(t *testing.T) {
 	if err := a.Reply(t.Context(), m, final("answer", st)); err != nil {
 		t.Fatal(err)
 	}
-	r, p := f.accepted(pathReply), f.accepted(pathPush)
+	r, p := f.Accepted(linetest.PathReply), f.Accepted(linetest.PathPush)
 	if len(r) != 1 || r[0].Messages[0].Text != "delayed" || len(p) != 1 || p[0].Messages[0].Text != "answer" {
 		t.Errorf("replies %+v, pushes %+v", r, p)
 	}
@@ -256,18 +260,18 @@ func TestReplyWithoutQuoteWhenLINERefusesIt(t *testing.T) {
 		age  time.Duration
 		path string
 	}{
-		{"reply", time.Second, pathReply},
-		{"push", time.Minute, pathPush},
+		{"reply", time.Second, linetest.PathReply},
+		{"push", time.Minute, linetest.PathPush},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeLINE(t)
-			f.set(func(f *fakeLINE) { f.badQuote = "qt-1" })
+			f := linetest.Start(t, linetest.Options{})
+			f.RefuseQuote("qt-1")
 			a := newAdapter(t, f, nil)
-			if err := a.Reply(t.Context(), chat(sourceGroup, tt.age), final("answer", newState())); err != nil {
+			if err := a.Reply(t.Context(), chat(sourceGroup, tt.age), final("answer", &bottest.State{})); err != nil {
 				t.Fatal(err)
 			}
-			all, acc := f.all(tt.path), f.accepted(tt.path)
+			all, acc := f.Calls(tt.path), f.Accepted(tt.path)
 			if len(all) != 2 || len(acc) != 1 || acc[0].Messages[0].QuoteToken != "" {
 				t.Errorf("calls %+v, want a refused quoted call then an accepted unquoted one", all)
 			}
@@ -276,8 +280,8 @@ func TestReplyWithoutQuoteWhenLINERefusesIt(t *testing.T) {
 }
 
 func TestReplyRefusesEmptyAnswers(t *testing.T) {
-	a := newAdapter(t, newFakeLINE(t), nil)
-	err := a.Reply(t.Context(), chat(sourceUser, 0), final("  \n ", newState()))
+	a := newAdapter(t, linetest.Start(t, linetest.Options{}), nil)
+	err := a.Reply(t.Context(), chat(sourceUser, 0), final("  \n ", &bottest.State{}))
 	if bot.Diagnose(err).Code != bot.CodePlatformReplyFailed {
 		t.Errorf("err = %v", err)
 	}
@@ -306,8 +310,8 @@ func TestOpenFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeLINE(t)
-			f.set(func(f *fakeLINE) { f.content["354718705033693859"] = png })
+			f := linetest.Start(t, linetest.Options{})
+			f.AddContent("354718705033693859", linetest.Content{Body: png})
 			a := newAdapter(t, f, nil, func(c *Config) { c.ChannelToken = tt.token })
 			a.allowPrivate = !tt.publicOnly
 			rc, err := a.OpenFile(t.Context(), chat(sourceUser, 0), tt.file)
@@ -341,9 +345,9 @@ func TestOpenFile(t *testing.T) {
 
 func TestProgressShowsLoadingInOneOnOneChats(t *testing.T) {
 	now := epoch
-	f := newFakeLINE(t)
+	f := linetest.Start(t, linetest.Options{})
 	a := newAdapter(t, f, nil, func(c *Config) { c.Now = func() time.Time { return now } })
-	st := newState()
+	st := &bottest.State{}
 	steps := []struct {
 		at   time.Duration
 		step string
@@ -362,7 +366,7 @@ func TestProgressShowsLoadingInOneOnOneChats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	calls := f.accepted(pathLoading)
+	calls := f.Accepted(linetest.PathLoading)
 	if len(calls) != 2 {
 		t.Fatalf("loading calls = %+v, want 2", calls)
 	}
@@ -375,9 +379,9 @@ func TestProgressShowsLoadingInOneOnOneChats(t *testing.T) {
 
 func TestProgressErrorIsReturned(t *testing.T) {
 	// The caller logs and ignores it; the adapter only reports it.
-	f := newFakeLINE(t)
+	f := linetest.Start(t, linetest.Options{})
 	a := newAdapter(t, f, nil, func(c *Config) { c.ChannelToken = "wrong" })
-	err := a.Progress(t.Context(), chat(sourceUser, 0), bot.Progress{State: newState(), Step: "start"})
+	err := a.Progress(t.Context(), chat(sourceUser, 0), bot.Progress{State: &bottest.State{}, Step: "start"})
 	if e, ok := errors.AsType[*apiError](err); !ok || e.Status != http.StatusUnauthorized {
 		t.Errorf("err = %v, want LINE's 401", err)
 	}
@@ -390,7 +394,7 @@ func TestNewValidatesConfig(t *testing.T) {
 			t.Errorf("err = %v, want it to name %s", err, want)
 		}
 	}
-	a, err := New(Config{Inbox: &recorder{}, ChannelSecret: "s", ChannelToken: "t"})
+	a, err := New(Config{Inbox: &bottest.Inbox{}, ChannelSecret: "s", ChannelToken: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
+	"github.com/difybot/difybot/platforms/line/linetest"
 )
 
 const (
@@ -78,12 +80,12 @@ func TestWebhookAcceptsMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			rec := &recorder{}
-			a := newAdapter(t, newFakeLINE(t), rec)
+			rec := &bottest.Inbox{}
+			a := newAdapter(t, linetest.Start(t, linetest.Options{}), rec)
 			if code := postSigned(t, a, readTestdata(t, tt.file)); code != http.StatusOK {
 				t.Fatalf("status %d, want 200", code)
 			}
-			got := rec.messages()
+			got := rec.Accepted()
 			if !reflect.DeepEqual(got, tt.want) {
 				g, _ := json.MarshalIndent(got, "", "  ")
 				w, _ := json.MarshalIndent(tt.want, "", "  ")
@@ -105,17 +107,17 @@ func TestWebhookRejectsUnverifiedRequests(t *testing.T) {
 		want      int
 	}{
 		{"no signature", http.MethodPost, body, "", http.StatusUnauthorized},
-		{"signed with another secret", http.MethodPost, body, sign("another-secret", body), http.StatusUnauthorized},
-		{"body changed after signing", http.MethodPost, tampered, sign(testSecret, body), http.StatusUnauthorized},
+		{"signed with another secret", http.MethodPost, body, linetest.Signature("another-secret", body), http.StatusUnauthorized},
+		{"body changed after signing", http.MethodPost, tampered, linetest.Signature(testSecret, body), http.StatusUnauthorized},
 		{"signature not base64", http.MethodPost, body, "not base64!", http.StatusUnauthorized},
-		{"over the body cap, even when signed", http.MethodPost, big, sign(testSecret, big), http.StatusRequestEntityTooLarge},
-		{"signed but not JSON", http.MethodPost, []byte("events"), sign(testSecret, []byte("events")), http.StatusBadRequest},
+		{"over the body cap, even when signed", http.MethodPost, big, linetest.Signature(testSecret, big), http.StatusRequestEntityTooLarge},
+		{"signed but not JSON", http.MethodPost, []byte("events"), linetest.Signature(testSecret, []byte("events")), http.StatusBadRequest},
 		{"GET", http.MethodGet, nil, "", http.StatusMethodNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := &recorder{}
-			a := newAdapter(t, newFakeLINE(t), rec, func(c *Config) { c.MaxBodyBytes = int64(len(body)) + 100 })
+			rec := &bottest.Inbox{}
+			a := newAdapter(t, linetest.Start(t, linetest.Options{}), rec, func(c *Config) { c.MaxBodyBytes = int64(len(body)) + 100 })
 			var code int
 			if tt.method == http.MethodPost {
 				code = post(t, a, tt.body, tt.signature)
@@ -128,7 +130,7 @@ func TestWebhookRejectsUnverifiedRequests(t *testing.T) {
 			if code != tt.want {
 				t.Errorf("status %d, want %d", code, tt.want)
 			}
-			if n := len(rec.messages()); n != 0 {
+			if n := len(rec.Accepted()); n != 0 {
 				t.Errorf("%d messages accepted, want none", n)
 			}
 		})
@@ -149,12 +151,12 @@ func (w *recorderWriter) WriteHeader(code int)        { w.code = code }
 func TestWebhookAcceptFailureAnswers500(t *testing.T) {
 	// The second image of the set cannot be stored: LINE must get a 500 to redeliver, and the third event
 	// is not accepted out of order.
-	rec := &recorder{failAt: 2}
-	a := newAdapter(t, newFakeLINE(t), rec)
+	rec := &bottest.Inbox{FailAt: 2}
+	a := newAdapter(t, linetest.Start(t, linetest.Options{}), rec)
 	if code := postSigned(t, a, readTestdata(t, "image_set.json")); code != http.StatusInternalServerError {
 		t.Fatalf("status %d, want 500", code)
 	}
-	if got := rec.messages(); len(got) != 1 || got[0].EventID != "01HXZ1Z1A3C5E7G9J1L3N5Q7S1" {
+	if got := rec.Accepted(); len(got) != 1 || got[0].EventID != "01HXZ1Z1A3C5E7G9J1L3N5Q7S1" {
 		t.Errorf("accepted %+v, want only the first image", got)
 	}
 }
@@ -162,18 +164,18 @@ func TestWebhookAcceptFailureAnswers500(t *testing.T) {
 func TestWebhookSkipsAnEventItCannotRead(t *testing.T) {
 	// An event without a type breaks the SDK's decoder; the good event next to it is still accepted.
 	body := []byte(`{"destination":"U1","events":[{"timestamp":1},` + string(eventOf(t, "text_user.json")) + `]}`)
-	rec := &recorder{}
-	a := newAdapter(t, newFakeLINE(t), rec)
+	rec := &bottest.Inbox{}
+	a := newAdapter(t, linetest.Start(t, linetest.Options{}), rec)
 	if code := postSigned(t, a, body); code != http.StatusOK {
 		t.Fatalf("status %d", code)
 	}
-	if got := rec.messages(); len(got) != 1 || got[0].Text != "What is a good name for a cat?" {
+	if got := rec.Accepted(); len(got) != 1 || got[0].Text != "What is a good name for a cat?" {
 		t.Errorf("accepted %+v", got)
 	}
 }
 
 // eventOf returns the first event of a testdata body.
-func eventOf(t *testing.T, file string) []byte {
+func eventOf(t testing.TB, file string) []byte {
 	t.Helper()
 	var cb struct {
 		Events []json.RawMessage `json:"events"`
@@ -219,18 +221,18 @@ func TestWithoutSelfMentions(t *testing.T) {
 
 func TestLogsHoldNoSecretsOrText(t *testing.T) {
 	var buf bytes.Buffer
-	f := newFakeLINE(t)
-	rec := &recorder{}
+	f := linetest.Start(t, linetest.Options{})
+	rec := &bottest.Inbox{}
 	a := newAdapter(t, f, rec, func(c *Config) { c.Logger = zerolog.New(&buf).Level(zerolog.DebugLevel) })
 	body := readTestdata(t, "text_user.json")
-	sig := sign(testSecret, body)
+	sig := linetest.Signature(testSecret, body)
 	post(t, a, body, sig)
-	post(t, a, body, sign("wrong", body))
-	msgs := rec.messages()
+	post(t, a, body, linetest.Signature("wrong", body))
+	msgs := rec.Accepted()
 	if len(msgs) != 1 {
 		t.Fatalf("accepted %d", len(msgs))
 	}
-	if err := a.Reply(t.Context(), msgs[0], final("The answer text", newState())); err != nil {
+	if err := a.Reply(t.Context(), msgs[0], final("The answer text", &bottest.State{})); err != nil {
 		t.Fatal(err)
 	}
 	if buf.Len() == 0 {

@@ -13,10 +13,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
 	"github.com/difybot/difybot/bot/store"
 	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/dify/difytest"
 	slackadapter "github.com/difybot/difybot/platforms/slack"
+	"github.com/difybot/difybot/platforms/slack/slacktest"
 )
 
 // e2eWait bounds every wait of the end-to-end tests; the runs themselves take milliseconds.
@@ -25,7 +27,7 @@ const e2eWait = 20 * time.Second
 // system is the whole pipeline: this adapter against the fake Slack, the real bot and store (SQLite), and the
 // real Dify client against the fake Dify.
 type system struct {
-	slack  *fakeSlack
+	slack  *slacktest.Server
 	sim    *difytest.Sim
 	store  *store.Store
 	events http.Handler
@@ -33,15 +35,15 @@ type system struct {
 	log    *order // Webhook answers, Dify run requests and Slack writes, in the order they happened.
 }
 
-func newSystem(t *testing.T, opts difytest.Options) *system {
+func newSystem(t testing.TB, opts difytest.Options) *system {
 	t.Helper()
-	s := &system{slack: newFakeSlack(t), log: &order{}}
-	s.slack.onCall = func(c apiCall) {
+	s := &system{log: &order{}}
+	s.slack = slacktest.Start(t, slacktest.Options{OnCall: func(c slacktest.Call) {
 		switch c.Method {
 		case "chat.postMessage", "chat.update":
 			s.log.add("slack " + c.Method + ": " + c.Form.Get("text"))
 		}
-	}
+	}})
 	s.sim = difytest.NewHandler(opts)
 	difySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		run := r.Method == http.MethodPost && r.URL.Path == "/v1/workflows/run"
@@ -90,7 +92,7 @@ func newSystem(t *testing.T, opts difytest.Options) *system {
 }
 
 // deliver posts a signed event and logs the answer.
-func (s *system) deliver(t *testing.T, body []byte, retry int) {
+func (s *system) deliver(t testing.TB, body []byte, retry int) {
 	t.Helper()
 	r := eventRequest(body)
 	if retry > 0 {
@@ -105,11 +107,11 @@ func (s *system) deliver(t *testing.T, body []byte, retry int) {
 }
 
 // updateContaining waits for a chat.update whose text contains sub and returns it.
-func (s *system) updateContaining(t *testing.T, sub string) apiCall {
+func (s *system) updateContaining(t testing.TB, sub string) slacktest.Call {
 	t.Helper()
-	var found apiCall
+	var found slacktest.Call
 	eventually(t, e2eWait, "a chat.update containing "+sub, func() bool {
-		for _, u := range s.slack.callsTo("chat.update") {
+		for _, u := range s.slack.CallsTo("chat.update") {
 			if strings.Contains(u.Form.Get("text"), sub) {
 				found = u
 				return true
@@ -121,10 +123,10 @@ func (s *system) updateContaining(t *testing.T, sub string) apiCall {
 }
 
 // imageDM is testdata's DM with a photo, served by the fake as a real PNG.
-func (s *system) imageDM(t *testing.T) []byte {
+func (s *system) imageDM(t testing.TB) []byte {
 	t.Helper()
-	img := pngBytes(t)
-	s.slack.addFile("F07KX2B9M4Q", &fakeFile{name: "photo.png", mime: "image/png", body: img})
+	img := bottest.PNG(t, 2, 2)
+	s.slack.AddFile("F07KX2B9M4Q", slacktest.File{Name: "photo.png", Mimetype: "image/png", Body: img})
 	return edited(t, payload(t, "message_file_share.json", s.slack), func(p map[string]any) {
 		p["event"].(map[string]any)["files"].([]any)[0].(map[string]any)["size"] = len(img)
 	})
@@ -138,7 +140,7 @@ func TestEndToEndImageAnswered(t *testing.T) {
 	if !strings.Contains(answer.Form.Get("text"), "You said: What is in this photo?") {
 		t.Errorf("answer = %q, want the question echoed", answer.Form.Get("text"))
 	}
-	posts := s.slack.callsTo("chat.postMessage")
+	posts := s.slack.CallsTo("chat.postMessage")
 	if len(posts) != 1 {
 		t.Fatalf("%d chat.postMessage, want the one placeholder", len(posts))
 	}
@@ -147,7 +149,7 @@ func TestEndToEndImageAnswered(t *testing.T) {
 		t.Errorf("placeholder = %v, want it in the message's thread", p)
 	}
 	var progress bool
-	for _, u := range s.slack.callsTo("chat.update") {
+	for _, u := range s.slack.CallsTo("chat.update") {
 		if u.Form.Get("ts") != answer.Form.Get("ts") {
 			t.Errorf("edited %s, want only the placeholder", u.Form.Get("ts"))
 		}
@@ -156,7 +158,7 @@ func TestEndToEndImageAnswered(t *testing.T) {
 	if !progress {
 		t.Error("no progress edit named the node running")
 	}
-	if d := s.slack.callsTo("download"); len(d) != 1 || d[0].Auth != "Bearer "+botToken {
+	if d := s.slack.CallsTo("download"); len(d) != 1 || d[0].Auth != "Bearer "+botToken {
 		t.Errorf("downloads = %+v, want one with the bot token", d)
 	}
 }
@@ -180,11 +182,11 @@ func TestEndToEndRedeliveriesAnswerOnce(t *testing.T) {
 	if len(runs) != 1 {
 		t.Fatalf("%d runs, want 1", len(runs))
 	}
-	if n := len(s.slack.callsTo("chat.postMessage")); n != 1 {
+	if n := len(s.slack.CallsTo("chat.postMessage")); n != 1 {
 		t.Errorf("%d chat.postMessage, want 1", n)
 	}
 	answers := 0
-	for _, u := range s.slack.callsTo("chat.update") {
+	for _, u := range s.slack.CallsTo("chat.update") {
 		if strings.Contains(u.Form.Get("text"), "Received a PNG image") {
 			answers++
 		}
@@ -233,12 +235,12 @@ func index(log []string, entry string) int {
 // A failed run shows its diagnosis with a Retry button; the button reruns it into the same message.
 func TestEndToEndFailureThenRetry(t *testing.T) {
 	s := newSystem(t, difytest.Options{Scenario: "plugin_error"})
-	s.slack.addFile("F07KX3C0N5R", &fakeFile{name: "receipt.jpg", mime: "image/jpeg", body: jpegBytes(t)})
+	s.slack.AddFile("F07KX3C0N5R", slacktest.File{Name: "receipt.jpg", Mimetype: "image/jpeg", Body: jpegBytes(t)})
 	s.deliver(t, payload(t, "app_mention_file.json", s.slack), 0)
 
-	var failure apiCall
+	var failure slacktest.Call
 	eventually(t, e2eWait, "the diagnosis with a Retry button", func() bool {
-		for _, u := range s.slack.callsTo("chat.update") {
+		for _, u := range s.slack.CallsTo("chat.update") {
 			if strings.Contains(u.Form.Get("blocks"), slackadapter.RetryActionID) {
 				failure = u
 				return true
@@ -281,7 +283,7 @@ func TestEndToEndFailureThenRetry(t *testing.T) {
 	if !strings.Contains(answer.Form.Get("text"), "You said: please check this receipt &amp; total it.") {
 		t.Errorf("answer = %q", answer.Form.Get("text"))
 	}
-	if n := len(s.slack.callsTo("chat.postMessage")); n != 1 {
+	if n := len(s.slack.CallsTo("chat.postMessage")); n != 1 {
 		t.Errorf("%d chat.postMessage, want only the first placeholder", n)
 	}
 	log := s.log.get()

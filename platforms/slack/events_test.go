@@ -14,7 +14,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
 	slackadapter "github.com/difybot/difybot/platforms/slack"
+	"github.com/difybot/difybot/platforms/slack/slacktest"
 )
 
 var received = time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC)
@@ -22,11 +24,11 @@ var received = time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC)
 func fixedNow(c *slackadapter.Config) { c.Now = func() time.Time { return received } }
 
 func TestEventsBecomeMessages(t *testing.T) {
-	fs := newFakeSlack(t)
+	fs := slacktest.Start(t, slacktest.Options{})
 	photo := bot.File{ID: "F07KX2B9M4Q", Name: "photo.png", MIMEType: "image/png", Size: 67,
-		URL: fs.URL() + "files-pri/T0AB12CDE-F07KX2B9M4Q/download/photo.png"}
+		URL: fs.FileURL("F07KX2B9M4Q", "photo.png")}
 	receipt := bot.File{ID: "F07KX3C0N5R", Name: "receipt.jpg", MIMEType: "image/jpeg", Size: 48213,
-		URL: fs.URL() + "files-pri/T0AB12CDE-F07KX3C0N5R/download/receipt.jpg"}
+		URL: fs.FileURL("F07KX3C0N5R", "receipt.jpg")}
 	mentionMsg := bot.Message{Platform: "slack", EventID: "Ev07KX3C1D4E", ChatID: channel, ThreadID: "1763800100.000200",
 		UserID: person, Text: "please check this receipt & total it", Files: []bot.File{receipt},
 		ReceivedAt: received, Extra: map[string]string{"ts": "1763800100.000200"}}
@@ -139,7 +141,7 @@ func TestEventsBecomeMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			acc := &fakeAcceptor{}
+			acc := &bottest.Inbox{}
 			h := newAdapter(t, fs, acc, fixedNow).EventsHandler()
 			for _, name := range tt.before {
 				if w := serve(h, eventRequest(payload(t, name, fs))); w.Code != http.StatusOK {
@@ -150,20 +152,20 @@ func TestEventsBecomeMessages(t *testing.T) {
 			if w.Code != http.StatusOK {
 				t.Fatalf("status = %d, want 200 (body %q)", w.Code, w.Body.String())
 			}
-			if got := acc.accepted(); !reflect.DeepEqual(got, tt.want) {
+			if got := acc.Accepted(); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("accepted:\n got %+v\nwant %+v", got, tt.want)
 			}
 		})
 	}
 }
 
-func file(name string, fs *fakeSlack) func(t *testing.T) []byte {
+func file(name string, fs *slacktest.Server) func(t *testing.T) []byte {
 	return func(t *testing.T) []byte { return payload(t, name, fs) }
 }
 
 func TestURLVerification(t *testing.T) {
-	fs := newFakeSlack(t)
-	acc := &fakeAcceptor{}
+	fs := slacktest.Start(t, slacktest.Options{})
+	acc := &bottest.Inbox{}
 	w := serve(newAdapter(t, fs, acc).EventsHandler(), eventRequest(payload(t, "url_verification.json", nil)))
 	if w.Code != http.StatusOK || w.Body.String() != "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" {
 		t.Fatalf("got %d %q, want 200 with the challenge", w.Code, w.Body.String())
@@ -171,8 +173,8 @@ func TestURLVerification(t *testing.T) {
 	if ct := w.Header().Get("Content-Type"); ct != "text/plain" {
 		t.Errorf("Content-Type = %q, want text/plain", ct)
 	}
-	if len(acc.accepted()) != 0 || len(fs.allCalls()) != 0 {
-		t.Errorf("url_verification accepted %d messages and made %d Slack calls", len(acc.accepted()), len(fs.allCalls()))
+	if len(acc.Accepted()) != 0 || len(fs.Calls()) != 0 {
+		t.Errorf("url_verification accepted %d messages and made %d Slack calls", len(acc.Accepted()), len(fs.Calls()))
 	}
 }
 
@@ -184,17 +186,17 @@ func TestEventsRefuseBadSignatures(t *testing.T) {
 	}{
 		{"forged", func() *http.Request {
 			r := eventRequest(body)
-			sign(r.Header, "not-the-secret", time.Now(), body)
+			slacktest.Sign(r.Header, "not-the-secret", time.Now(), body)
 			return r
 		}},
 		{"stale", func() *http.Request {
 			r := eventRequest(body)
-			sign(r.Header, secret, time.Now().Add(-6*time.Minute), body)
+			slacktest.Sign(r.Header, secret, time.Now().Add(-6*time.Minute), body)
 			return r
 		}},
 		{"from the future", func() *http.Request {
 			r := eventRequest(body)
-			sign(r.Header, secret, time.Now().Add(6*time.Minute), body)
+			slacktest.Sign(r.Header, secret, time.Now().Add(6*time.Minute), body)
 			return r
 		}},
 		{"tampered body", func() *http.Request {
@@ -216,8 +218,8 @@ func TestEventsRefuseBadSignatures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := newFakeSlack(t)
-			acc := &fakeAcceptor{}
+			fs := slacktest.Start(t, slacktest.Options{})
+			acc := &bottest.Inbox{}
 			a := newAdapter(t, fs, acc)
 			for _, h := range []http.Handler{a.EventsHandler(), a.InteractionsHandler()} {
 				w := serve(h, tt.req())
@@ -228,17 +230,17 @@ func TestEventsRefuseBadSignatures(t *testing.T) {
 					t.Errorf("body = %q: a refusal must not say why", got)
 				}
 			}
-			if len(acc.accepted()) != 0 || len(acc.retried()) != 0 || len(fs.allCalls()) != 0 {
+			if len(acc.Accepted()) != 0 || len(acc.Retried()) != 0 || len(fs.Calls()) != 0 {
 				t.Errorf("a refused request reached the bot or Slack: %d accepted, %d retried, %d calls",
-					len(acc.accepted()), len(acc.retried()), len(fs.allCalls()))
+					len(acc.Accepted()), len(acc.Retried()), len(fs.Calls()))
 			}
 		})
 	}
 }
 
 func TestEventsRefuseOversizeBody(t *testing.T) {
-	fs := newFakeSlack(t)
-	acc := &fakeAcceptor{}
+	fs := slacktest.Start(t, slacktest.Options{})
+	acc := &bottest.Inbox{}
 	a := newAdapter(t, fs, acc, func(c *slackadapter.Config) { c.MaxBodyBytes = 1024 })
 	body := edited(t, payload(t, "message_im.json", nil), func(p map[string]any) {
 		p["event"].(map[string]any)["text"] = strings.Repeat("x", 2048)
@@ -247,14 +249,14 @@ func TestEventsRefuseOversizeBody(t *testing.T) {
 	if w.Code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("status = %d, want 413", w.Code)
 	}
-	if len(acc.accepted()) != 0 {
+	if len(acc.Accepted()) != 0 {
 		t.Errorf("an oversize body was accepted")
 	}
 }
 
 func TestEventsRefuseOtherMethods(t *testing.T) {
-	fs := newFakeSlack(t)
-	w := serve(newAdapter(t, fs, &fakeAcceptor{}).EventsHandler(), httptest.NewRequest(http.MethodGet, "/slack/events", nil))
+	fs := slacktest.Start(t, slacktest.Options{})
+	w := serve(newAdapter(t, fs, &bottest.Inbox{}).EventsHandler(), httptest.NewRequest(http.MethodGet, "/slack/events", nil))
 	if w.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("status = %d, want 405", w.Code)
 	}
@@ -263,8 +265,8 @@ func TestEventsRefuseOtherMethods(t *testing.T) {
 // Slack's retries are deduplicated by the store, by event id: the adapter must pass every delivery on with the
 // same EventID (a retry may be the only delivery that got through) and answer 200 each time.
 func TestEventsRedeliveriesKeepTheEventID(t *testing.T) {
-	fs := newFakeSlack(t)
-	acc := &fakeAcceptor{}
+	fs := slacktest.Start(t, slacktest.Options{})
+	acc := &bottest.Inbox{}
 	h := newAdapter(t, fs, acc).EventsHandler()
 	body := payload(t, "message_file_share.json", fs)
 	for n := range 3 {
@@ -277,7 +279,7 @@ func TestEventsRedeliveriesKeepTheEventID(t *testing.T) {
 			t.Fatalf("delivery %d: status %d, want 200", n+1, w.Code)
 		}
 	}
-	got := acc.accepted()
+	got := acc.Accepted()
 	if len(got) != 3 {
 		t.Fatalf("Accept called %d times, want 3", len(got))
 	}
@@ -289,22 +291,20 @@ func TestEventsRedeliveriesKeepTheEventID(t *testing.T) {
 			t.Errorf("delivery %d: Redelivery = %v, want %v", i+1, m.Redelivery, want)
 		}
 	}
-	if n := len(fs.callsTo("auth.test")); n != 1 {
+	if n := len(fs.CallsTo("auth.test")); n != 1 {
 		t.Errorf("auth.test called %d times, want once (cached)", n)
 	}
 }
 
 func TestEventsAnswer500WhenNotStored(t *testing.T) {
-	fs := newFakeSlack(t)
-	acc := &fakeAcceptor{err: errors.New("database is locked")}
+	fs := slacktest.Start(t, slacktest.Options{})
+	acc := &bottest.Inbox{Err: errors.New("database is locked")}
 	h := newAdapter(t, fs, acc).EventsHandler()
 	body := payload(t, "message_im.json", nil)
 	if w := serve(h, eventRequest(body)); w.Code != http.StatusInternalServerError {
 		t.Fatalf("status = %d, want 500 so that Slack delivers again", w.Code)
 	}
-	acc.mu.Lock()
-	acc.err = nil
-	acc.mu.Unlock()
+	acc.SetErr(nil)
 	r := eventRequest(body)
 	r.Header.Set("X-Slack-Retry-Num", "1")
 	r.Header.Set("X-Slack-Retry-Reason", "http_error")
@@ -314,23 +314,20 @@ func TestEventsAnswer500WhenNotStored(t *testing.T) {
 }
 
 func TestEventsAnswer500WhenIdentityUnknown(t *testing.T) {
-	fs := newFakeSlack(t)
-	fs.failWith("auth.test", func(w http.ResponseWriter) bool {
-		writeJSON(w, map[string]any{"ok": false, "error": "invalid_auth"})
-		return true
-	})
-	acc := &fakeAcceptor{}
+	fs := slacktest.Start(t, slacktest.Options{})
+	fs.FailWith("auth.test", slacktest.Refuse("invalid_auth"))
+	acc := &bottest.Inbox{}
 	w := serve(newAdapter(t, fs, acc).EventsHandler(), eventRequest(payload(t, "message_im.json", nil)))
-	if w.Code != http.StatusInternalServerError || len(acc.accepted()) != 0 {
-		t.Fatalf("status = %d with %d accepted, want 500 and none", w.Code, len(acc.accepted()))
+	if w.Code != http.StatusInternalServerError || len(acc.Accepted()) != 0 {
+		t.Fatalf("status = %d with %d accepted, want 500 and none", w.Code, len(acc.Accepted()))
 	}
 }
 
 // The adapter must never log tokens, signatures, bodies or what people wrote.
 func TestEventsLogNoSecretsOrText(t *testing.T) {
-	fs := newFakeSlack(t)
+	fs := slacktest.Start(t, slacktest.Options{})
 	var logs syncBuffer
-	acc := &fakeAcceptor{}
+	acc := &bottest.Inbox{}
 	a := newAdapter(t, fs, acc, func(c *slackadapter.Config) { c.Logger = zerolog.New(&logs).Level(zerolog.DebugLevel) })
 	h := a.EventsHandler()
 	for _, name := range []string{"message_file_share.json", "app_mention_file.json", "message_im.json", "message_changed.json"} {

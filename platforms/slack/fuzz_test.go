@@ -2,10 +2,6 @@ package slack_test
 
 import (
 	"bytes"
-	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,60 +9,34 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
 	slackadapter "github.com/difybot/difybot/platforms/slack"
+	"github.com/difybot/difybot/platforms/slack/slacktest"
 )
 
 const fuzzSecret = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
-// fuzzAcceptor counts what reached Accept and Retry: the adapter calls them only after parsing.
-type fuzzAcceptor struct {
-	mu       sync.Mutex
-	accepted []bot.Message
-	retries  int
-}
-
-func (f *fuzzAcceptor) Accept(_ context.Context, m bot.Message) (bot.Run, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.accepted = append(f.accepted, m)
-	return bot.Run{ID: "run-" + strconv.Itoa(len(f.accepted))}, false, nil
-}
-
-func (f *fuzzAcceptor) Retry(context.Context, string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.retries++
-	return nil
-}
-
-func (f *fuzzAcceptor) reached() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.accepted) + f.retries
-}
-
 // fuzzAdapter is an adapter whose Slack API, answered in memory, counts every call: the adapter calls
 // Slack (auth.test) only for an event it has parsed.
-func fuzzAdapter(f *testing.F) (*slackadapter.Adapter, *fuzzAcceptor, *atomic.Int64) {
+func fuzzAdapter(tb testing.TB) (*slackadapter.Adapter, *bottest.Inbox, *atomic.Int64) {
+	tb.Helper()
 	var calls atomic.Int64
 	api := fuzzTransport(func(r *http.Request) *http.Response {
 		calls.Add(1)
 		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}, Request: r,
 			Body: io.NopCloser(strings.NewReader(`{"ok":true,"user_id":"U06BQ4XLKD2","team_id":"T0AB12CDE"}`))}
 	})
-	acc := &fuzzAcceptor{}
+	acc := &bottest.Inbox{}
 	a, err := slackadapter.New(slackadapter.Config{Inbox: acc, BotToken: "xoxb-1-2-fuzz", SigningSecret: fuzzSecret, APIURL: "https://slack.test/api/",
 		HTTPClient: &http.Client{Transport: api}, Logger: zerolog.Nop()})
 	if err != nil {
-		f.Fatal(err)
+		tb.Fatal(err)
 	}
 	return a, acc, &calls
 }
@@ -75,21 +45,15 @@ type fuzzTransport func(*http.Request) *http.Response
 
 func (t fuzzTransport) RoundTrip(r *http.Request) (*http.Response, error) { return t(r), nil }
 
-func fuzzSign(secret, ts string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte("v0:" + ts + ":"))
-	mac.Write(body)
-	return "v0=" + hex.EncodeToString(mac.Sum(nil))
-}
-
 // fuzzSeeds are the recorded payloads in testdata, plus shapes that are not Slack's at all.
-func fuzzSeeds(f *testing.F) [][]byte {
+func fuzzSeeds(tb testing.TB) [][]byte {
+	tb.Helper()
 	paths, _ := filepath.Glob("testdata/*.json")
 	var out [][]byte
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			f.Fatal(err)
+			tb.Fatal(err)
 		}
 		out = append(out, b)
 	}
@@ -109,15 +73,15 @@ func FuzzEventsUnsigned(f *testing.F) {
 		f.Add(body, "", "")
 		f.Add(body, now, "")
 		f.Add(body, now, "v0=00")
-		f.Add(body, now, fuzzSign("the-wrong-secret", now, body))                   // Forged.
-		f.Add(body, "1500000000", fuzzSign(fuzzSecret, "1500000000", body))         // Stale: signed, 2017.
-		f.Add(body, now, fuzzSign(fuzzSecret, now, append(bytes.Clone(body), ' '))) // Signed for other bytes.
-		f.Add(body, now+"0", fuzzSign(fuzzSecret, now, body))                       // Timestamp changed.
-		f.Add(body, now, "v1="+fuzzSign(fuzzSecret, now, body)[3:])                 // Wrong version.
+		f.Add(body, now, slacktest.Signature("the-wrong-secret", now, body))                   // Forged.
+		f.Add(body, "1500000000", slacktest.Signature(fuzzSecret, "1500000000", body))         // Stale: signed, 2017.
+		f.Add(body, now, slacktest.Signature(fuzzSecret, now, append(bytes.Clone(body), ' '))) // Signed for other bytes.
+		f.Add(body, now+"0", slacktest.Signature(fuzzSecret, now, body))                       // Timestamp changed.
+		f.Add(body, now, "v1="+slacktest.Signature(fuzzSecret, now, body)[3:])                 // Wrong version.
 	}
 	handlers := map[string]http.Handler{"/slack/events": a.EventsHandler(), "/slack/interactions": a.InteractionsHandler()}
 	f.Fuzz(func(t *testing.T, body []byte, ts, sig string) {
-		if sig == fuzzSign(fuzzSecret, ts, body) {
+		if sig == slacktest.Signature(fuzzSecret, ts, body) {
 			if n, err := strconv.ParseInt(ts, 10, 64); err == nil && time.Since(time.Unix(n, 0)).Abs() < 5*time.Minute {
 				t.Skip("a valid signature: FuzzEventsSigned covers those")
 			}
@@ -140,7 +104,7 @@ func FuzzEventsUnsigned(f *testing.F) {
 				t.Fatalf("%s: unsigned request answered %d, want %d", path, rec.Code, want)
 			}
 		}
-		if n := acc.reached(); n != 0 {
+		if n := acc.Reached(); n != 0 {
 			t.Fatalf("an unsigned request reached Accept/Retry (%d calls)", n)
 		}
 		if n := calls.Load(); n != 0 {
@@ -167,21 +131,17 @@ func FuzzEventsSigned(f *testing.F) {
 		ts := strconv.FormatInt(time.Now().Unix(), 10)
 		req := httptest.NewRequest(http.MethodPost, "/slack/events", bytes.NewReader(body))
 		req.Header.Set("X-Slack-Request-Timestamp", ts)
-		req.Header.Set("X-Slack-Signature", fuzzSign(fuzzSecret, ts, body))
+		req.Header.Set("X-Slack-Signature", slacktest.Signature(fuzzSecret, ts, body))
 		if redelivery {
 			req.Header.Set("X-Slack-Retry-Num", "1")
 		}
-		acc.mu.Lock()
-		before := len(acc.accepted)
-		acc.mu.Unlock()
+		acc.Reset()
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code != http.StatusOK && rec.Code != http.StatusBadRequest {
 			t.Fatalf("signed body answered %d %q, want 200 or 400", rec.Code, rec.Body)
 		}
-		acc.mu.Lock()
-		defer acc.mu.Unlock()
-		for _, m := range acc.accepted[before:] {
+		for _, m := range acc.Accepted() {
 			// Slack always sends channel, ts and event_id; a signed body without them is accepted as it is.
 			if m.Platform != "slack" || m.Redelivery != redelivery {
 				t.Fatalf("accepted a malformed message: %+v", m)

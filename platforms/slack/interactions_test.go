@@ -11,13 +11,19 @@ import (
 	"time"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
+	"github.com/difybot/difybot/platforms/slack/slacktest"
 )
 
 // retryPayload is testdata's block_actions for a Retry click on run id.
-func retryPayload(t *testing.T, id string) []byte {
+func retryPayload(t testing.TB, id string) []byte {
 	t.Helper()
 	return bytes.ReplaceAll(payload(t, "block_actions.json", nil), []byte("RUN_ID"), []byte(id))
 }
+
+// failedMessage is the failure reply whose Retry button block_actions.json clicks.
+var failedMessage = slacktest.Message{Channel: channel, TS: "1763800101.000210", ThreadTS: "1763800100.000200",
+	Text: "The AI workflow failed.\nReference: RUN_ID"}
 
 func TestRetryButton(t *testing.T) {
 	const msgTS = "1763800101.000210"
@@ -36,17 +42,18 @@ func TestRetryButton(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := newFakeSlack(t)
-			acc := &fakeAcceptor{retryErr: tt.retryErr}
+			fs := slacktest.Start(t, slacktest.Options{})
+			fs.AddMessage(failedMessage)
+			acc := &bottest.Inbox{RetryErr: tt.retryErr}
 			w := serve(newAdapter(t, fs, acc).InteractionsHandler(), interactionRequest(retryPayload(t, "run-42")))
 			if w.Code != http.StatusOK {
 				t.Fatalf("status = %d, want 200", w.Code)
 			}
-			if got := acc.retried(); !reflect.DeepEqual(got, []string{"run-42"}) {
+			if got := acc.Retried(); !reflect.DeepEqual(got, []string{"run-42"}) {
 				t.Fatalf("Retry calls = %v, want [run-42]", got)
 			}
 			var texts []string
-			updates := fs.callsTo("chat.update")
+			updates := fs.CallsTo("chat.update")
 			for _, u := range updates {
 				if u.Form.Get("channel") != channel || u.Form.Get("ts") != msgTS {
 					t.Errorf("edited %s/%s, want the message with the button %s/%s", u.Form.Get("channel"), u.Form.Get("ts"), channel, msgTS)
@@ -63,7 +70,7 @@ func TestRetryButton(t *testing.T) {
 			if hasBtn := bytes.Contains([]byte(last), []byte(`"value":"run-42"`)); hasBtn != tt.wantBtn {
 				t.Errorf("last edit blocks = %s; button present = %v, want %v", last, hasBtn, tt.wantBtn)
 			}
-			eph := fs.callsTo("chat.postEphemeral")
+			eph := fs.CallsTo("chat.postEphemeral")
 			if (len(eph) == 1) != tt.ephemeral {
 				t.Errorf("%d ephemeral notes, want %v", len(eph), tt.ephemeral)
 			}
@@ -75,8 +82,8 @@ func TestRetryButton(t *testing.T) {
 }
 
 func TestOtherInteractionsAreAcknowledged(t *testing.T) {
-	fs := newFakeSlack(t)
-	acc := &fakeAcceptor{}
+	fs := slacktest.Start(t, slacktest.Options{})
+	acc := &bottest.Inbox{}
 	h := newAdapter(t, fs, acc).InteractionsHandler()
 	other := edited(t, retryPayload(t, "run-42"), func(p map[string]any) {
 		p["actions"].([]any)[0].(map[string]any)["action_id"] = "someone_elses_button"
@@ -87,17 +94,17 @@ func TestOtherInteractionsAreAcknowledged(t *testing.T) {
 			t.Fatalf("status = %d, want 200", w.Code)
 		}
 	}
-	if len(acc.retried()) != 0 || len(fs.writes()) != 0 {
-		t.Errorf("%d retries and %d Slack writes, want none", len(acc.retried()), len(fs.writes()))
+	if len(acc.Retried()) != 0 || len(fs.Writes()) != 0 {
+		t.Errorf("%d retries and %d Slack writes, want none", len(acc.Retried()), len(fs.Writes()))
 	}
 }
 
 func TestInteractionWithoutPayloadIsBadRequest(t *testing.T) {
-	fs := newFakeSlack(t)
+	fs := slacktest.Start(t, slacktest.Options{})
 	body := []byte("foo=bar")
 	r := httptest.NewRequest(http.MethodPost, "/slack/interactions", bytes.NewReader(body))
-	sign(r.Header, secret, time.Now(), body)
-	if w := serve(newAdapter(t, fs, &fakeAcceptor{}).InteractionsHandler(), r); w.Code != http.StatusBadRequest {
+	slacktest.Sign(r.Header, secret, time.Now(), body)
+	if w := serve(newAdapter(t, fs, &bottest.Inbox{}).InteractionsHandler(), r); w.Code != http.StatusBadRequest {
 		t.Fatalf("status = %d, want 400", w.Code)
 	}
 }

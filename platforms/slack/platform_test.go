@@ -15,18 +15,20 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
 	slackadapter "github.com/difybot/difybot/platforms/slack"
+	"github.com/difybot/difybot/platforms/slack/slacktest"
 )
 
 // thread is the message every platform test answers: a mention in a channel.
 var thread = bot.Message{Platform: "slack", EventID: "Ev07KX3C1D4E", ChatID: channel, ThreadID: "1763800100.000200", UserID: person}
 
 func TestOpenFileStreamsWithBotToken(t *testing.T) {
-	fs := newFakeSlack(t)
-	img := pngBytes(t)
-	fs.addFile("F07KX2B9M4Q", &fakeFile{name: "photo.png", mime: "image/png", body: img})
-	a := newAdapter(t, fs, &fakeAcceptor{})
-	f := bot.File{ID: "F07KX2B9M4Q", Name: "photo.png", MIMEType: "image/png", Size: int64(len(img)), URL: fs.fileURL("F07KX2B9M4Q", "photo.png")}
+	fs := slacktest.Start(t, slacktest.Options{})
+	img := bottest.PNG(t, 2, 2)
+	fs.AddFile("F07KX2B9M4Q", slacktest.File{Name: "photo.png", Mimetype: "image/png", Body: img})
+	a := newAdapter(t, fs, &bottest.Inbox{})
+	f := bot.File{ID: "F07KX2B9M4Q", Name: "photo.png", MIMEType: "image/png", Size: int64(len(img)), URL: fs.FileURL("F07KX2B9M4Q", "photo.png")}
 	rc, err := a.OpenFile(context.Background(), thread, f)
 	if err != nil {
 		t.Fatalf("OpenFile: %v", err)
@@ -36,17 +38,17 @@ func TestOpenFileStreamsWithBotToken(t *testing.T) {
 	if err != nil || !bytes.Equal(got, img) {
 		t.Fatalf("read %d bytes, err %v; want the %d bytes served", len(got), err, len(img))
 	}
-	calls := fs.allCalls()
+	calls := fs.Calls()
 	if len(calls) != 1 || calls[0].Method != "download" || calls[0].Auth != "Bearer "+botToken {
 		t.Fatalf("calls = %+v, want one download with the bot token", calls)
 	}
 }
 
 func TestOpenFileAsksFilesInfoForPartialFiles(t *testing.T) {
-	fs := newFakeSlack(t)
-	img := pngBytes(t)
-	fs.addFile("F07KX6F4G7B", &fakeFile{name: "scan.png", mime: "image/png", body: img})
-	a := newAdapter(t, fs, &fakeAcceptor{})
+	fs := slacktest.Start(t, slacktest.Options{})
+	img := bottest.PNG(t, 2, 2)
+	fs.AddFile("F07KX6F4G7B", slacktest.File{Name: "scan.png", Mimetype: "image/png", Body: img})
+	a := newAdapter(t, fs, &bottest.Inbox{})
 	rc, err := a.OpenFile(context.Background(), thread, bot.File{ID: "F07KX6F4G7B"})
 	if err != nil {
 		t.Fatalf("OpenFile: %v", err)
@@ -57,13 +59,13 @@ func TestOpenFileAsksFilesInfoForPartialFiles(t *testing.T) {
 		t.Fatalf("read %d bytes, err %v; want the %d bytes served", len(got), err, len(img))
 	}
 	var methods []string
-	for _, c := range fs.allCalls() {
+	for _, c := range fs.Calls() {
 		methods = append(methods, c.Method)
 	}
 	if want := []string{"files.info", "download"}; !reflect.DeepEqual(methods, want) {
 		t.Fatalf("calls = %v, want %v", methods, want)
 	}
-	if info := fs.callsTo("files.info")[0]; info.Form.Get("file") != "F07KX6F4G7B" {
+	if info := fs.CallsTo("files.info")[0]; info.Form.Get("file") != "F07KX6F4G7B" {
 		t.Errorf("files.info asked for %q", info.Form.Get("file"))
 	}
 }
@@ -71,29 +73,29 @@ func TestOpenFileAsksFilesInfoForPartialFiles(t *testing.T) {
 func TestOpenFileFailures(t *testing.T) {
 	tests := []struct {
 		name      string
-		file      *fakeFile
-		url       func(fs *fakeSlack) string // "" asks files.info.
+		file      slacktest.File
+		url       func(fs *slacktest.Server) string // "" asks files.info.
 		size      int64
 		failsOn   string // "open" or "read".
 		downloads int
 	}{
-		{name: "files.info without files:read", file: &fakeFile{noScope: true}, url: nil, failsOn: "open"},
-		{name: "download forbidden", file: &fakeFile{name: "a.png", mime: "image/png", status: http.StatusForbidden},
-			url: func(fs *fakeSlack) string { return fs.fileURL("F1", "a.png") }, failsOn: "open", downloads: 1},
-		{name: "download not found", file: &fakeFile{name: "a.png", mime: "image/png", status: http.StatusNotFound},
-			url: func(fs *fakeSlack) string { return fs.fileURL("F1", "a.png") }, failsOn: "open", downloads: 1},
-		{name: "sign-in page instead of the file", file: &fakeFile{name: "a.png", mime: "image/png", signIn: true},
-			url: func(fs *fakeSlack) string { return fs.fileURL("F1", "a.png") }, failsOn: "open", downloads: 2},
-		{name: "token never sent off Slack", file: &fakeFile{name: "a.png", mime: "image/png"},
-			url: func(*fakeSlack) string { return "https://evil.example/files-pri/T0AB12CDE-F1/download/a.png" }, failsOn: "open"},
-		{name: "more bytes than announced", file: &fakeFile{name: "a.png", mime: "image/png", body: bytes.Repeat([]byte("x"), 100)},
-			url: func(fs *fakeSlack) string { return fs.fileURL("F1", "a.png") }, size: 10, failsOn: "read", downloads: 1},
+		{name: "files.info without files:read", file: slacktest.File{NoScope: true}, url: nil, failsOn: "open"},
+		{name: "download forbidden", file: slacktest.File{Name: "a.png", Mimetype: "image/png", Status: http.StatusForbidden},
+			url: func(fs *slacktest.Server) string { return fs.FileURL("F1", "a.png") }, failsOn: "open", downloads: 1},
+		{name: "download not found", file: slacktest.File{Name: "a.png", Mimetype: "image/png", Status: http.StatusNotFound},
+			url: func(fs *slacktest.Server) string { return fs.FileURL("F1", "a.png") }, failsOn: "open", downloads: 1},
+		{name: "sign-in page instead of the file", file: slacktest.File{Name: "a.png", Mimetype: "image/png", SignIn: true},
+			url: func(fs *slacktest.Server) string { return fs.FileURL("F1", "a.png") }, failsOn: "open", downloads: 2},
+		{name: "token never sent off Slack", file: slacktest.File{Name: "a.png", Mimetype: "image/png"},
+			url: func(*slacktest.Server) string { return "https://evil.example/files-pri/T0AB12CDE-F1/download/a.png" }, failsOn: "open"},
+		{name: "more bytes than announced", file: slacktest.File{Name: "a.png", Mimetype: "image/png", Body: bytes.Repeat([]byte("x"), 100)},
+			url: func(fs *slacktest.Server) string { return fs.FileURL("F1", "a.png") }, size: 10, failsOn: "read", downloads: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := newFakeSlack(t)
-			fs.addFile("F1", tt.file)
-			a := newAdapter(t, fs, &fakeAcceptor{})
+			fs := slacktest.Start(t, slacktest.Options{})
+			fs.AddFile("F1", tt.file)
+			a := newAdapter(t, fs, &bottest.Inbox{})
 			f := bot.File{ID: "F1", Size: tt.size}
 			if tt.url != nil {
 				f.URL = tt.url(fs)
@@ -119,7 +121,7 @@ func TestOpenFileFailures(t *testing.T) {
 			if strings.Contains(err.Error(), botToken) {
 				t.Errorf("err leaks the token: %q", err)
 			}
-			if n := len(fs.callsTo("download")); n != tt.downloads {
+			if n := len(fs.CallsTo("download")); n != tt.downloads {
 				t.Errorf("%d download requests, want %d", n, tt.downloads)
 			}
 		})
@@ -127,10 +129,10 @@ func TestOpenFileFailures(t *testing.T) {
 }
 
 func TestProgressShowsOnePlaceholderThenThrottledEdits(t *testing.T) {
-	fs := newFakeSlack(t)
+	fs := slacktest.Start(t, slacktest.Options{})
 	clk := &clock{t: received}
-	a := newAdapter(t, fs, &fakeAcceptor{}, func(c *slackadapter.Config) { c.Now = clk.Now })
-	ctx, st := context.Background(), newState()
+	a := newAdapter(t, fs, &bottest.Inbox{}, func(c *slackadapter.Config) { c.Now = clk.Now })
+	ctx, st := context.Background(), &bottest.State{}
 	progress := func(step, node string, done int) {
 		t.Helper()
 		if err := a.Progress(ctx, thread, bot.Progress{RunID: "run-1", State: st, Step: step, Node: node, Done: done}); err != nil {
@@ -149,7 +151,7 @@ func TestProgressShowsOnePlaceholderThenThrottledEdits(t *testing.T) {
 	clk.Add(30 * time.Second)
 	progress(bot.StepRun, "End", 3) // Dropped: the pipeline's heartbeat on a long node; the message shows it already.
 
-	posts, updates := fs.callsTo("chat.postMessage"), fs.callsTo("chat.update")
+	posts, updates := fs.CallsTo("chat.postMessage"), fs.CallsTo("chat.update")
 	if len(posts) != 1 {
 		t.Fatalf("%d chat.postMessage, want the one placeholder", len(posts))
 	}
@@ -174,33 +176,33 @@ func TestProgressShowsOnePlaceholderThenThrottledEdits(t *testing.T) {
 
 	// A retry after a crash starts again with the same state: it reuses the placeholder.
 	progress("start", "", 0)
-	if n := len(fs.callsTo("chat.postMessage")); n != 1 {
+	if n := len(fs.CallsTo("chat.postMessage")); n != 1 {
 		t.Errorf("%d chat.postMessage after a restart, want still 1", n)
 	}
-	last := fs.callsTo("chat.update")
+	last := fs.CallsTo("chat.update")
 	if u := last[len(last)-1].Form; u.Get("ts") != ts || u.Get("text") != "⏳ Working on it…" {
 		t.Errorf("restart edit = %v, want the placeholder reset", u)
 	}
 }
 
 func TestProgressSkipsWhenRateLimited(t *testing.T) {
-	fs := newFakeSlack(t)
-	a := newAdapter(t, fs, &fakeAcceptor{}, func(c *slackadapter.Config) { c.ProgressEvery = time.Nanosecond })
-	st := newState()
+	fs := slacktest.Start(t, slacktest.Options{})
+	a := newAdapter(t, fs, &bottest.Inbox{}, func(c *slackadapter.Config) { c.ProgressEvery = time.Nanosecond })
+	st := &bottest.State{}
 	ctx := context.Background()
 	if err := a.Progress(ctx, thread, bot.Progress{RunID: "run-1", State: st, Step: "start"}); err != nil {
 		t.Fatal(err)
 	}
-	fs.failWith("chat.update", rateLimited)
+	fs.FailWith("chat.update", slacktest.RateLimited)
 	if err := a.Progress(ctx, thread, bot.Progress{RunID: "run-1", State: st, Step: bot.StepRun, Node: "LLM", Done: 1}); err != nil {
 		t.Fatalf("Progress while rate limited = %v, want nil (skipped)", err)
 	}
 }
 
 func TestReplyReplacesThePlaceholder(t *testing.T) {
-	fs := newFakeSlack(t)
-	a := newAdapter(t, fs, &fakeAcceptor{})
-	ctx, st := context.Background(), newState()
+	fs := slacktest.Start(t, slacktest.Options{})
+	a := newAdapter(t, fs, &bottest.Inbox{})
+	ctx, st := context.Background(), &bottest.State{}
 	if err := a.Progress(ctx, thread, bot.Progress{RunID: "run-1", State: st, Step: "start"}); err != nil {
 		t.Fatal(err)
 	}
@@ -210,10 +212,10 @@ func TestReplyReplacesThePlaceholder(t *testing.T) {
 			t.Fatalf("Reply: %v", err)
 		}
 	}
-	if n := len(fs.callsTo("chat.postMessage")); n != 1 {
+	if n := len(fs.CallsTo("chat.postMessage")); n != 1 {
 		t.Fatalf("%d chat.postMessage, want only the placeholder", n)
 	}
-	updates := fs.callsTo("chat.update")
+	updates := fs.CallsTo("chat.update")
 	if len(updates) != 2 {
 		t.Fatalf("%d chat.update, want 2", len(updates))
 	}
@@ -232,13 +234,13 @@ func TestReplyReplacesThePlaceholder(t *testing.T) {
 }
 
 func TestReplyWithoutPlaceholderPostsInThread(t *testing.T) {
-	fs := newFakeSlack(t)
-	a := newAdapter(t, fs, &fakeAcceptor{})
-	st := newState()
+	fs := slacktest.Start(t, slacktest.Options{})
+	a := newAdapter(t, fs, &bottest.Inbox{})
+	st := &bottest.State{}
 	if err := a.Reply(context.Background(), thread, bot.Reply{Text: "hello", RunID: "run-1", Final: true, State: st}); err != nil {
 		t.Fatal(err)
 	}
-	posts := fs.callsTo("chat.postMessage")
+	posts := fs.CallsTo("chat.postMessage")
 	if len(posts) != 1 || posts[0].Form.Get("thread_ts") != thread.ThreadID || posts[0].Form.Get("text") != "hello" {
 		t.Fatalf("posts = %+v, want one reply in the thread", posts)
 	}
@@ -248,9 +250,9 @@ func TestReplyWithoutPlaceholderPostsInThread(t *testing.T) {
 }
 
 func TestReplySplitsLongAnswers(t *testing.T) {
-	fs := newFakeSlack(t)
-	a := newAdapter(t, fs, &fakeAcceptor{})
-	ctx, st := context.Background(), newState()
+	fs := slacktest.Start(t, slacktest.Options{})
+	a := newAdapter(t, fs, &bottest.Inbox{})
+	ctx, st := context.Background(), &bottest.State{}
 	if err := a.Progress(ctx, thread, bot.Progress{RunID: "run-1", State: st, Step: "start"}); err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +265,7 @@ func TestReplySplitsLongAnswers(t *testing.T) {
 	if err := a.Reply(ctx, thread, r); err != nil {
 		t.Fatal(err)
 	}
-	posts, updates := fs.callsTo("chat.postMessage"), fs.callsTo("chat.update")
+	posts, updates := fs.CallsTo("chat.postMessage"), fs.CallsTo("chat.update")
 	if len(posts) != 3 || len(updates) != 1 {
 		t.Fatalf("%d posts and %d updates, want the placeholder + 2 more parts and 1 update", len(posts), len(updates))
 	}
@@ -285,17 +287,17 @@ func TestReplySplitsLongAnswers(t *testing.T) {
 		}
 	}
 	if st.Get("slack_ts_2") == "" || st.Get("slack_ts_3") == "" {
-		t.Fatalf("state = %v, want every part's ts", st.m)
+		t.Fatalf("state = %v, want every part's ts", st.Map())
 	}
 
 	// Delivered again (a crash after posting): only edits, no new posts.
 	if err := a.Reply(ctx, thread, r); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(fs.callsTo("chat.postMessage")); n != 3 {
+	if n := len(fs.CallsTo("chat.postMessage")); n != 3 {
 		t.Errorf("%d chat.postMessage after the repeat, want still 3", n)
 	}
-	updates = fs.callsTo("chat.update")[1:]
+	updates = fs.CallsTo("chat.update")[1:]
 	var edited []string
 	for _, u := range updates {
 		edited = append(edited, u.Form.Get("ts"))
@@ -308,16 +310,16 @@ func TestReplySplitsLongAnswers(t *testing.T) {
 	if err := a.Reply(ctx, thread, bot.Reply{Text: "short", RunID: "run-1", Final: true, State: st}); err != nil {
 		t.Fatal(err)
 	}
-	deletes := fs.callsTo("chat.delete")
+	deletes := fs.CallsTo("chat.delete")
 	if len(deletes) != 2 || st.Get("slack_ts_2") != "" || st.Get("slack_ts_3") != "" {
-		t.Errorf("%d chat.delete, state %v; want the 2 extra parts deleted and forgotten", len(deletes), st.m)
+		t.Errorf("%d chat.delete, state %v; want the 2 extra parts deleted and forgotten", len(deletes), st.Map())
 	}
 }
 
 func TestReplyFailureHasRetryButton(t *testing.T) {
-	fs := newFakeSlack(t)
-	a := newAdapter(t, fs, &fakeAcceptor{})
-	ctx, st := context.Background(), newState()
+	fs := slacktest.Start(t, slacktest.Options{})
+	a := newAdapter(t, fs, &bottest.Inbox{})
+	ctx, st := context.Background(), &bottest.State{}
 	if err := a.Progress(ctx, thread, bot.Progress{RunID: "run-7", State: st, Step: "start"}); err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +328,7 @@ func TestReplyFailureHasRetryButton(t *testing.T) {
 	if err := a.Reply(ctx, thread, bot.Reply{Text: text, Diagnosis: &d, RunID: "run-7", Final: true, State: st}); err != nil {
 		t.Fatal(err)
 	}
-	updates := fs.callsTo("chat.update")
+	updates := fs.CallsTo("chat.update")
 	if len(updates) != 1 {
 		t.Fatalf("%d chat.update, want 1", len(updates))
 	}
@@ -342,17 +344,17 @@ func TestReplyFailureHasRetryButton(t *testing.T) {
 	}
 
 	// An interim notice (the breaker holds the run) has a diagnosis but no button: the run is still queued.
-	st2 := newState()
+	st2 := &bottest.State{}
 	if err := a.Reply(ctx, thread, bot.Reply{Text: "delayed", Diagnosis: &bot.Diagnosis{Code: bot.CodeBreakerOpen}, RunID: "run-8", State: st2}); err != nil {
 		t.Fatal(err)
 	}
-	posts := fs.callsTo("chat.postMessage")
+	posts := fs.CallsTo("chat.postMessage")
 	if b := posts[len(posts)-1].Form.Get("blocks"); b != "" {
 		t.Errorf("interim notice blocks = %q, want none", b)
 	}
 }
 
-func jsonString(t *testing.T, s string) string {
+func jsonString(t testing.TB, s string) string {
 	t.Helper()
 	var b strings.Builder
 	b.WriteByte('"')
@@ -371,10 +373,10 @@ func jsonString(t *testing.T, s string) string {
 }
 
 func TestReplyRateLimitedReturnsTheError(t *testing.T) {
-	fs := newFakeSlack(t)
-	fs.failWith("chat.postMessage", rateLimited)
-	a := newAdapter(t, fs, &fakeAcceptor{})
-	err := a.Reply(context.Background(), thread, bot.Reply{Text: "x", RunID: "run-1", Final: true, State: newState()})
+	fs := slacktest.Start(t, slacktest.Options{})
+	fs.FailWith("chat.postMessage", slacktest.RateLimited)
+	a := newAdapter(t, fs, &bottest.Inbox{})
+	err := a.Reply(context.Background(), thread, bot.Reply{Text: "x", RunID: "run-1", Final: true, State: &bottest.State{}})
 	var rl *slack.RateLimitedError
 	if !errors.As(err, &rl) {
 		t.Fatalf("err = %v, want a *slack.RateLimitedError for the queue to retry", err)
@@ -382,18 +384,14 @@ func TestReplyRateLimitedReturnsTheError(t *testing.T) {
 }
 
 func TestReplyPostsAgainWhenThePlaceholderWasDeleted(t *testing.T) {
-	fs := newFakeSlack(t)
-	a := newAdapter(t, fs, &fakeAcceptor{})
-	st := newState()
-	st.m["slack_ts"] = "1763800101.000210"
-	fs.failWith("chat.update", func(w http.ResponseWriter) bool {
-		writeJSON(w, map[string]any{"ok": false, "error": "message_not_found"})
-		return true
-	})
+	fs := slacktest.Start(t, slacktest.Options{})
+	a := newAdapter(t, fs, &bottest.Inbox{})
+	st := bottest.NewState(map[string]string{"slack_ts": "1763800101.000210"})
+	fs.FailWith("chat.update", slacktest.Refuse("message_not_found"))
 	if err := a.Reply(context.Background(), thread, bot.Reply{Text: "answer", RunID: "run-1", Final: true, State: st}); err != nil {
 		t.Fatal(err)
 	}
-	posts := fs.callsTo("chat.postMessage")
+	posts := fs.CallsTo("chat.postMessage")
 	if len(posts) != 1 || st.Get("slack_ts") == "1763800101.000210" {
 		t.Fatalf("%d posts, slack_ts %q; want a new message and its ts stored", len(posts), st.Get("slack_ts"))
 	}

@@ -18,11 +18,13 @@ import (
 	"github.com/slack-go/slack/socketmode"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
 	slackadapter "github.com/difybot/difybot/platforms/slack"
+	"github.com/difybot/difybot/platforms/slack/slacktest"
 )
 
 // socketEvent wraps a testdata payload the way socketmode.Client delivers it.
-func socketEvent(t *testing.T, name string, retryAttempt int) socketmode.Event {
+func socketEvent(t testing.TB, name string, retryAttempt int) socketmode.Event {
 	t.Helper()
 	raw := payload(t, name, nil)
 	ev, err := slackevents.ParseEvent(json.RawMessage(raw), slackevents.OptionNoVerifyToken())
@@ -73,15 +75,15 @@ func TestSocketModeAcksOnlyAfterAccept(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := newFakeSlack(t)
+			fs := slacktest.Start(t, slacktest.Options{})
 			var o order
-			acc := &fakeAcceptor{err: tt.acceptErr, onAccept: func(m bot.Message) { o.add("accept " + m.EventID) }}
+			acc := &bottest.Inbox{Err: tt.acceptErr, OnAccept: func(m bot.Message) { o.add("accept " + m.EventID) }}
 			a := newAdapter(t, fs, acc)
 			a.HandleSocketEvent(context.Background(), tt.evt(t), func(id string) error { o.add("ack " + id); return nil })
 			if got := o.get(); !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("events = %q, want %q", got, tt.want)
 			}
-			if msgs := acc.accepted(); len(msgs) > 0 && msgs[0].Redelivery != tt.redelivery {
+			if msgs := acc.Given(); len(msgs) > 0 && msgs[0].Redelivery != tt.redelivery {
 				t.Errorf("Redelivery = %v, want %v", msgs[0].Redelivery, tt.redelivery)
 			}
 		})
@@ -89,8 +91,9 @@ func TestSocketModeAcksOnlyAfterAccept(t *testing.T) {
 }
 
 func TestSocketModeRetryButton(t *testing.T) {
-	fs := newFakeSlack(t)
-	acc := &fakeAcceptor{}
+	fs := slacktest.Start(t, slacktest.Options{})
+	fs.AddMessage(failedMessage)
+	acc := &bottest.Inbox{}
 	a := newAdapter(t, fs, acc)
 	var ic slack.InteractionCallback
 	if err := json.Unmarshal(retryPayload(t, "run-9"), &ic); err != nil {
@@ -99,20 +102,20 @@ func TestSocketModeRetryButton(t *testing.T) {
 	var acks []string
 	a.HandleSocketEvent(context.Background(), socketmode.Event{Type: socketmode.EventTypeInteractive, Data: ic,
 		Request: &socketmode.Request{Type: "interactive", EnvelopeID: "env-int"}}, func(id string) error { acks = append(acks, id); return nil })
-	if got := acc.retried(); !reflect.DeepEqual(got, []string{"run-9"}) {
+	if got := acc.Retried(); !reflect.DeepEqual(got, []string{"run-9"}) {
 		t.Fatalf("Retry calls = %v, want [run-9]", got)
 	}
 	if !reflect.DeepEqual(acks, []string{"env-int"}) {
 		t.Errorf("acks = %v, want [env-int]", acks)
 	}
-	if u := fs.callsTo("chat.update"); len(u) != 1 || u[0].Form.Get("text") != "🔁 Retrying…" {
+	if u := fs.CallsTo("chat.update"); len(u) != 1 || u[0].Form.Get("text") != "🔁 Retrying…" {
 		t.Errorf("updates = %+v, want the Retrying edit", u)
 	}
 }
 
 // A Socket Mode server speaking Slack's envelopes: hello, one events_api envelope, then it waits for the ack.
 func TestRunSocketMode(t *testing.T) {
-	fs := newFakeSlack(t)
+	fs := slacktest.Start(t, slacktest.Options{})
 	acks := make(chan string, 1)
 	upgrader := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }} // Slack's client sends Origin: https://api.slack.com.
 	ws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -146,11 +149,9 @@ func TestRunSocketMode(t *testing.T) {
 		}
 	}))
 	t.Cleanup(ws.Close)
-	fs.mu.Lock()
-	fs.socketURL = "ws" + strings.TrimPrefix(ws.URL, "http")
-	fs.mu.Unlock()
+	fs.SetSocketURL("ws" + strings.TrimPrefix(ws.URL, "http"))
 
-	acc := &fakeAcceptor{}
+	acc := &bottest.Inbox{}
 	a := newAdapter(t, fs, acc, func(c *slackadapter.Config) { c.SigningSecret, c.AppToken = "", "xapp-1-A0AB12CDE-1234-abcd" })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -164,10 +165,10 @@ func TestRunSocketMode(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the envelope was never acknowledged")
 	}
-	if msgs := acc.accepted(); len(msgs) != 1 || msgs[0].EventID != "Ev07KX4D2E5F" {
+	if msgs := acc.Accepted(); len(msgs) != 1 || msgs[0].EventID != "Ev07KX4D2E5F" {
 		t.Errorf("accepted %+v, want the DM's event before the ack", msgs)
 	}
-	if open := fs.callsTo("apps.connections.open"); len(open) != 1 || open[0].Auth != "Bearer xapp-1-A0AB12CDE-1234-abcd" {
+	if open := fs.CallsTo("apps.connections.open"); len(open) != 1 || open[0].Auth != "Bearer xapp-1-A0AB12CDE-1234-abcd" {
 		t.Errorf("apps.connections.open calls = %+v, want one with the app token", open)
 	}
 	cancel()
@@ -182,8 +183,8 @@ func TestRunSocketMode(t *testing.T) {
 }
 
 func TestRunSocketModeNeedsAppToken(t *testing.T) {
-	fs := newFakeSlack(t)
-	if err := newAdapter(t, fs, &fakeAcceptor{}).RunSocketMode(context.Background()); err == nil {
+	fs := slacktest.Start(t, slacktest.Options{})
+	if err := newAdapter(t, fs, &bottest.Inbox{}).RunSocketMode(context.Background()); err == nil {
 		t.Fatal("RunSocketMode without AppToken succeeded")
 	}
 }

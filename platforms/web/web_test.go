@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"image"
-	"image/png"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/bottest"
 	"github.com/difybot/difybot/bot/store"
 	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/dify/difytest"
@@ -24,7 +23,7 @@ import (
 )
 
 // newChat wires the chat to the real pipeline: a SQLite store working the queue and the simulated Dify.
-func newChat(t *testing.T, token string) (*httptest.Server, *difytest.Server) {
+func newChat(t testing.TB, token string) (*httptest.Server, *difytest.Server) {
 	t.Helper()
 	ctx := context.Background()
 	sim := difytest.NewServer(difytest.Options{PingEvery: 5 * time.Millisecond, Latency: 5 * time.Millisecond})
@@ -63,7 +62,7 @@ func newChat(t *testing.T, token string) (*httptest.Server, *difytest.Server) {
 	return srv, sim
 }
 
-func form(t *testing.T, fields map[string]string, img []byte) (*bytes.Buffer, string) {
+func form(t testing.TB, fields map[string]string, img []byte) (*bytes.Buffer, string) {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -78,15 +77,7 @@ func form(t *testing.T, fields map[string]string, img []byte) (*bytes.Buffer, st
 	return &buf, mw.FormDataContentType()
 }
 
-func pngOf(t *testing.T, w, h int) []byte {
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, image.NewGray(image.Rect(0, 0, w, h))); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-func post(t *testing.T, srv *httptest.Server, token string, fields map[string]string, img []byte) (int, map[string]any) {
+func post(t testing.TB, srv *httptest.Server, token string, fields map[string]string, img []byte) (int, map[string]any) {
 	t.Helper()
 	body, ctype := form(t, fields, img)
 	req, _ := http.NewRequest("POST", srv.URL+"/api/messages", body)
@@ -105,7 +96,7 @@ func post(t *testing.T, srv *httptest.Server, token string, fields map[string]st
 }
 
 // follow reads the run's events until the final reply.
-func follow(t *testing.T, srv *httptest.Server, token, runID string) []web.Event {
+func follow(t testing.TB, srv *httptest.Server, token, runID string) []web.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -135,7 +126,7 @@ func follow(t *testing.T, srv *httptest.Server, token, runID string) []web.Event
 func TestImageMessageGetsProgressAndAnswer(t *testing.T) {
 	srv, sim := newChat(t, "")
 	id := web.NewID()
-	status, out := post(t, srv, "", map[string]string{"id": id, "session": "session-1", "text": "what is this?"}, pngOf(t, 40, 30))
+	status, out := post(t, srv, "", map[string]string{"id": id, "session": "session-1", "text": "what is this?"}, bottest.PNG(t, 40, 30))
 	if status != http.StatusAccepted || out["run_id"] == "" {
 		t.Fatalf("post: %d %v", status, out)
 	}
@@ -157,7 +148,7 @@ func TestImageMessageGetsProgressAndAnswer(t *testing.T) {
 		t.Errorf("no node progress before the answer: %+v", evs)
 	}
 	// The page retries a send with the same id: it is the same run, answered once.
-	status, again := post(t, srv, "", map[string]string{"id": id, "session": "session-1", "text": "what is this?"}, pngOf(t, 40, 30))
+	status, again := post(t, srv, "", map[string]string{"id": id, "session": "session-1", "text": "what is this?"}, bottest.PNG(t, 40, 30))
 	if status != http.StatusAccepted || again["run_id"] != out["run_id"] || again["duplicate"] != true {
 		t.Errorf("second post: %d %v", status, again)
 	}

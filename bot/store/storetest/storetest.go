@@ -25,11 +25,11 @@ const DefaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 type DB struct {
 	Name   string
 	Config store.Config
-	Exec   func(t *testing.T, query string)
+	Exec   func(t testing.TB, query string)
 }
 
 // Open opens a store on d, closed at cleanup. edit adjusts the config.
-func (d DB) Open(t *testing.T, edit ...func(*store.Config)) *store.Store {
+func (d DB) Open(t testing.TB, edit ...func(*store.Config)) *store.Store {
 	t.Helper()
 	cfg := d.Config
 	for _, e := range edit {
@@ -61,11 +61,12 @@ func base() store.Config {
 }
 
 // SQLite is a fresh database file in a temp dir.
-func SQLite(t *testing.T) DB {
+func SQLite(t testing.TB) DB {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "data", "difybot.db")
 	cfg := base()
 	cfg.SQLitePath = path
-	return DB{Name: "sqlite", Config: cfg, Exec: func(t *testing.T, query string) {
+	return DB{Name: "sqlite", Config: cfg, Exec: func(t testing.TB, query string) {
 		t.Helper()
 		db, err := openSQLite(path)
 		if err != nil {
@@ -85,7 +86,7 @@ var (
 )
 
 // PostgresURL returns the test database's URL, or skips the test when it is unreachable.
-func PostgresURL(t *testing.T) string {
+func PostgresURL(t testing.TB) string {
 	t.Helper()
 	pgOnce.Do(func() {
 		pgURL = os.Getenv("DIFYBOT_TEST_POSTGRES")
@@ -107,7 +108,8 @@ func PostgresURL(t *testing.T) string {
 }
 
 // Schema returns a new schema name, dropped at cleanup, so tests can share one database in parallel.
-func Schema(t *testing.T, url string) string {
+func Schema(t testing.TB, url string) string {
+	t.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema := "difybot_test_" + hex.EncodeToString(b[:])
@@ -127,7 +129,8 @@ func Schema(t *testing.T, url string) string {
 
 // Database creates a database of its own on the test server, dropped at cleanup, and returns its URL: for
 // processes that take only a DATABASE_URL.
-func Database(t *testing.T) string {
+func Database(t testing.TB) string {
+	t.Helper()
 	url := PostgresURL(t)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
@@ -160,12 +163,13 @@ func Database(t *testing.T) string {
 }
 
 // Postgres is a fresh schema in the test database.
-func Postgres(t *testing.T) DB {
+func Postgres(t testing.TB) DB {
+	t.Helper()
 	url := PostgresURL(t)
 	schema := Schema(t, url)
 	cfg := base()
 	cfg.DatabaseURL, cfg.Schema = url, schema
-	return DB{Name: "postgres", Config: cfg, Exec: func(t *testing.T, query string) {
+	return DB{Name: "postgres", Config: cfg, Exec: func(t testing.TB, query string) {
 		t.Helper()
 		c, err := pgx.Connect(context.Background(), url)
 		if err != nil {

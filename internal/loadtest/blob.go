@@ -1,4 +1,4 @@
-package harness
+package loadtest
 
 import (
 	"bytes"
@@ -73,5 +73,3 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -1,4 +1,4 @@
-package harness
+package loadtest
 
 import (
 	"bytes"
@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/difybot/difybot/dify/difytest"
+	"github.com/difybot/difybot/platforms/line/linetest"
+	"github.com/difybot/difybot/platforms/slack/slacktest"
 )
 
 // RigConfig is one complete setup: simulator, fake platforms and difybot serve.
@@ -32,9 +34,8 @@ type RigConfig struct {
 // Rig is a running setup. Each message it makes is its own conversation: a Slack DM channel or a LINE user
 // of its own, and so a Dify user of its own.
 type Rig struct {
+	*Fakes
 	Sim   *Sim
-	Slack *FakeSlack
-	LINE  *FakeLINE
 	Serve *Serve
 	Cfg   RigConfig
 
@@ -46,8 +47,8 @@ type Rig struct {
 func NewRig(ctx context.Context, cfg RigConfig) (*Rig, error) {
 	var b [3]byte
 	rand.Read(b[:])
-	r := &Rig{Cfg: cfg, Sim: NewSim(cfg.Sim), Slack: NewFakeSlack(), LINE: NewFakeLINE(), tag: strings.ToUpper(hex.EncodeToString(b[:]))}
-	env := PlatformEnv(r.Slack.URL(), r.LINE.URL())
+	r := &Rig{Cfg: cfg, Sim: NewSim(cfg.Sim), Fakes: NewFakes(), tag: strings.ToUpper(hex.EncodeToString(b[:]))}
+	env := r.Env()
 	env["DIFY_BASE_URL"], env["DIFY_API_KEY"] = r.Sim.URL(), "app-test"
 	env["DATA_DIR"] = filepath.Join(cfg.Dir, "data")
 	if cfg.DatabaseURL != "" {
@@ -74,8 +75,7 @@ func (r *Rig) Close() {
 		r.Serve.Kill()
 	}
 	r.Sim.Close()
-	r.Slack.Close()
-	r.LINE.Close()
+	r.Fakes.Close()
 }
 
 // Msg is one message to difybot: its conversation, its Dify user, and how to build its delivery.
@@ -101,39 +101,36 @@ func (r *Rig) Message(platform, text string, blob *Blob) Msg {
 	id := fmt.Sprintf("%s%07d", r.tag, i)
 	switch platform {
 	case "slack":
-		sm := SlackMessage{EventID: "Ev" + id, Channel: "D" + id, User: "U" + id, Text: text,
+		sm := slacktest.DM{EventID: "Ev" + id, Channel: "D" + id, User: "U" + id, Text: text,
 			TS: fmt.Sprintf("%d.%06d", time.Now().Unix(), i%1000000)}
 		if blob != nil {
-			sm.Files = []SlackFile{r.Slack.AddFile("F"+id, "photo-"+id+".png", *blob)}
+			sm.Files = []slacktest.SharedFile{r.AddSlackFile("F"+id, "photo-"+id+".png", *blob)}
 		}
 		body := sm.Body()
 		return Msg{I: i, Platform: platform, EventID: sm.EventID, Conv: sm.Channel, DifyUser: "slack-" + sm.User,
 			body: func(bool) []byte { return body },
-			req:  SlackRequest}
+			req: func(base string, body []byte, retry int) (*http.Request, error) {
+				return slacktest.EventsRequest(base, SlackSigningSecret, body, retry)
+			}}
 	case "line":
-		lm := LINEMessage{EventID: "01" + id, UserID: "U" + strings.ToLower(id), ReplyToken: "rt" + id, Text: text,
+		lm := linetest.Message{EventID: "01" + id, UserID: "U" + strings.ToLower(id), ReplyToken: "rt" + id, Text: text,
 			Timestamp: time.Now()}
 		if blob != nil {
 			lm.ImageID = fmt.Sprintf("%d", 500000000000000000+int64(i))
-			r.LINE.AddContent(lm.ImageID, *blob)
+			r.AddLINEContent(lm.ImageID, *blob)
 		}
-		r.LINE.Expect(lm.ReplyToken, lm.UserID)
+		r.LINE.IssueToken(lm.ReplyToken, lm.UserID)
 		return Msg{I: i, Platform: platform, EventID: lm.EventID, Conv: lm.UserID, DifyUser: "line-" + lm.UserID,
 			body: func(redelivery bool) []byte {
 				m := lm
 				m.Redelivery = redelivery
 				return m.Body()
 			},
-			req: func(base string, body []byte, _ int) (*http.Request, error) { return LINERequest(base, body) }}
+			req: func(base string, body []byte, _ int) (*http.Request, error) {
+				return linetest.WebhookRequest(base, LINEChannelSecret, body)
+			}}
 	}
-	panic("harness: unknown platform " + platform)
-}
-
-// Conversations returns what every conversation on both platforms got, by conversation key.
-func (r *Rig) Conversations() map[string]Conv {
-	out := r.Slack.Conversations()
-	maps.Copy(out, r.LINE.Conversations())
-	return out
+	panic("loadtest: unknown platform " + platform)
 }
 
 // Deliver sends m until difybot acknowledges it (2xx) or refuses it for good (4xx), redelivering after a

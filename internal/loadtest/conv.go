@@ -1,12 +1,15 @@
-package harness
+package loadtest
 
 import (
 	"html"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/platforms/line/linetest"
+	"github.com/difybot/difybot/platforms/slack/slacktest"
 )
 
 // Kind is what a message the bot sent is, read from its text.
@@ -81,7 +84,7 @@ type Conv struct {
 	Calls       int
 }
 
-// convs is the conversations of a fake, keyed by Slack channel or LINE chat.
+// convs is the conversations of a fake, keyed by Slack channel or LINE chat, counted from its calls.
 type convs struct {
 	mu sync.Mutex
 	m  map[string]*Conv
@@ -150,4 +153,38 @@ func (c *convs) snapshot() map[string]Conv {
 		out[k] = *v
 	}
 	return out
+}
+
+// slackCall counts a call the fake Slack answered: a message posted or edited is delivered, but not visible
+// (Conversations counts what the channel shows), and every write is time spent for its channel.
+func (c *convs) slackCall(call slacktest.Call) {
+	switch call.Method {
+	case "chat.postMessage", "chat.update", "chat.delete":
+	default:
+		return
+	}
+	if call.Error == "invalid_auth" {
+		return
+	}
+	ch := call.Form.Get("channel")
+	if call.OK && call.Method != "chat.delete" {
+		c.delivered(ch, call.Form.Get("text"), call.At, false)
+	}
+	c.busy(ch, call.Took)
+}
+
+// lineCall counts a call the fake LINE answered: every message of an accepted reply or push is delivered and
+// visible; a push refused for its retry key (409) delivered nothing but took time.
+func (c *convs) lineCall(call linetest.Call) {
+	switch {
+	case call.Path == linetest.PathLoading:
+	case (call.Path == linetest.PathReply || call.Path == linetest.PathPush) && call.Status == http.StatusOK:
+		for _, m := range call.Messages {
+			c.delivered(call.To, m.Text, call.At, true)
+		}
+	case call.Path == linetest.PathPush && call.Status == http.StatusConflict:
+	default:
+		return
+	}
+	c.busy(call.To, call.Took)
 }

@@ -1,4 +1,4 @@
-package harness
+package loadtest
 
 import (
 	"context"

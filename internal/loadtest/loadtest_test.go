@@ -1,7 +1,6 @@
-package harness
+package loadtest
 
 import (
-	"bytes"
 	"fmt"
 	"image"
 	_ "image/png"
@@ -11,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/line/line-bot-sdk-go/v8/linebot/webhook"
-	"github.com/slack-go/slack"
-
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/platforms/slack/slacktest"
 )
 
 func TestClassifyKnowsEveryBotText(t *testing.T) {
@@ -86,43 +83,12 @@ func TestBlobIsWhatItClaims(t *testing.T) {
 	}
 }
 
-func TestSignaturesVerifyWithThePlatformsSDKs(t *testing.T) {
-	body := SlackMessage{EventID: "Ev1", Channel: "D1", User: "U1", Text: "hi", TS: "1.2"}.Body()
-	sv, err := slack.NewSecretsVerifier(SignSlack(SlackSigningSecret, time.Now(), body), SlackSigningSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sv.Write(body)
-	if err := sv.Ensure(); err != nil {
-		t.Errorf("slack-go rejects the signature: %v", err)
-	}
-	lb := LINEMessage{EventID: "01", UserID: "U1", ReplyToken: "rt", Text: "hi"}.Body()
-	if !webhook.ValidateSignature(LINEChannelSecret, SignLINE(LINEChannelSecret, lb), lb) {
-		t.Error("the LINE SDK rejects the signature")
-	}
-	cb, err := webhook.ParseRequest(LINEChannelSecret, signedLINE(t, lb))
-	if err != nil || len(cb.Events) != 1 {
-		t.Fatalf("the LINE SDK cannot parse the body: %v", err)
-	}
-	if _, ok := cb.Events[0].(webhook.MessageEvent); !ok {
-		t.Errorf("event is %T", cb.Events[0])
-	}
-}
-
-func signedLINE(t *testing.T, body []byte) *http.Request {
-	req, err := LINERequest("http://127.0.0.1", body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return req
-}
-
-func TestFakeLINEDeliversEachRetryKeyOnce(t *testing.T) {
-	f := NewFakeLINE()
+func TestFakesCountWhatEachLINEChatGot(t *testing.T) {
+	f := NewFakes()
 	defer f.Close()
-	f.Expect("rt1", "Ua")
+	f.LINE.IssueToken("rt1", "Ua")
 	call := func(path, key, body string) int {
-		req, _ := http.NewRequest(http.MethodPost, f.URL()+path, strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, f.LINE.URL()+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+LINEChannelToken)
 		req.Header.Set("Content-Type", "application/json")
 		if key != "" {
@@ -135,12 +101,13 @@ func TestFakeLINEDeliversEachRetryKeyOnce(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode
 	}
+	const key = "5f0e9c2a-3b1d-4e6f-8a7b-9c0d1e2f3a4b"
 	answer := `"messages":[{"type":"text","text":"Received a PNG image."}]`
 	got := []int{
 		call("/v2/bot/message/reply", "", `{"replyToken":"rt1",`+answer+`}`),
 		call("/v2/bot/message/reply", "", `{"replyToken":"rt1",`+answer+`}`), // Used.
-		call("/v2/bot/message/push", "k1", `{"to":"Ua",`+answer+`}`),
-		call("/v2/bot/message/push", "k1", `{"to":"Ua",`+answer+`}`), // Same key.
+		call("/v2/bot/message/push", key, `{"to":"Ua",`+answer+`}`),
+		call("/v2/bot/message/push", key, `{"to":"Ua",`+answer+`}`), // Same key.
 	}
 	if fmt.Sprint(got) != "[200 400 200 409]" {
 		t.Errorf("statuses %v, want [200 400 200 409]", got)
@@ -150,11 +117,11 @@ func TestFakeLINEDeliversEachRetryKeyOnce(t *testing.T) {
 	}
 }
 
-func TestFakeSlackCountsWhatAChannelShows(t *testing.T) {
-	f := NewFakeSlack()
+func TestFakesCountWhatASlackChannelShows(t *testing.T) {
+	f := NewFakes()
 	defer f.Close()
 	call := func(method string, form string) string {
-		req, _ := http.NewRequest(http.MethodPost, f.URL()+method, strings.NewReader(form))
+		req, _ := http.NewRequest(http.MethodPost, f.Slack.URL()+method, strings.NewReader(form))
 		req.Header.Set("Authorization", "Bearer "+SlackBotToken)
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		res, err := http.DefaultClient.Do(req)
@@ -178,7 +145,7 @@ func TestFakeSlackCountsWhatAChannelShows(t *testing.T) {
 	if c := convs["D2"]; c.Finals != 0 || c.Working != 1 {
 		t.Errorf("D2 %+v, want a placeholder left", c)
 	}
-	if !bytes.Contains([]byte(call("auth.test", "")), []byte(SlackBotUser)) {
+	if !strings.Contains(call("auth.test", ""), slacktest.BotUserID) {
 		t.Error("auth.test does not name the bot")
 	}
 }
