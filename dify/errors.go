@@ -15,6 +15,12 @@ var (
 	ErrBreakerOpen = errors.New("dify: circuit breaker open")
 	// ErrMaintenance means an operator forced the breaker open and the call was not made.
 	ErrMaintenance = errors.New("dify: circuit breaker forced open (maintenance)")
+
+	// ErrConversationGone matches, with errors.Is, an *APIError saying the chat's conversation_id cannot be used
+	// any more: 404 not_found "Conversation Not Exists." (deleted, another user's, another app's, or never known)
+	// or 400 conversation_completed. Dify checks it before anything runs, so the message certainly did not start:
+	// send it again once without the conversation id. The client never resends it by itself.
+	ErrConversationGone = errors.New("dify: the conversation no longer exists")
 )
 
 // APIError is a non-2xx answer from Dify or from whatever sits in front of it.
@@ -62,6 +68,16 @@ func (e *APIError) Error() string {
 
 // IsDify reports whether the error came in Dify's own JSON envelope rather than from a proxy.
 func (e *APIError) IsDify() bool { return e.Code != "" }
+
+// Is lets errors.Is match ErrConversationGone on an *APIError.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrConversationGone:
+		return e.Code == "conversation_completed" ||
+			e.Code == "not_found" && strings.HasPrefix(strings.TrimSpace(e.Message), "Conversation Not Exists")
+	}
+	return false
+}
 
 // IsHTML reports whether the body was an HTML page, which means a proxy or the web frontend answered.
 func (e *APIError) IsHTML() bool {
