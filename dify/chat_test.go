@@ -187,6 +187,39 @@ func TestConversationGone(t *testing.T) {
 	}
 }
 
+func TestPlanLimitIsNeverRetried(t *testing.T) {
+	for _, scenario := range []string{"plan_limit", "daily_limit"} {
+		t.Run(scenario, func(t *testing.T) {
+			sim := newSim(t, difytest.Options{Scenario: scenario})
+			c := newTestClient(t, sim.URL())
+			_, err := c.RunWorkflow(context.Background(), RunRequest{User: "u", Inputs: map[string]any{"query": "hi"}})
+			var ae *APIError
+			if !errors.Is(err, ErrPlanLimit) || !errors.As(err, &ae) || ae.Status != 429 || ae.Code != "rate_limit_error" {
+				t.Fatalf("err = %v, want 429 rate_limit_error matching ErrPlanLimit", err)
+			}
+			if IsOutage(err) || !NotStarted(err) || notStarted(err) || canRepeat(err) {
+				t.Errorf("outage %v, NotStarted %v, resent %v, repeated %v; want false, true, false, false",
+					IsOutage(err), NotStarted(err), notStarted(err), canRepeat(err))
+			}
+			if n := sim.Calls(difytest.RouteRun); n != 1 || sim.Started() != 0 {
+				t.Errorf("workflows/run called %d times, %d started; want exactly one POST", n, sim.Started())
+			}
+			if s := c.Breaker().Status(); s.Failures != 0 || s.Success != 1 {
+				t.Errorf("breaker counts %+v, want one success", s)
+			}
+		})
+	}
+	// The concurrency cap keeps being retried, whatever code carries its text.
+	concurrency := &APIError{Status: 429, Code: "rate_limit_error", Message: "Too many requests. Please try again later. The current maximum concurrent requests allowed is 2."}
+	if errors.Is(concurrency, ErrPlanLimit) || !notStarted(concurrency) || !IsOutage(concurrency) {
+		t.Errorf("concurrency cap under rate_limit_error: plan %v, resent %v, outage %v", errors.Is(concurrency, ErrPlanLimit), notStarted(concurrency), IsOutage(concurrency))
+	}
+	tooMany := &APIError{Status: 429, Code: "too_many_requests", Message: "Too many requests. Please try again later."}
+	if errors.Is(tooMany, ErrPlanLimit) || !notStarted(tooMany) || !canRepeat(tooMany) || !IsOutage(tooMany) {
+		t.Errorf("too_many_requests must stay a retried outage")
+	}
+}
+
 func TestNotStarted(t *testing.T) {
 	tests := []struct {
 		err  error
