@@ -144,15 +144,32 @@ var difyCatalogue = []entry{
 		retryable: true,
 		causes: []string{
 			`The app's concurrency limit was reached ("Too many requests. Please try again later. The current maximum concurrent requests allowed…"): APP_MAX_ACTIVE_REQUESTS or the app's own limit. Dify reports it as 400, 429 or 500 depending on the version.`,
-			`A Dify Cloud plan limit (429 rate_limit_error "Rate limit exceeded, please upgrade your plan or your RPD was 5000 requests/day").`,
 			`Cloudflare or another proxy in front of Dify rate-limits the bot (429 "error code: 1015").`,
 			"difybot runs more requests at once (WORKERS × replicas) than the app allows.",
 		},
 		checks: []string{
 			"Self-hosted: raise APP_MAX_ACTIVE_REQUESTS in Dify's docker/.env (0 = unlimited), then docker compose up -d api worker.",
 			"Lower WORKERS so that WORKERS × replicas stays under the app's limit.",
-			"Dify Cloud: check the plan's request quota in Settings → Billing.",
 			"The raw error shows Retry-After when Dify or the proxy sent one.",
+			"A Dify Cloud plan quota (rate_limit_error) is not this: it diagnoses as dify_plan_limit.",
+		},
+	},
+	{
+		code:  CodeDifyPlanLimit,
+		title: "Dify Cloud's plan quota is used up",
+		en:    "The AI workflow service has reached its usage limit, so your request was not run. An administrator needs to raise the plan or quota. Please let them know, or try again later.",
+		ja:    "AIワークフローサービスの利用上限に達したため、リクエストは実行されませんでした。管理者がプランまたは利用枠を引き上げる必要があります。管理者にお知らせいただくか、しばらくしてからもう一度お試しください。",
+		causes: []string{
+			`The workspace's Dify Cloud workflow execution quota is used up (429 rate_limit_error "Workflow execution quota limit reached for tenant …"); it lasts until the quota resets or the plan is raised.`,
+			`The Sandbox plan's requests per day are used up (429 rate_limit_error "Rate limit exceeded, please upgrade your plan or your RPD was 5000 requests/day"); it resets the next day.`,
+			"Other apps, bots or people in the same workspace spend the same quota.",
+			"Some Dify versions report a model provider's rate limit during a chat with the same rate_limit_error; the message then names the provider.",
+		},
+		checks: []string{
+			"Dify Cloud → Settings → Billing: the plan, and how much of the workflow execution quota and the requests per day are used.",
+			"Upgrade the plan there, or wait for the quota to reset; refused requests are not retried, so people have to send them again.",
+			curlInfo + " — the app's name shows which workspace the key belongs to.",
+			"Self-hosted Dify does not bill: if DIFY_BASE_URL is https://api.dify.ai/v1 by mistake, point it at your own instance.",
 		},
 	},
 	{

@@ -23,6 +23,7 @@ const (
 	CodeDifyFileTooLarge       Code = "dify_file_too_large"
 	CodeDifyFileType           Code = "dify_file_type"
 	CodeDifyRateLimited        Code = "dify_rate_limited"
+	CodeDifyPlanLimit          Code = "dify_plan_limit"
 	CodeDifyModelProvider      Code = "dify_model_provider"
 	CodeDifyPluginError        Code = "dify_plugin_error"
 	CodeDifyPluginUnavailable  Code = "dify_plugin_unavailable"

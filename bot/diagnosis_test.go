@@ -15,12 +15,14 @@ import (
 
 	"github.com/difybot/difybot/bot"
 	"github.com/difybot/difybot/dify"
+	"github.com/difybot/difybot/dify/difytest"
+	"github.com/rs/zerolog"
 )
 
 // The codes are the product's public face (DESIGN.md, "Diagnosis codes"): spelled and ordered exactly so.
 var designCodes = []string{
 	"dify_auth_invalid", "dify_app_unavailable", "dify_wrong_url", "dify_wrong_app_type", "dify_not_published",
-	"dify_input_invalid", "dify_file_too_large", "dify_file_type", "dify_rate_limited", "dify_model_provider",
+	"dify_input_invalid", "dify_file_too_large", "dify_file_type", "dify_rate_limited", "dify_plan_limit", "dify_model_provider",
 	"dify_plugin_error", "dify_plugin_unavailable", "dify_workflow_failed", "dify_workflow_timeout",
 	"dify_gateway_error", "dify_gateway_timeout", "dify_server_error", "dify_unreachable", "dify_bad_response",
 	"dify_no_output", "breaker_open", "breaker_maintenance", "image_too_large", "image_unsupported",
@@ -226,12 +228,22 @@ func TestDiagnose(t *testing.T) {
 			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 400, Code: "invalid_param", Message: msgConcurrency}},
 		{name: "concurrency cap at 500", code: bot.CodeDifyRateLimited, retryable: true, outage: true,
 			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 500, Code: "internal_server_error", Message: msgConcurrency}},
-		{name: "cloud daily cap", code: bot.CodeDifyRateLimited, retryable: true, outage: true,
-			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 429, Code: "rate_limit_error", Message: "Rate limit exceeded, please upgrade your plan or your RPD was 5000 requests/day"}},
+		{name: "concurrency cap under rate_limit_error", code: bot.CodeDifyRateLimited, retryable: true, outage: true,
+			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 429, Code: "rate_limit_error", Message: msgConcurrency}},
 		{name: "Cloudflare 1015 plain", code: bot.CodeDifyRateLimited, retryable: true, outage: true,
 			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 429, Body: "error code: 1015", ContentType: "text/plain", RetryAfter: 7 * time.Second}},
 		{name: "Cloudflare 1015 HTML", code: bot.CodeDifyRateLimited, retryable: true, outage: true,
 			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 429, Title: "api.dify.ai | 1015: You are being rate limited", ContentType: "text/html"}},
+
+		// dify_plan_limit: Dify Cloud's plan quota lasts until it resets, and Dify itself is well.
+		{name: "cloud workflow execution quota", code: bot.CodeDifyPlanLimit,
+			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 429, Code: "rate_limit_error", Message: "Workflow execution quota limit reached for tenant 8f0a3c52-6d41-4e0b-a7c9-2b5e1d3f4a60"}},
+		{name: "cloud sandbox requests per day", code: bot.CodeDifyPlanLimit,
+			err: &dify.APIError{Op: "send chat message", Method: "POST", Path: "/v1/chat-messages", Status: 429, Code: "rate_limit_error", Message: "Rate limit exceeded, please upgrade your plan or your RPD was 5000 requests/day"}},
+		{name: "rate_limit_error with the default text", code: bot.CodeDifyPlanLimit,
+			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 429, Code: "rate_limit_error", Message: "Rate Limit Error"}},
+		{name: "rate_limit_error at 400", code: bot.CodeDifyPlanLimit,
+			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 400, Code: "rate_limit_error", Message: "Rate Limit Error"}},
 
 		// dify_model_provider
 		{name: "no provider credentials", code: bot.CodeDifyModelProvider,
@@ -360,6 +372,8 @@ func TestDiagnose(t *testing.T) {
 			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 400, Code: "bad_request", Message: "Invalid JSON payload received or JSON payload is empty."}},
 		{name: "conversation gone", code: bot.CodeInternal,
 			err: &dify.APIError{Op: "send chat message", Method: "POST", Path: "/v1/chat-messages", Status: 404, Code: "not_found", Message: "Conversation Not Exists."}},
+		{name: "conversation completed", code: bot.CodeInternal,
+			err: &dify.APIError{Op: "send chat message", Method: "POST", Path: "/v1/chat-messages", Status: 400, Code: "conversation_completed", Message: "The conversation has ended. Please start a new conversation."}},
 		{name: "cancelled", code: bot.CodeInternal, err: context.Canceled},
 	}
 	for _, tt := range tests {
@@ -383,6 +397,31 @@ func TestDiagnose(t *testing.T) {
 				t.Errorf("Outage = %v, dify.IsOutage = %v", d.Outage, dify.IsOutage(err))
 			}
 		})
+	}
+}
+
+// Dify Cloud's plan quota, as the simulator answers it: one POST, never retried, not an outage.
+func TestPlanLimitDiagnosis(t *testing.T) {
+	sim := difytest.NewServer(difytest.Options{Scenario: "plan_limit"})
+	defer sim.Close()
+	c, err := dify.New(dify.Config{BaseURL: sim.URL(), APIKey: "app-test", Logger: zerolog.Nop(),
+		Retry:   dify.RetryPolicy{Base: time.Millisecond, Max: time.Millisecond},
+		Breaker: dify.BreakerConfig{MinRequests: 1, FailureRatio: 0.01}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, mode := range []dify.ResponseMode{dify.Streaming, dify.Blocking} {
+		_, err = c.RunWorkflow(context.Background(), dify.RunRequest{User: "u", Mode: mode, Inputs: map[string]any{"query": "hi"}})
+		d := bot.Diagnose(wrap(err))
+		if d.Code != bot.CodeDifyPlanLimit || d.Retryable || d.Outage || !strings.Contains(d.Summary, "plan quota") {
+			t.Errorf("%s: diagnosis %s retryable %v outage %v: %s", mode, d.Code, d.Retryable, d.Outage, d.Summary)
+		}
+		if n := sim.Calls(difytest.RouteRun); n != i+1 {
+			t.Errorf("%s: workflows/run called %d times in all after run %d, want exactly one POST per run", mode, n, i+1)
+		}
+	}
+	if s := c.Breaker().Status(); s.State != "closed" || s.Failures != 0 {
+		t.Errorf("breaker %+v, want closed without failures", s)
 	}
 }
 

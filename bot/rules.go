@@ -209,7 +209,10 @@ func classifyAPI(e *dify.APIError) (Code, string) {
 		return note(CodeDifyRateLimited, "Cloudflare rate limit (error 1015)")
 	case strings.Contains(msg, concurrencyMessage):
 		return note(CodeDifyRateLimited, "Dify's app concurrency limit")
-	case e.Status == http.StatusTooManyRequests || e.Code == "too_many_requests" || e.Code == "rate_limit_error":
+	case errors.Is(e, dify.ErrPlanLimit):
+		// rate_limit_error: the workspace's Dify Cloud plan quota, not Dify being busy. It lasts until it resets.
+		return note(CodeDifyPlanLimit, "Dify Cloud plan quota (rate_limit_error)")
+	case e.Status == http.StatusTooManyRequests || e.Code == "too_many_requests":
 		return CodeDifyRateLimited, desc
 	}
 	if strings.HasPrefix(msg, "Run failed: ") {
@@ -221,6 +224,9 @@ func classifyAPI(e *dify.APIError) (Code, string) {
 	}
 	if code, ok := classifyMessage(msg); ok && (code == CodeDifyPluginError || code == CodeDifyPluginUnavailable) {
 		return code, desc
+	}
+	if e.Code == "conversation_completed" {
+		return conversationGone(desc)
 	}
 	if !e.InStream && e.Path != "" && !hasV1(e.Path) {
 		switch e.Status {
@@ -294,13 +300,17 @@ func classifyNotFound(e *dify.APIError, desc string) (Code, string) {
 	case strings.Contains(e.Message, "Workflow run not found"):
 		// Polling a run after its stream dropped, and Dify has no such run: nothing to recover.
 		return CodeDifyBadResponse, "the run could not be recovered after its stream dropped: " + desc
-	case strings.Contains(e.Message, "Conversation Not Exists"):
+	case errors.Is(e, dify.ErrConversationGone):
 		// The pipeline starts a new conversation on this; reaching a diagnosis means it did not.
-		return CodeInternal, "a stored conversation no longer exists in Dify and difybot did not start a new one (a bug in difybot): " + desc
+		return conversationGone(desc)
 	case e.Path == "" || knownRoute(e.Path):
 		return CodeDifyAppUnavailable, desc
 	}
 	return CodeDifyWrongURL, fmt.Sprintf("%s is not a Dify service API route: %s", e.Path, desc)
+}
+
+func conversationGone(desc string) (Code, string) {
+	return CodeInternal, "a stored conversation no longer exists in Dify and difybot did not start a new one (a bug in difybot): " + desc
 }
 
 func hasV1(path string) bool {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // ChatRequest is one message to a chat, agent or chatflow app.
@@ -17,8 +18,14 @@ type ChatRequest struct {
 	User           string
 	ConversationID string // Empty starts a new conversation.
 	Files          []FileRef
-	Mode           ResponseMode // Default Streaming.
-	OnEvent        func(Event)
+	// Mode is the response mode asked for; default Streaming. Agent apps answer only by stream (mode agent
+	// refuses blocking with 400 "Agent App only supports streaming response mode.", agent-chat with "Agent Chat
+	// App does not support blocking mode"), and an app's mode cannot always be told from /v1/info. So when Dify
+	// refuses Blocking for that reason, the client sends the message again streaming, within the same call, and
+	// the Client streams its later chat messages from the start. Nothing ran on the refused request. The reply is
+	// the same either way; OnEvent then sees the stream's events.
+	Mode    ResponseMode
+	OnEvent func(Event)
 }
 
 // ChatReply is a chat app's answer.
@@ -32,7 +39,9 @@ type ChatReply struct {
 }
 
 // SendChatMessage sends a message to a chat app, with the same retry and recovery rules as RunWorkflow.
-// A chatflow's failed run comes back as a *RunError naming the failing node.
+// A chatflow's failed run comes back as a *RunError naming the failing node. A conversation Dify no longer has
+// comes back as an *APIError matching ErrConversationGone; the client never resends it, because only the caller
+// can decide to start a new conversation.
 func (c *Client) SendChatMessage(ctx context.Context, req ChatRequest) (*ChatReply, error) {
 	const op = "send chat message"
 	if req.Mode == "" {
@@ -41,14 +50,21 @@ func (c *Client) SendChatMessage(ctx context.Context, req ChatRequest) (*ChatRep
 	if req.Inputs == nil {
 		req.Inputs = map[string]any{}
 	}
-	body, err := json.Marshal(struct {
-		Query          string         `json:"query"`
-		Inputs         map[string]any `json:"inputs"`
-		ResponseMode   ResponseMode   `json:"response_mode"`
-		User           string         `json:"user"`
-		ConversationID string         `json:"conversation_id"`
-		Files          []FileRef      `json:"files,omitempty"`
-	}{req.Query, req.Inputs, req.Mode, req.User, req.ConversationID, req.Files})
+	body := func(mode ResponseMode) ([]byte, error) {
+		return json.Marshal(struct {
+			Query          string         `json:"query"`
+			Inputs         map[string]any `json:"inputs"`
+			ResponseMode   ResponseMode   `json:"response_mode"`
+			User           string         `json:"user"`
+			ConversationID string         `json:"conversation_id"`
+			Files          []FileRef      `json:"files,omitempty"`
+		}{req.Query, req.Inputs, mode, req.User, req.ConversationID, req.Files})
+	}
+	mode := req.Mode
+	if mode == Blocking && c.streamOnly.Load() {
+		mode = Streaming
+	}
+	b, err := body(mode)
 	if err != nil {
 		return nil, fmt.Errorf("dify: %s: %w", op, err)
 	}
@@ -56,15 +72,26 @@ func (c *Client) SendChatMessage(ctx context.Context, req ChatRequest) (*ChatRep
 	var reply *ChatReply
 	err = c.runCall(ctx, op, &st, req.User, func() bool { return reply != nil }, func() error {
 		resp, err := c.send(ctx, request{op: op, method: http.MethodPost, route: "/chat-messages",
-			body: bytes.NewReader(body), contentType: "application/json", stream: req.Mode == Streaming})
+			body: bytes.NewReader(b), contentType: "application/json", stream: mode == Streaming})
 		var ae *APIError
+		if mode == Blocking && errors.As(err, &ae) && refusesBlocking(ae) {
+			// An agent app: nothing ran. Stream this message, and every later one from the start.
+			c.streamOnly.Store(true)
+			c.log.Info().Str("op", op).Msg("the Dify app answers only by stream (an agent app); streaming chat messages from now on")
+			mode = Streaming
+			if b, err = body(mode); err != nil {
+				return fmt.Errorf("dify: %s: %w", op, err)
+			}
+			resp, err = c.send(ctx, request{op: op, method: http.MethodPost, route: "/chat-messages",
+				body: bytes.NewReader(b), contentType: "application/json", stream: true})
+		}
 		if errors.As(err, &ae) {
 			return runFailedError(op, ae, "", "")
 		}
 		if err != nil {
 			return err
 		}
-		if req.Mode == Blocking {
+		if mode == Blocking {
 			var out struct {
 				ChatReply
 				ID string `json:"id"`
@@ -93,10 +120,20 @@ func (c *Client) SendChatMessage(ctx context.Context, req ChatRequest) (*ChatRep
 	return reply, err
 }
 
-// readChatStream consumes a chat event stream until message_end or an error event.
+// refusesBlocking recognises an agent app refusing a blocking request before it runs anything: mode agent
+// answers 400 bad_request, agent-chat (and a chat app with an agent configuration) 400 invalid_param.
+func refusesBlocking(e *APIError) bool {
+	return !e.InStream && e.Status == http.StatusBadRequest &&
+		(strings.Contains(e.Message, "only supports streaming response mode") || strings.Contains(e.Message, "does not support blocking mode"))
+}
+
+// readChatStream consumes a chat event stream until message_end or an error event. The answer is the message
+// (or agent_message) deltas appended, except that message_replace replaces it, and so does a message event after
+// agent_message deltas: a New Agent app (mode agent) closes with one message carrying the complete answer.
 func (c *Client) readChatStream(ctx context.Context, op string, resp *http.Response, st *runState, onEvent func(Event)) (*ChatReply, error) {
 	var reply ChatReply
 	var answer []byte
+	agent := false // An agent_message arrived: a later message event (mode agent's closing one) is the whole answer.
 	done := false
 	err := readEvents(resp.Body, func(data []byte) error {
 		var ev Event
@@ -117,8 +154,15 @@ func (c *Client) readChatStream(ctx context.Context, op string, resp *http.Respo
 			reply.MessageID = ev.MessageID
 		}
 		switch ev.Event {
-		case "message", "agent_message":
+		case "agent_message":
+			agent = true
 			answer = append(answer, ev.Answer...)
+		case "message":
+			if agent {
+				answer = append(answer[:0], ev.Answer...)
+			} else {
+				answer = append(answer, ev.Answer...)
+			}
 		case "message_replace":
 			answer = append(answer[:0], ev.Answer...)
 		case "workflow_finished":

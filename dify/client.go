@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,6 +44,8 @@ type Client struct {
 	breaker   *Breaker
 	retry     RetryPolicy
 	pollEvery time.Duration
+	// streamOnly is set once the app refused a blocking chat message: it is an agent app, so stream from the start.
+	streamOnly atomic.Bool
 }
 
 // New returns a Client for cfg.

@@ -15,6 +15,18 @@ var (
 	ErrBreakerOpen = errors.New("dify: circuit breaker open")
 	// ErrMaintenance means an operator forced the breaker open and the call was not made.
 	ErrMaintenance = errors.New("dify: circuit breaker forced open (maintenance)")
+
+	// ErrConversationGone matches, with errors.Is, an *APIError saying the chat's conversation_id cannot be used
+	// any more: 404 not_found "Conversation Not Exists." (deleted, another user's, another app's, or never known)
+	// or 400 conversation_completed. Dify checks it before anything runs, so the message certainly did not start:
+	// send it again once without the conversation id. The client never resends it by itself.
+	ErrConversationGone = errors.New("dify: the conversation no longer exists")
+
+	// ErrPlanLimit matches, with errors.Is, an *APIError for Dify Cloud's plan quota: rate_limit_error, such as
+	// "Workflow execution quota limit reached for tenant …" or the sandbox's requests per day. Unlike the app's
+	// concurrency limit (too_many_requests) it lasts until the quota resets, so the client never retries it and the
+	// breaker does not count it as an outage. Nothing was started.
+	ErrPlanLimit = errors.New("dify: plan quota reached")
 )
 
 // APIError is a non-2xx answer from Dify or from whatever sits in front of it.
@@ -62,6 +74,18 @@ func (e *APIError) Error() string {
 
 // IsDify reports whether the error came in Dify's own JSON envelope rather than from a proxy.
 func (e *APIError) IsDify() bool { return e.Code != "" }
+
+// Is lets errors.Is match ErrConversationGone and ErrPlanLimit on an *APIError.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrConversationGone:
+		return e.Code == "conversation_completed" ||
+			e.Code == "not_found" && strings.HasPrefix(strings.TrimSpace(e.Message), "Conversation Not Exists")
+	case ErrPlanLimit:
+		return isPlanLimit(e)
+	}
+	return false
+}
 
 // IsHTML reports whether the body was an HTML page, which means a proxy or the web frontend answered.
 func (e *APIError) IsHTML() bool {
@@ -164,6 +188,8 @@ func IsOutage(err error) bool {
 	var ae *APIError
 	if errors.As(err, &ae) && ae != nil {
 		switch {
+		case isPlanLimit(ae):
+			return false // Dify is well; the workspace's quota is used up.
 		case ae.Status >= 500 || ae.Status == http.StatusTooManyRequests:
 			return true
 		case isRateLimit(ae):
@@ -187,8 +213,16 @@ func callerGaveUp(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// isRateLimit recognises Dify's concurrency cap, whose status varies by version (400, 429 or 500).
+// concurrencyMessage starts the text of Dify's per-app concurrency cap, whatever code and status carry it.
+const concurrencyMessage = "Too many requests. Please try again later."
+
+// isRateLimit recognises Dify's concurrency cap, whose status varies by version (400, 429 or 500). It passes
+// once a request finishes, so it is worth retrying; the plan quota (isPlanLimit) is not.
 func isRateLimit(e *APIError) bool {
-	return e.Code == "too_many_requests" || e.Code == "rate_limit_error" ||
-		strings.HasPrefix(e.Message, "Too many requests. Please try again later.")
+	return e.Code == "too_many_requests" || strings.HasPrefix(e.Message, concurrencyMessage)
+}
+
+// isPlanLimit recognises Dify Cloud's plan quota, rate_limit_error, unless its text is the concurrency cap's.
+func isPlanLimit(e *APIError) bool {
+	return e.Code == "rate_limit_error" && !strings.HasPrefix(e.Message, concurrencyMessage)
 }

@@ -72,14 +72,33 @@ func canRepeat(err error) bool {
 	}
 	var ae *APIError
 	if errors.As(err, &ae) {
+		if isPlanLimit(ae) {
+			return false
+		}
 		return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests || isRateLimit(ae)
 	}
 	return false
 }
 
-// notStarted reports whether a failed run request certainly did not start a workflow, the only case in which
-// it may be sent again: the connection never carried the request, Dify refused it for rate, or a gateway
-// answered with its own 502/503 page (Dify's JSON would mean Dify saw it). A 504 may hide a running workflow.
+// NotStarted reports whether a failed RunWorkflow or SendChatMessage certainly started nothing in Dify, so that
+// the caller may send it again, changed or not: the breaker refused it, the connection never carried it, a
+// gateway answered with its own 502/503 page, or Dify refused it before running anything (rate or plan limits,
+// a conversation that is gone, an agent app refusing blocking mode). False means it may have started: a 504 may
+// hide a running workflow, and most of Dify's 400s come from a run that started and failed.
+func NotStarted(err error) bool {
+	if notStarted(err) || errors.Is(err, ErrBreakerOpen) || errors.Is(err, ErrMaintenance) {
+		return true
+	}
+	var ae *APIError
+	return errors.As(err, &ae) && !ae.InStream &&
+		(errors.Is(ae, ErrConversationGone) || errors.Is(ae, ErrPlanLimit) || refusesBlocking(ae))
+}
+
+// notStarted reports whether a failed run request certainly did not start a workflow and is worth sending again
+// unchanged, the only case in which the client resends it: the connection never carried the request, Dify
+// refused it for rate, or a gateway answered with its own 502/503 page (Dify's JSON would mean Dify saw it).
+// A 504 may hide a running workflow. The plan quota and a gone conversation did not start either, but the same
+// request would meet the same answer.
 func notStarted(err error) bool {
 	if errors.Is(err, ErrBreakerOpen) || errors.Is(err, ErrMaintenance) {
 		return false
@@ -90,6 +109,9 @@ func notStarted(err error) bool {
 	}
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.InStream {
+		return false
+	}
+	if isPlanLimit(ae) {
 		return false
 	}
 	if ae.Status == http.StatusTooManyRequests || isRateLimit(ae) {

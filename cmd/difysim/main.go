@@ -1,10 +1,12 @@
 // Command difysim serves a fake Dify Service API with a catalogue of scenarios (errors, proxy pages, stream
 // cuts, version drift), for the demo, the compose "local" profile and benchmarks.
 //
-//	difysim -addr :5001 -scenario ok
+//	difysim -addr :5001 -scenario ok -shape default
 //	difysim -list
 //
-// Switch the scenario while it runs: curl -X PUT localhost:5001/_sim/scenario -d '{"scenario":"gateway_502"}'.
+// The scenario is how Dify fails; the shape is what the app is like when it works (its mode and start form).
+// Switch either while it runs: curl -X PUT localhost:5001/_sim/scenario -d '{"scenario":"gateway_502"}',
+// curl -X PUT localhost:5001/_sim/shape -d '{"shape":"agent"}'.
 package main
 
 import (
@@ -59,9 +61,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", ":5001", "listen address")
 	scenario := fs.String("scenario", "ok", "starting scenario (see -list)")
+	shape := fs.String("shape", difytest.DefaultShape, "the app's shape: mode and start form (see -list)")
 	latency := fs.Duration("latency", 0, "how long each workflow node takes (0: the scenario's default)")
 	key := fs.String("key", "app-test", "the API key the fake accepts")
-	list := fs.Bool("list", false, "print the scenario catalogue and exit")
+	list := fs.Bool("list", false, "print the scenario and shape catalogues and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -71,22 +74,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
-	scenarios := difytest.Scenarios()
+	scenarios, shapes := difytest.Scenarios(), difytest.Shapes()
 	if *list {
-		return printCatalogue(stdout, scenarios)
+		return printCatalogue(stdout, scenarios, shapes)
 	}
 	if !slices.ContainsFunc(scenarios, func(s difytest.Scenario) bool { return s.Name == *scenario }) {
 		return usageError{fmt.Errorf("unknown scenario %q (difysim -list shows them)", *scenario)}
 	}
+	if !slices.ContainsFunc(shapes, func(s difytest.Shape) bool { return s.Name == *shape }) {
+		return usageError{fmt.Errorf("unknown shape %q (difysim -list shows them)", *shape)}
+	}
 
-	sim := difytest.NewHandler(difytest.Options{APIKey: *key, Scenario: *scenario, Latency: *latency})
+	sim := difytest.NewHandler(difytest.Options{APIKey: *key, Scenario: *scenario, Shape: *shape, Latency: *latency})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	base := baseURL(ln.Addr())
-	fmt.Fprintf(stderr, "difysim: serving the Dify Service API at %s (scenario %s)\n", base, *scenario)
+	fmt.Fprintf(stderr, "difysim: serving the Dify Service API at %s (scenario %s, shape %s)\n", base, *scenario, *shape)
 	if ready != nil {
 		ready(base)
 	}
@@ -125,7 +131,8 @@ func baseURL(a net.Addr) string {
 	return "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port)) + "/v1"
 }
 
-func printCatalogue(w io.Writer, scenarios []difytest.Scenario) error {
+// printCatalogue prints the scenarios as a table, then, after a blank line, the shapes as another.
+func printCatalogue(w io.Writer, scenarios []difytest.Scenario, shapes []difytest.Shape) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tCODE\tDESCRIPTION")
 	for _, s := range scenarios {
@@ -134,6 +141,14 @@ func printCatalogue(w io.Writer, scenarios []difytest.Scenario) error {
 			code = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, code, s.Description)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSHAPE\tDESCRIPTION")
+	for _, s := range shapes {
+		fmt.Fprintf(tw, "%s\t%s\n", s.Name, s.Description)
 	}
 	return tw.Flush()
 }

@@ -20,7 +20,11 @@ func TestList(t *testing.T) {
 	if err := run(t.Context(), []string{"-list"}, &out, &errb); err != nil {
 		t.Fatalf("run -list: %v (%s)", err, errb.String())
 	}
-	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	scenarioTable, shapeTable, ok := strings.Cut(strings.TrimSuffix(out.String(), "\n"), "\n\n")
+	if !ok {
+		t.Fatalf("no blank line between the scenarios and the shapes:\n%s", out.String())
+	}
+	lines := strings.Split(scenarioTable, "\n")
 	if want := len(difytest.Scenarios()) + 1; len(lines) != want {
 		t.Fatalf("%d lines, want %d:\n%s", len(lines), want, out.String())
 	}
@@ -36,10 +40,20 @@ func TestList(t *testing.T) {
 			t.Errorf("line %q is not aligned as %q %q %q", line, s.Name, code, s.Description)
 		}
 	}
+	lines = strings.Split(shapeTable, "\n")
+	if want := len(difytest.Shapes()) + 1; len(lines) != want || !strings.HasPrefix(lines[0], "SHAPE ") {
+		t.Fatalf("shape table %q, want a header and %d rows", shapeTable, want-1)
+	}
+	descCol = strings.Index(lines[0], "DESCRIPTION")
+	for i, s := range difytest.Shapes() {
+		if line := lines[i+1]; !strings.HasPrefix(line, s.Name+" ") || line[descCol:] != s.Description {
+			t.Errorf("line %q is not aligned as %q %q", line, s.Name, s.Description)
+		}
+	}
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{"-scenario", "nope"}, {"-nope"}, {"extra"}} {
+	for _, args := range [][]string{{"-scenario", "nope"}, {"-shape", "nope"}, {"-nope"}, {"extra"}} {
 		var out, errb bytes.Buffer
 		err := run(t.Context(), args, &out, &errb)
 		var ue usageError
@@ -50,6 +64,10 @@ func TestUsageErrors(t *testing.T) {
 	err := run(t.Context(), []string{"-scenario", "nope"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), `unknown scenario "nope"`) {
 		t.Errorf("unknown scenario: %v", err)
+	}
+	err = run(t.Context(), []string{"-shape", "nope"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `unknown shape "nope"`) {
+		t.Errorf("unknown shape: %v", err)
 	}
 }
 
@@ -109,9 +127,45 @@ func TestServe(t *testing.T) {
 		t.Errorf("open stream did not end stopped:\n%s", rest)
 	}
 	log := stderr.String()
-	if !strings.HasPrefix(log, "difysim: serving the Dify Service API at "+base+" (scenario ok)\n") ||
+	if !strings.HasPrefix(log, "difysim: serving the Dify Service API at "+base+" (scenario ok, shape default)\n") ||
 		!strings.HasPrefix(base, "http://127.0.0.1:") || !strings.HasSuffix(log, "difysim: stopped\n") {
 		t.Errorf("log %q (base %s)", log, base)
+	}
+}
+
+func TestServeShape(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stderr bytes.Buffer
+	urls := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, []string{"-addr", "127.0.0.1:0", "-shape", "agent", "-scenario", "plan_limit"}, io.Discard, &stderr,
+			func(u string) { urls <- u })
+	}()
+	var base string
+	select {
+	case base = <-urls:
+	case err := <-done:
+		t.Fatalf("serve ended early: %v", err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/info", nil)
+	req.Header.Set("Authorization", "Bearer app-test")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(body, []byte(`"mode":"agent"`)) {
+		t.Errorf("GET /v1/info: %s", body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	if want := "(scenario plan_limit, shape agent)\n"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("banner %q does not say %q", stderr.String(), want)
 	}
 }
 

@@ -8,7 +8,11 @@ import (
 // info answers GET /v1/info (§5.3). 0.6 sent only name and description.
 func (s *Sim) info(w http.ResponseWriter, r *http.Request, c *call) {
 	name, desc := "Photo Describer", "Describes the photo you send and answers your question about it."
-	if c.sc.mode != "workflow" {
+	switch c.mode {
+	case "workflow":
+	case "agent":
+		name, desc = "Photo Agent", "An agent that looks at the photos you send."
+	default:
 		name, desc = "Photo Chat", "Chats about the photos you send."
 	}
 	if c.sc.dialect == v06 {
@@ -16,11 +20,12 @@ func (s *Sim) info(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	writeJSON(w, v1, http.StatusOK, obj{{"name", name}, {"description", desc}, {"tags", []string{}},
-		{"mode", c.sc.mode}, {"author_name", "difybot"}})
+		{"mode", c.mode}, {"author_name", "difybot"}})
 }
 
-// parameters answers GET /v1/parameters (§5.3): a paragraph variable query and a file variable photo that
-// takes images. Chat apps get the query from the message instead; 0.6 had no file variables at all.
+// parameters answers GET /v1/parameters (§5.3) with the shape's start form. The default shape has a paragraph
+// variable query and a file variable photo that takes images; chat apps get the query from the message instead,
+// and 0.6 had no file variables at all.
 func (s *Sim) parameters(w http.ResponseWriter, r *http.Request, c *call) {
 	if rp := c.sc.fault(atEndpoint, c.route, 0); rp != nil {
 		rp.write(w, r, c.sc.dialect)
@@ -28,14 +33,8 @@ func (s *Sim) parameters(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	d := c.sc.dialect
 	form := []obj{}
-	if c.sc.mode == "workflow" {
-		form = append(form, obj{{"paragraph", obj{{"label", "Query"}, {"variable", "query"}, {"required", false},
-			{"default", ""}, {"max_length", 4000}}}})
-	}
-	if d == v1 {
-		form = append(form, obj{{"file", obj{{"label", "Photo"}, {"variable", "photo"}, {"required", false},
-			{"default", ""}, {"allowed_file_types", []string{"image"}}, {"allowed_file_extensions", []string{}},
-			{"allowed_file_upload_methods", []string{"local_file", "remote_url"}}}}})
+	for _, f := range c.sh.formFor(c.mode, d) {
+		form = append(form, c.sh.render(f))
 	}
 	methods := []string{"local_file", "remote_url"}
 	fileUpload := obj{{"image", obj{{"enabled", true}, {"number_limits", 3}, {"detail", "high"}, {"transfer_methods", methods}}}}
@@ -50,8 +49,8 @@ func (s *Sim) parameters(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	off := obj{{"enabled", false}}
 	writeJSON(w, d, http.StatusOK, obj{
-		{"opening_statement", ""},
-		{"suggested_questions", []string{}},
+		{"opening_statement", c.sh.opening},
+		{"suggested_questions", append([]string{}, c.sh.suggested...)},
 		{"suggested_questions_after_answer", off},
 		{"speech_to_text", off},
 		{"text_to_speech", obj{{"enabled", false}, {"language", ""}, {"voice", ""}}},

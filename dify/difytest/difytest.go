@@ -3,8 +3,12 @@
 // shapes recorded in the project's dify-api.md byte for byte. Tests use NewServer; cmd/difysim and the demo
 // mount NewHandler on their own listener.
 //
-// Besides /v1 the handler serves a control API: GET /_sim/scenario, PUT /_sim/scenario {"scenario":"NAME"}
-// and GET /_sim/scenarios (the catalogue).
+// Besides the faults, the app itself has a shape (Shapes): its mode, start form and conversation rules, chosen
+// independently of the scenario, so that a required form or an agent app can also be rate-limited or down.
+// The fake enforces the form as Dify does, and its answers echo what it received.
+//
+// Besides /v1 the handler serves a control API: GET /_sim/scenario, PUT /_sim/scenario {"scenario":"NAME"},
+// GET /_sim/scenarios (the catalogue), and the same for shapes: GET|PUT /_sim/shape, GET /_sim/shapes.
 package difytest
 
 import (
@@ -25,6 +29,7 @@ import (
 type Options struct {
 	APIKey        string        // The accepted bearer key; default "app-test".
 	Scenario      string        // The starting scenario; default "ok".
+	Shape         string        // The app's shape (Shapes); default DefaultShape, the app the scenarios describe.
 	Latency       time.Duration // How long each workflow node takes; default 0 (the slow scenario uses 2s).
 	PingEvery     time.Duration // The interval of "event: ping" in streams; default 10s, as Dify.
 	MaxImageBytes int64         // Dify's UPLOAD_IMAGE_FILE_SIZE_LIMIT; default 10 MiB.
@@ -50,6 +55,7 @@ type Sim struct {
 	opts      Options
 	mux       *http.ServeMux
 	scenarios map[string]*scenario
+	shapes    map[string]*shape
 	base      context.Context // Ends at Close; runs that outlive their request hang off it.
 	cancel    context.CancelFunc
 	runs      sync.WaitGroup // Every run goroutine; Close waits for them.
@@ -57,13 +63,14 @@ type Sim struct {
 	mu       sync.Mutex
 	closed   bool
 	sc       *scenario
+	sh       *shape
 	calls    map[string]int
 	seen     map[string]int // Requests per route since the scenario was set, for faults that fire only first.
 	requests []Request
 	uploads  recent[*upload]
 	runByID  recent[*run]
 	runByTas recent[*run]
-	convs    recent[bool]
+	convs    recent[string] // Conversation ids and the user who started each.
 	users    recent[string] // End-user row ids by user string, as Dify creates them.
 	seq      int            // Workflow run sequence numbers (0.6 sends them).
 }
@@ -96,14 +103,17 @@ func (r *recent[V]) get(k string) (V, bool) {
 	return v, ok
 }
 
-// NewHandler returns the fake as a handler. It panics if opts.Scenario is not in the catalogue, like
-// regexp.MustCompile, because that is a typo in the caller.
+// NewHandler returns the fake as a handler. It panics if opts.Scenario or opts.Shape is not in its catalogue,
+// like regexp.MustCompile, because that is a typo in the caller.
 func NewHandler(opts Options) *Sim {
 	if opts.APIKey == "" {
 		opts.APIKey = "app-test"
 	}
 	if opts.Scenario == "" {
 		opts.Scenario = "ok"
+	}
+	if opts.Shape == "" {
+		opts.Shape = DefaultShape
 	}
 	if opts.PingEvery <= 0 {
 		opts.PingEvery = 10 * time.Second
@@ -115,11 +125,15 @@ func NewHandler(opts Options) *Sim {
 		opts:      opts,
 		mux:       http.NewServeMux(),
 		scenarios: catalogue(),
+		shapes:    shapeCatalogue(),
 		calls:     map[string]int{},
 		seen:      map[string]int{},
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	if err := s.SetScenario(opts.Scenario); err != nil {
+		panic("difytest: " + err.Error())
+	}
+	if err := s.SetShape(opts.Shape); err != nil {
 		panic("difytest: " + err.Error())
 	}
 	s.mux.Handle(RouteInfo, s.endpoint(s.info))
@@ -134,6 +148,9 @@ func NewHandler(opts Options) *Sim {
 	s.mux.HandleFunc("GET /_sim/scenario", s.getScenario)
 	s.mux.HandleFunc("PUT /_sim/scenario", s.putScenario)
 	s.mux.HandleFunc("GET /_sim/scenarios", s.listScenarios)
+	s.mux.HandleFunc("GET /_sim/shape", s.getShape)
+	s.mux.HandleFunc("PUT /_sim/shape", s.putShape)
+	s.mux.HandleFunc("GET /_sim/shapes", s.listShapes)
 	return s
 }
 
@@ -194,6 +211,8 @@ func (s *Sim) Requests() []Request {
 // call is what an endpoint knows about the request it serves.
 type call struct {
 	sc    *scenario
+	sh    *shape
+	mode  string // The app's mode: the shape's, else the scenario's.
 	route string
 	body  []byte // The JSON body of run requests, read once on arrival.
 }
@@ -211,6 +230,10 @@ func (s *Sim) endpoint(h func(http.ResponseWriter, *http.Request, *call)) http.H
 		}
 		sc, seen := s.record(r, c)
 		c.sc = sc
+		c.mode = sc.mode
+		if c.sh.mode != "" {
+			c.mode = c.sh.mode
+		}
 		if rp := sc.fault(atProxy, c.route, seen); rp != nil {
 			rp.write(w, r, sc.dialect)
 			return
@@ -243,6 +266,7 @@ func (s *Sim) record(r *http.Request, c *call) (*scenario, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	req.Scenario = s.sc.Name
+	c.sh = s.sh
 	s.calls[c.route]++
 	s.seen[c.route]++
 	if len(s.requests) == maxRequests {

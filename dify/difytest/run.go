@@ -18,7 +18,7 @@ import (
 type run struct {
 	id        string // The workflow run id; "" for plain chat apps, which run no workflow.
 	taskID    string
-	app       string // "workflow", "advanced-chat" or "chat".
+	app       string // "workflow", "advanced-chat", "chat" or "agent".
 	user      string
 	endUser   string
 	seq       int
@@ -70,10 +70,14 @@ type plan struct {
 	mu       *sync.Mutex   // Sim.mu, which guards the run's results.
 }
 
+// hasWorkflow reports whether the app runs a workflow (and so sends workflow and node events).
+func (rn *run) hasWorkflow() bool { return rn.app == "workflow" || rn.app == "advanced-chat" }
+
 // runArgs are the arguments workflows/run and chat-messages share.
 type runArgs struct {
 	inputs    map[string]json.RawMessage
 	streaming bool
+	modeGiven bool // response_mode was sent; omitted means blocking, except for agent apps.
 	files     []json.RawMessage
 }
 
@@ -87,7 +91,7 @@ type fileRef struct {
 func (s *Sim) runWorkflow(w http.ResponseWriter, r *http.Request, c *call) {
 	d := c.sc.dialect
 	args, user, e := userArgs(r, c)
-	if e == nil && c.sc.mode != "workflow" {
+	if e == nil && c.mode != "workflow" {
 		msg := msgAppMode
 		if d == v06 {
 			msg = "Please check if your Workflow app mode matches the right API route."
@@ -106,7 +110,7 @@ func (s *Sim) runWorkflow(w http.ResponseWriter, r *http.Request, c *call) {
 		rp.write(w, r, d)
 		return
 	}
-	files, query, e := s.resolveFiles(d, ra, true)
+	got, e := s.checkInputs(c.sh.formFor(c.mode, d), ra)
 	if e != nil {
 		writeErr(w, d, *e)
 		return
@@ -119,15 +123,15 @@ func (s *Sim) runWorkflow(w http.ResponseWriter, r *http.Request, c *call) {
 	if c.sc.outcome.node == "code" {
 		nodes = []node{startNode, llmNode, codeNode, endNode}
 	}
-	p := s.newPlan(c.sc, "workflow", user, ra, nodes, s.answer(query, files))
+	p := s.newPlan(c.sc, "workflow", user, ra, nodes, s.answer(c.sh, got.text, got))
 	s.serveRun(w, r, p, ra.streaming)
 }
 
-// chat answers POST /v1/chat-messages (§4) for chat and chatflow apps.
+// chat answers POST /v1/chat-messages (§4) for chat, chatflow and agent apps.
 func (s *Sim) chat(w http.ResponseWriter, r *http.Request, c *call) {
 	d := c.sc.dialect
 	args, user, e := userArgs(r, c)
-	if e == nil && c.sc.mode != "chat" && c.sc.mode != "advanced-chat" {
+	if e == nil && c.mode != "chat" && c.mode != "advanced-chat" && c.mode != "agent" {
 		msg := msgAppMode
 		if d == v06 {
 			msg = "Please check if your Chat app mode matches the right API route."
@@ -148,19 +152,27 @@ func (s *Sim) chat(w http.ResponseWriter, r *http.Request, c *call) {
 	if e == nil {
 		ra, e = parseRunArgs(args)
 	}
+	if e == nil && c.mode == "agent" {
+		// New Agent apps stream, even when response_mode is left out (§3.2).
+		if ra.modeGiven && !ra.streaming {
+			e = &apiErr{http.StatusBadRequest, "bad_request", msgAgentStreamingOnly, ""}
+		}
+		ra.streaming = true
+	}
 	var conv string
 	if e == nil {
 		if raw, ok := args["conversation_id"]; ok && string(raw) != "null" {
 			json.Unmarshal(raw, &conv)
 		}
 		s.mu.Lock()
-		_, known := s.convs.get(conv)
+		owner, known := s.convs.get(conv)
 		s.mu.Unlock()
 		switch {
 		case conv == "":
 		case !isUUID(conv):
 			e = ptr(errInvalid("conversation_id must be a valid UUID"))
-		case !known:
+		case !known, c.sh.perUser && owner != user:
+			// Another user's conversation is indistinguishable from an unknown one (§5.1).
 			e = ptr(errNotFound("Conversation Not Exists."))
 		}
 	}
@@ -172,7 +184,7 @@ func (s *Sim) chat(w http.ResponseWriter, r *http.Request, c *call) {
 		rp.write(w, r, d)
 		return
 	}
-	files, _, e := s.resolveFiles(d, ra, false)
+	got, e := s.checkInputs(c.sh.formFor(c.mode, d), ra)
 	if e != nil {
 		writeErr(w, d, *e)
 		return
@@ -181,17 +193,17 @@ func (s *Sim) chat(w http.ResponseWriter, r *http.Request, c *call) {
 		cutEarlyAnswer(w, ra.streaming)
 		return
 	}
+	s.mu.Lock()
 	if conv == "" {
 		conv = newID()
+		s.convs.put(conv, user)
 	}
-	s.mu.Lock()
-	s.convs.put(conv, true)
 	s.mu.Unlock()
 	nodes := []node{llmNode}
-	if c.sc.mode == "advanced-chat" {
+	if c.mode == "advanced-chat" {
 		nodes = []node{startNode, llmNode, answerNode}
 	}
-	p := s.newPlan(c.sc, c.sc.mode, user, ra, nodes, s.answer(query, files))
+	p := s.newPlan(c.sc, c.mode, user, ra, nodes, s.answer(c.sh, query, got))
 	p.conv, p.msgID = conv, newID()
 	s.serveRun(w, r, p, ra.streaming)
 }
@@ -226,6 +238,7 @@ func parseRunArgs(args map[string]json.RawMessage) (runArgs, *apiErr) {
 		return ra, &apiErr{http.StatusBadRequest, "invalid_param", "Input should be a valid dictionary", "inputs"}
 	}
 	if raw, ok := args["response_mode"]; ok && string(raw) != "null" {
+		ra.modeGiven = true
 		var mode string
 		json.Unmarshal(raw, &mode)
 		switch mode {
@@ -244,33 +257,6 @@ func parseRunArgs(args map[string]json.RawMessage) (runArgs, *apiErr) {
 		}
 	}
 	return ra, nil
-}
-
-// resolveFiles validates the files list and, in 1.x workflow inputs, the photo variable (a file variable
-// that allows images) and the query variable. 0.6 had no file variables and ignored unknown inputs.
-func (s *Sim) resolveFiles(d dialect, ra runArgs, workflow bool) ([]*fileRef, string, *apiErr) {
-	var refs []*fileRef
-	if raw, ok := ra.inputs["photo"]; ok && d == v1 && string(raw) != "null" {
-		f, e := s.fileRef(raw, "photo", true)
-		if e != nil {
-			return nil, "", e
-		}
-		refs = append(refs, f)
-	}
-	for _, raw := range ra.files {
-		f, e := s.fileRef(raw, "", false)
-		if e != nil {
-			return nil, "", e
-		}
-		refs = append(refs, f)
-	}
-	var query string
-	if raw, ok := ra.inputs["query"]; ok && workflow && string(raw) != "null" {
-		if json.Unmarshal(raw, &query) != nil {
-			return nil, "", ptr(errInvalid("(type 'paragraph') query in input form must be a string"))
-		}
-	}
-	return refs, query, nil
 }
 
 // fileRef checks one file object (§3.1). A named variable must hold one object; imageOnly is the variable's
@@ -324,10 +310,10 @@ func (s *Sim) fileRef(raw json.RawMessage, variable string, imageOnly bool) (*fi
 }
 
 // answer is the simulated model's reply: what it received, and the question echoed, so a demo reply means
-// something.
-func (s *Sim) answer(query string, files []*fileRef) string {
+// something. Shapes other than the default also list the inputs they got, so that tests can assert them.
+func (s *Sim) answer(sh *shape, query string, got *received) string {
 	var out []string
-	for _, f := range files {
+	for _, f := range got.files {
 		switch {
 		case f.up != nil:
 			out = append(out, f.up.describe())
@@ -345,6 +331,13 @@ func (s *Sim) answer(query string, files []*fileRef) string {
 			q += "."
 		}
 		out = append(out, "You said: "+q)
+	}
+	if sh.Name != DefaultShape {
+		echo := "none"
+		if len(got.echo) > 0 {
+			echo = strings.Join(got.echo, ", ")
+		}
+		out = append(out, "Inputs: "+echo+".")
 	}
 	return strings.Join(out, " ")
 }
@@ -370,7 +363,7 @@ func (s *Sim) newPlan(sc *scenario, app, user string, ra runArgs, nodes []node, 
 	}
 	rn := &run{taskID: newID(), app: app, user: user, createdAt: time.Now(), status: "running",
 		stop: make(chan struct{})}
-	if app != "chat" {
+	if rn.hasWorkflow() {
 		rn.id = newID()
 	}
 	userInputs := obj{}
@@ -385,8 +378,9 @@ func (s *Sim) newPlan(sc *scenario, app, user string, ra runArgs, nodes []node, 
 	rn.inputs = string(v06.encode(append(obj{{"sys.files", sysFiles}, {"sys.user_id", user}}, userInputs...)))
 	p := &plan{run: rn, sc: sc, d: sc.dialect, nodes: nodes, answer: answer, latency: latency, mu: &s.mu,
 		inputs: append(userInputs, kv{"sys.user_id", user}, kv{"sys.files", sysFiles})}
-	// Two events per node, the chunks, and at most three closing events (finished, error, message_end).
-	p.events = make(chan frame, 2+2*len(nodes)+len(chunks(answer))+3)
+	// Two events per node, the chunks, and at most three closing events (finished, error, message_end); an
+	// agent adds its thought and the closing message.
+	p.events = make(chan frame, 2+2*len(nodes)+len(chunks(answer))+3+2)
 	p.detached = sc.outcome.kind == cutStream
 	s.mu.Lock()
 	s.seq++
@@ -515,7 +509,7 @@ func (s *Sim) stream(w http.ResponseWriter, r *http.Request, p *plan) {
 func (s *Sim) execute(ctx context.Context, p *plan) {
 	defer close(p.events)
 	o := p.sc.outcome
-	if p.run.app != "chat" {
+	if p.run.hasWorkflow() {
 		p.workflowEvent("workflow_started", p.startedData(), false)
 	}
 	if o.kind == errorEvent && o.node == "" {
@@ -527,7 +521,7 @@ func (s *Sim) execute(ctx context.Context, p *plan) {
 		execID, nodeStart := newID(), time.Now()
 		p.setSteps(i + 1)
 		at := n.typ == o.node
-		if p.run.app != "chat" {
+		if p.run.hasWorkflow() {
 			p.workflowEvent("node_started", p.nodeStarted(n, execID, i+1, prev, nodeStart), at && o.kind == cutStream)
 		}
 		if at {
@@ -547,7 +541,7 @@ func (s *Sim) execute(ctx context.Context, p *plan) {
 			p.finish("stopped", msgStopped)
 			return
 		}
-		if p.run.app == "chat" {
+		if !p.run.hasWorkflow() {
 			continue
 		}
 		if at && o.kind == nodeFails {
@@ -567,6 +561,12 @@ func (p *plan) work(ctx context.Context, n node) bool {
 		return p.wait(ctx, p.latency)
 	}
 	parts := chunks(p.answer)
+	if p.run.app == "agent" {
+		// The agent decides to answer without a tool: one thought, then the answer (§3.3).
+		p.send(p.frame("agent_thought", kv{"task_id", p.run.taskID}, kv{"id", newID()}, kv{"position", 1},
+			kv{"thought", ""}, kv{"observation", ""}, kv{"tool", ""}, kv{"tool_labels", obj{}}, kv{"tool_input", ""},
+			kv{"message_files", []string{}}), false)
+	}
 	for _, c := range parts {
 		if !p.wait(ctx, p.latency/time.Duration(len(parts))) {
 			return false
@@ -577,6 +577,10 @@ func (p *plan) work(ctx context.Context, n node) bool {
 				data = append(data, kv{"from_variable_selector", []string{llmNode.id, "text"}})
 			}
 			p.send(p.frame("text_chunk", kv{"task_id", p.run.taskID}, kv{"data", data}), false)
+			continue
+		}
+		if p.run.app == "agent" {
+			p.send(p.frame("agent_message", kv{"task_id", p.run.taskID}, kv{"id", p.msgID}, kv{"answer", c}), false)
 			continue
 		}
 		var selector any
@@ -726,7 +730,7 @@ func (p *plan) finish(status, errMsg string) {
 	steps := rn.steps
 	p.mu.Unlock()
 
-	if rn.app != "chat" {
+	if rn.hasWorkflow() {
 		data := obj{{"id", rn.id}, {"workflow_id", workflowID}}
 		if p.d == v06 {
 			data = append(data, kv{"sequence_number", rn.seq})
@@ -745,6 +749,10 @@ func (p *plan) finish(status, errMsg string) {
 	switch {
 	case rn.app == "workflow":
 	case status == "succeeded":
+		if rn.app == "agent" {
+			// New Agent closes with the whole answer in one message event, not a delta to append (§3.3).
+			p.send(p.frame("message", kv{"task_id", rn.taskID}, kv{"id", p.msgID}, kv{"answer", p.answer}), false)
+		}
 		p.send(p.frame("message_end", kv{"task_id", rn.taskID}, kv{"id", p.msgID},
 			kv{"metadata", obj{{"usage", usage(rn.elapsed)}, {"retriever_resources", []any{}}}}, kv{"files", []any{}}), false)
 	case rn.app == "advanced-chat" && status == "failed":
@@ -789,7 +797,7 @@ func nilIfEmpty(o obj) any {
 // runDetail answers GET /v1/workflows/run/{id} (§5.1).
 func (s *Sim) runDetail(w http.ResponseWriter, r *http.Request, c *call) {
 	d := c.sc.dialect
-	if c.sc.mode == "chat" {
+	if c.mode == "chat" || c.mode == "agent" {
 		writeErr(w, d, apiErr{http.StatusBadRequest, "not_workflow_app", msgAppMode, ""})
 		return
 	}
@@ -855,10 +863,10 @@ func (s *Sim) stop(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	workflowRoute := c.route == RouteStop
 	switch {
-	case workflowRoute && c.sc.mode != "workflow":
+	case workflowRoute && c.mode != "workflow":
 		writeErr(w, d, apiErr{http.StatusBadRequest, "not_workflow_app", msgAppMode, ""})
 		return
-	case !workflowRoute && c.sc.mode == "workflow":
+	case !workflowRoute && c.mode == "workflow":
 		writeErr(w, d, apiErr{http.StatusBadRequest, "not_chat_app", msgAppMode, ""})
 		return
 	}

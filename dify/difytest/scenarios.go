@@ -112,6 +112,7 @@ type outcome struct {
 // Error texts from dify-api.md §1.3, §3 and §6.
 const (
 	msgConcurrency = "Too many requests. Please try again later. The current maximum concurrent requests allowed for " + appID + " is 2."
+	msgPlanQuota   = "Workflow execution quota limit reached for tenant " + tenantID
 	msgProvider    = "No valid model provider credentials found. Please go to Settings -> Model Provider to complete your provider credentials."
 	msgPluginError = `req_id: 9e1e2daabe PluginInvokeError: {"args":null,"error_type":"PluginDaemonInnerError","message":"encountered an error: invalid character '<' looking for beginning of value status: 502 Bad Gateway original response: <html>"}`
 )
@@ -170,9 +171,12 @@ func catalogue() map[string]*scenario {
 				reply: jsonReply(apiErr{http.StatusTooManyRequests, "too_many_requests", msgConcurrency, ""}, "Retry-After", "2")}}},
 		{Scenario: Scenario{"concurrency_limit", "dify_rate_limited", "The app's concurrency cap as 1.x sends it: 400 invalid_param \"Too many requests. Please try again later. ...\"."},
 			faults: []fault{{stage: atEndpoint, routes: runRoutes, reply: jsonReply(errInvalid(msgConcurrency))}}},
-		{Scenario: Scenario{"daily_limit", "dify_rate_limited", "Dify Cloud's daily request cap: runs answer 429 rate_limit_error."},
+		{Scenario: Scenario{"daily_limit", "dify_plan_limit", "Dify Cloud's sandbox requests-per-day cap: runs answer 429 rate_limit_error \"Rate limit exceeded, please upgrade your plan or your RPD was 5000 requests/day\"."},
 			faults: []fault{{stage: atEndpoint, routes: runRoutes, reply: jsonReply(apiErr{http.StatusTooManyRequests, "rate_limit_error",
 				"Rate limit exceeded, please upgrade your plan or your RPD was 5000 requests/day", ""})}}},
+		{Scenario: Scenario{"plan_limit", "dify_plan_limit", "Dify Cloud's workflow execution quota is used up: runs answer 429 rate_limit_error \"Workflow execution quota limit reached for tenant …\" until it resets."},
+			faults: []fault{{stage: atEndpoint, routes: runRoutes, reply: jsonReply(apiErr{http.StatusTooManyRequests, "rate_limit_error",
+				msgPlanQuota, ""})}}},
 		{Scenario: Scenario{"cloudflare_1015", "dify_rate_limited", "Cloudflare rate limiting: every route answers its 429 HTML page, \"Error code 1015\"."},
 			faults: []fault{{stage: atProxy, reply: cloudflarePage(http.StatusTooManyRequests, "cloudflare_1015.html")}}},
 		{Scenario: Scenario{"cloudflare_1015_plain", "dify_rate_limited", "Cloudflare rate limiting as API clients see it: 429 text/plain \"error code: 1015\"."},

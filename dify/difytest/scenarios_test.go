@@ -103,6 +103,8 @@ var scenarioChecks = map[string][]check{
 	"rate_limited":      {{probe: run, status: 429, ctype: "application/json", code: "too_many_requests", message: msgConcurrency, header: [2]string{"Retry-After", "2"}}, uploaded},
 	"concurrency_limit": {jsonErr(run, 400, "invalid_param", msgConcurrency)},
 	"daily_limit":       {jsonErr(run, 429, "rate_limit_error", "Rate limit exceeded, please upgrade your plan or your RPD was 5000 requests/day")},
+	"plan_limit": {jsonErr(run, 429, "rate_limit_error", "Workflow execution quota limit reached for tenant 8f0a3c52-6d41-4e0b-a7c9-2b5e1d3f4a60"),
+		jsonErr(stream, 429, "rate_limit_error", "Workflow execution quota limit reached for tenant 8f0a3c52-6d41-4e0b-a7c9-2b5e1d3f4a60"), uploaded, {probe: info, status: 200}},
 	"cloudflare_1015": {{probe: info, status: 429, ctype: "text/html; charset=UTF-8", title: "Access denied | api.dify.ai used Cloudflare to restrict access", body: "Error code 1015"},
 		page(run, 429, "text/html", "Access denied | api.dify.ai used Cloudflare to restrict access")},
 	"cloudflare_1015_plain": {{probe: run, status: 429, ctype: "text/plain", body: "error code: 1015"}},
@@ -142,7 +144,7 @@ var scenarioChecks = map[string][]check{
 // diagnosisCodes are the codes of DESIGN.md that a Dify answer can provoke.
 var diagnosisCodes = []string{"dify_auth_invalid", "dify_app_unavailable", "dify_wrong_url", "dify_wrong_app_type",
 	"dify_not_published", "dify_input_invalid", "dify_file_too_large", "dify_file_type", "dify_rate_limited",
-	"dify_model_provider", "dify_plugin_error", "dify_plugin_unavailable", "dify_workflow_failed",
+	"dify_plan_limit", "dify_model_provider", "dify_plugin_error", "dify_plugin_unavailable", "dify_workflow_failed",
 	"dify_workflow_timeout", "dify_gateway_error", "dify_gateway_timeout", "dify_server_error", "dify_unreachable",
 	"dify_bad_response", "dify_no_output"}
 

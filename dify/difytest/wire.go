@@ -151,14 +151,15 @@ func (e apiErr) body(d dialect) obj {
 
 // Dify's fixed error texts, so each appears once.
 const (
-	msgNotFound       = "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again."
-	msgInternal       = "The server encountered an internal error and was unable to complete your request. Either the server is overloaded or there is an error in the application."
-	msgBadRequest     = "The browser (or proxy) sent a request that this server could not understand."
-	msgAppMode        = "Please check if your app mode matches the right API route."
-	msgMissingArg     = "Missing required parameter in the JSON body"
-	msgUserRequired   = "Arg user must be provided."
-	msgStopped        = "Stopped by user."
-	msgStreamInternal = "Internal Server Error, please contact support."
+	msgNotFound           = "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again."
+	msgInternal           = "The server encountered an internal error and was unable to complete your request. Either the server is overloaded or there is an error in the application."
+	msgBadRequest         = "The browser (or proxy) sent a request that this server could not understand."
+	msgAppMode            = "Please check if your app mode matches the right API route."
+	msgMissingArg         = "Missing required parameter in the JSON body"
+	msgUserRequired       = "Arg user must be provided."
+	msgStopped            = "Stopped by user."
+	msgStreamInternal     = "Internal Server Error, please contact support."
+	msgAgentStreamingOnly = "Agent App only supports streaming response mode."
 )
 
 func errNotFound(msg string) apiErr { return apiErr{http.StatusNotFound, "not_found", msg, ""} }
