@@ -24,6 +24,8 @@ type AppSettings struct {
 	Mode       string // auto, workflow, chat.
 	ImageInput string // auto, files, or a start variable.
 	TextInput  string // auto or a start variable.
+	// Inputs are fixed values for other start fields (DIFY_INPUTS), checked against the form.
+	Inputs map[string]any
 }
 
 // AppSource is the part of Dify that describes an app. *dify.Client implements it.
@@ -48,6 +50,10 @@ type App struct {
 	ImageRequired bool     // The image input is a required field of the form.
 	Suggested     []string // Dify's suggested_questions, offered as choices.
 	FileLimit     int      // How many files one run may send (file-list max_length); 0 when the form does not say.
+	// Fixed are the values sent for the form's other fields: DIFY_INPUTS, else the field's default.
+	Fixed map[string]any
+	// Missing names a required field that gets no value (neither set nor defaulted): runs would fail on it.
+	Missing *dify.InputField
 	// Problems are settings that do not fit the start form. The pipeline still uses them as set; doctor reports them.
 	Problems []Check
 }
@@ -93,6 +99,7 @@ func Discover(ctx context.Context, src AppSource, s AppSettings) (*App, error) {
 	}
 	form := params.UserInputForm
 	a.ImageLimit = params.SystemParameters.ImageLimitBytes()
+	a.Suggested = params.SuggestedQuestions
 
 	a.ImageInput = s.ImageInput
 	switch a.ImageInput {
@@ -119,17 +126,20 @@ func Discover(ctx context.Context, src AppSource, s AppSettings) (*App, error) {
 	} else if !a.Chat {
 		a.checkSetting("DIFY_TEXT_INPUT", a.TextInput, false)
 	}
+	a.FileLimit = int(params.SystemParameters.WorkflowFileUploadLimit)
 	for _, f := range form {
 		switch f.Variable {
 		case a.TextInput:
 			a.TextRequired = f.Required && !a.Chat
+			a.TextDefault, _ = f.DefaultText()
 		case a.ImageInput:
 			a.ImageRequired = f.Required
-			if a.ImageList {
-				a.FileLimit = f.MaxLength
+			if n := f.MaxFiles(); n > 0 && (a.FileLimit == 0 || n < a.FileLimit) {
+				a.FileLimit = n
 			}
 		}
 	}
+	a.fixInputs(s.Inputs)
 	return a, nil
 }
 
@@ -162,6 +172,59 @@ func (a *App) checkSetting(env, value string, image bool) {
 	}
 }
 
+// fixInputs sets the values of the form's other fields: DIFY_INPUTS, checked against the form, else each field's
+// default. A required field left without a value is noted, for doctor and for the run's diagnosis.
+func (a *App) fixInputs(set map[string]any) {
+	own := func(v string) bool { return (v == a.TextInput && !a.Chat) || (v == a.ImageInput && v != "") }
+	a.Fixed = map[string]any{}
+	names := make([]string, 0, len(set))
+	for k := range set {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		i := slices.IndexFunc(a.Form, func(f dify.InputField) bool { return f.Variable == k })
+		switch {
+		case a.Form == nil:
+			a.Fixed[k] = set[k] // Nothing to check against: send it as set.
+		case i < 0:
+			a.Problems = append(a.Problems, Check{Name: "DIFY_INPUTS", Detail: fmt.Sprintf("%q is not a variable of the start form (%s)", k, a.FormSummary()),
+				Fixes: []string{fmt.Sprintf("remove %q from DIFY_INPUTS, or add it to the workflow's Start node", k)}})
+		case own(k):
+			a.Problems = append(a.Problems, Check{Name: "DIFY_INPUTS", Detail: fmt.Sprintf("%q is where difybot puts the person's message; a fixed value would replace it", k),
+				Fixes: []string{fmt.Sprintf("remove %q from DIFY_INPUTS", k)}})
+		default:
+			if err := a.Form[i].Validate(set[k]); err != nil {
+				fix := "correct the value in DIFY_INPUTS"
+				if len(a.Form[i].Options) > 0 {
+					fix = "use one of the options: " + strings.Join(a.Form[i].Options, ", ")
+				}
+				a.Problems = append(a.Problems, Check{Name: "DIFY_INPUTS", Detail: err.Error(), Fixes: []string{fix}})
+				continue
+			}
+			a.Fixed[k] = set[k]
+		}
+	}
+	for _, f := range a.Form {
+		if own(f.Variable) || f.IsFile() {
+			continue
+		}
+		if _, ok := a.Fixed[f.Variable]; ok {
+			continue
+		}
+		if _, ok := f.DefaultText(); ok || (f.Type == dify.FieldCheckbox && f.Default != nil) {
+			a.Fixed[f.Variable] = f.Default
+			continue
+		}
+		if f.Required && a.Missing == nil {
+			f := f
+			a.Missing = &f
+			a.Problems = append(a.Problems, Check{Name: "Dify inputs", Detail: fmt.Sprintf("the start form requires %q (%s) and difybot has no value for it", f.Variable, f.Type),
+				Fixes: []string{fmt.Sprintf(`set DIFY_INPUTS={"%s": …}, or give the field a default in the Start node, or make it optional`, f.Variable)}})
+		}
+	}
+}
+
 // FormSummary lists the start form's variables and types, for doctor.
 func (a *App) FormSummary() string {
 	var names []string
@@ -177,6 +240,9 @@ func (a *App) FormSummary() string {
 // inputs builds a run's inputs and sys.files for a workflow app.
 func (a *App) inputs(text string, files []dify.FileRef) (map[string]any, []dify.FileRef) {
 	in := map[string]any{}
+	for k, v := range a.Fixed {
+		in[k] = v
+	}
 	if text != "" && !a.Chat {
 		in[a.TextInput] = text
 	}

@@ -407,6 +407,9 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 	if err != nil {
 		return nil, "", err
 	}
+	if f := a.Missing; f != nil {
+		return nil, "", Classified(CodeDifyInputInvalid, "inputs", fmt.Errorf("the workflow's start form requires %q (%s) and difybot has no value for it: set it in DIFY_INPUTS, give it a default in the Start node, or make it optional", f.Variable, f.Type))
+	}
 	r.PostedAttempt = r.Attempt
 	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
 		return nil, "", fmt.Errorf("save run: %w", err)
@@ -424,8 +427,17 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 		if strings.TrimSpace(query) == "" {
 			query = "(image)"
 		}
-		reply, err := b.cfg.Workflows.SendChatMessage(ctx, dify.ChatRequest{Query: query, User: user, ConversationID: conv,
-			Files: refs, Mode: b.cfg.ResponseMode, OnEvent: onEvent})
+		send := func(conv string) (*dify.ChatReply, error) {
+			inputs, _ := a.inputs("", nil)
+			return b.cfg.Workflows.SendChatMessage(ctx, dify.ChatRequest{Query: query, Inputs: inputs, User: user, ConversationID: conv,
+				Files: refs, Mode: b.cfg.ResponseMode, OnEvent: onEvent})
+		}
+		reply, err := send(conv)
+		if conv != "" && errors.Is(err, dify.ErrConversationGone) {
+			// Dify no longer has the conversation (deleted, or ended); nothing ran, so start a new one, once.
+			fields["conversation_restarted"] = true
+			reply, err = send("")
+		}
 		if err != nil {
 			return nil, "", err
 		}

@@ -126,7 +126,7 @@ func checkDify(ctx context.Context, c *checklist, cfg config.Config) {
 			"use the API key of a workflow or chatflow app")
 	}
 
-	app, err := bot.Discover(ctx, dc, bot.AppSettings{Mode: cfg.Dify.AppMode, ImageInput: cfg.Dify.ImageInput, TextInput: cfg.Dify.TextInput})
+	app, err := bot.Discover(ctx, dc, appSettings(cfg))
 	if err != nil {
 		c.failDiag("Dify parameters", err)
 		return
@@ -141,6 +141,11 @@ func checkDify(ctx context.Context, c *checklist, cfg config.Config) {
 	reportInput(c, app, "DIFY_IMAGE_INPUT", cfg.Dify.ImageInput, app.ImageInput, true)
 	if !app.Chat {
 		reportInput(c, app, "DIFY_TEXT_INPUT", cfg.Dify.TextInput, app.TextInput, false)
+	}
+	for _, p := range app.Problems { // The start form's other fields: DIFY_INPUTS and required fields.
+		if p.Name != "DIFY_IMAGE_INPUT" && p.Name != "DIFY_TEXT_INPUT" {
+			c.report(p)
+		}
 	}
 	c.ok("Dify run", "difybot sends: "+app.Summary())
 	if cfg.Dify.ResponseMode == string(dify.Blocking) {

@@ -20,6 +20,7 @@ func TestDoctor(t *testing.T) {
 	tests := []struct {
 		name     string
 		scenario string
+		shape    string
 		env      map[string]string
 		want     []string // Lines that must appear.
 		ok       bool
@@ -40,6 +41,14 @@ func TestDoctor(t *testing.T) {
 			want: []string{`❌ DIFY_IMAGE_INPUT: "query" is a paragraph variable that does not accept images`}},
 		{name: "unreachable host", env: map[string]string{"DIFY_BASE_URL": closed},
 			want: []string{"❌ Dify app:", "dify_unreachable", "connection refused"}},
+		{name: "unknown DIFY_INPUTS variable", scenario: "ok", shape: "select_default", env: map[string]string{"DIFY_INPUTS": `{"colour":"red"}`},
+			want: []string{`❌ DIFY_INPUTS: "colour" is not a variable of the start form`}},
+		{name: "select value not among the options", scenario: "ok", shape: "select_default", env: map[string]string{"DIFY_INPUTS": `{"language":"French"}`},
+			want: []string{`❌ DIFY_INPUTS: start variable "language" (select): "French" is not one of the options`, "fix: use one of the options: English, Japanese, German"}},
+		{name: "required field without a value", scenario: "ok", shape: "required_select",
+			want: []string{`❌ Dify inputs: the start form requires "language" (select) and difybot has no value for it`}},
+		{name: "DIFY_INPUTS fills the required field", scenario: "ok", shape: "required_select", env: map[string]string{"DIFY_INPUTS": `{"language":"German"}`}, ok: true,
+			want: []string{"All checks passed."}},
 		{name: "blocking mode", scenario: "ok", env: map[string]string{"DIFY_RESPONSE_MODE": "blocking"},
 			want: []string{"❌ DIFY_RESPONSE_MODE: blocking"}},
 	}
@@ -48,7 +57,7 @@ func TestDoctor(t *testing.T) {
 			t.Parallel()
 			vars := map[string]string{"DIFY_API_KEY": "app-test", "DATA_DIR": t.TempDir()}
 			if tt.scenario != "" {
-				sim := difytest.NewServer(difytest.Options{Scenario: tt.scenario, PingEvery: time.Second})
+				sim := difytest.NewServer(difytest.Options{Scenario: tt.scenario, Shape: tt.shape, PingEvery: time.Second})
 				defer sim.Close()
 				vars["DIFY_BASE_URL"] = sim.URL()
 				if tt.env["DIFY_BASE_URL"] == "SIM_ROOT" {

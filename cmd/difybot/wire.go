@@ -108,7 +108,7 @@ func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Stor
 	b, err := bot.New(bot.Config{
 		Metrics: metrics,
 		Store:   st, Workflows: dc, Platforms: all, Logger: log,
-		App:          bot.AppSettings{Mode: cfg.Dify.AppMode, ImageInput: cfg.Dify.ImageInput, TextInput: cfg.Dify.TextInput},
+		App:          appSettings(cfg),
 		ResponseMode: dify.ResponseMode(cfg.Dify.ResponseMode), OutputKey: cfg.Dify.OutputKey,
 		ImagePrompt: cfg.Dify.ImagePrompt, PendingTTL: cfg.PendingTTL,
 		Timeout: cfg.Dify.Timeout, MaxImageBytes: cfg.MaxImageBytes, HoldMax: cfg.Breaker.HoldMax,
@@ -210,4 +210,9 @@ func (s *system) serve(ctx context.Context, handler http.Handler, ready func(add
 	stopLoops()
 	loops.Wait()
 	return err
+}
+
+// appSettings are the operator's choices about the Dify app, as the pipeline and doctor both apply them.
+func appSettings(cfg config.Config) bot.AppSettings {
+	return bot.AppSettings{Mode: cfg.Dify.AppMode, ImageInput: cfg.Dify.ImageInput, TextInput: cfg.Dify.TextInput, Inputs: cfg.Dify.Inputs}
 }
