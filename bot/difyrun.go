@@ -1,0 +1,195 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/difybot/difybot/dify"
+)
+
+// runDify runs the workflow or chat app (step 6), or waits for the run a crashed attempt started.
+func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs []dify.FileRef, fields map[string]any) (map[string]any, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	if r.DifyRunID != "" {
+		fields["dify_run_id"], fields["resumed"] = r.DifyRunID, true
+		run, err := b.cfg.Workflows.WaitRun(ctx, r.DifyRunID)
+		if err != nil {
+			return nil, "", err
+		}
+		if answer, ok := run.Outputs["answer"].(string); ok && len(run.Outputs) == 1 {
+			return nil, answer, nil
+		}
+		return run.Outputs, "", nil
+	}
+	if r.PostedAttempt == r.Attempt {
+		// We may have started a run whose id never reached us; posting again could run it twice.
+		return nil, "", Classified(CodeInternal, "run", errors.New("an earlier attempt was interrupted after sending the run to Dify and before Dify confirmed it; it is not sent again so it cannot run twice"))
+	}
+	a, err := b.App(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if f := a.Missing; f != nil {
+		return nil, "", Classified(CodeDifyInputInvalid, "inputs", fmt.Errorf("the workflow's start form requires %q (%s) and difybot has no value for it: set it in DIFY_INPUTS, give it a default in the Start node, or make it optional", f.Variable, f.Type))
+	}
+	r.PostedAttempt = r.Attempt
+	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
+		return nil, "", fmt.Errorf("save run: %w", err)
+	}
+	onEvent := b.onEvent(ctx, r, p)
+	user := difyUser(r.Message)
+	fields["app"] = a.Summary()
+	if a.Chat {
+		key := r.Message.ConversationKey()
+		conv, err := b.cfg.Store.Conversation(ctx, key)
+		if err != nil {
+			return nil, "", fmt.Errorf("load conversation: %w", err)
+		}
+		query := text
+		if strings.TrimSpace(query) == "" {
+			query = "(image)"
+		}
+		send := func(conv string) (*dify.ChatReply, error) {
+			inputs, _ := a.inputs("", nil)
+			return b.cfg.Workflows.SendChatMessage(ctx, dify.ChatRequest{Query: query, Inputs: inputs, User: user, ConversationID: conv,
+				Files: refs, Mode: b.cfg.ResponseMode, OnEvent: onEvent})
+		}
+		reply, err := send(conv)
+		if conv != "" && errors.Is(err, dify.ErrConversationGone) {
+			// Dify no longer has the conversation (deleted, or ended); nothing ran, so start a new one, once.
+			fields["conversation_restarted"] = true
+			reply, err = send("")
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		fields["conversation_id"] = reply.ConversationID
+		if reply.ConversationID != "" && reply.ConversationID != conv {
+			r.ConversationID = reply.ConversationID
+			if err := b.cfg.Store.SetConversation(ctx, key, reply.ConversationID); err != nil {
+				return nil, "", fmt.Errorf("save conversation: %w", err)
+			}
+		}
+		return nil, reply.Answer, nil
+	}
+	inputs, files := a.inputs(text, refs)
+	run, err := b.cfg.Workflows.RunWorkflow(ctx, dify.RunRequest{Inputs: inputs, User: user, Files: files, Mode: b.cfg.ResponseMode, OnEvent: onEvent})
+	if run != nil {
+		fields["dify_run_id"] = run.ID
+		if run.Recovered {
+			fields["recovered"] = true
+		}
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return run.Outputs, "", nil
+}
+
+// heartbeatEvery is how often a long node's progress is shown again, riding on Dify's 10 s pings, so that
+// indicators that lapse (LINE's loading animation lasts 60 s) stay on.
+const heartbeatEvery = 30 * time.Second
+
+// onEvent records the run's ids as soon as Dify names them (so a crash can resume), stores node events,
+// and shows progress where the platform can.
+func (b *Bot) onEvent(ctx context.Context, r *Run, p Platform) func(dify.Event) {
+	pr, _ := p.(ProgressReporter)
+	seq, done := 0, 0
+	var node string
+	var shown time.Time
+	progress := func() {
+		if pr == nil {
+			return
+		}
+		shown = b.now()
+		if err := pr.Progress(ctx, r.Message, Progress{RunID: r.ID, Attempt: r.Attempt, State: b.state(r), Step: StepRun, Node: node, Done: done}); err != nil {
+			b.log.Warn().Err(err).Str("run_id", r.ID).Msg("could not show progress")
+		}
+	}
+	return func(ev dify.Event) {
+		switch ev.Event {
+		case "ping":
+			if b.now().Sub(shown) >= heartbeatEvery {
+				progress()
+			}
+		case "workflow_started":
+			r.DifyRunID, r.DifyTaskID = ev.WorkflowRunID, ev.TaskID
+			if r.DifyRunID == "" {
+				r.DifyRunID = ev.Data.ID
+			}
+			if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
+				b.log.Error().Err(err).Str("run_id", r.ID).Msg("could not store the Dify run id")
+			}
+		case "node_started", "node_finished":
+			seq++
+			if ev.Event == "node_finished" {
+				done++
+			}
+			e := NodeEvent{RunID: r.ID, Seq: seq, Event: ev.Event, NodeID: ev.Data.NodeID, NodeType: ev.Data.NodeType,
+				Title: ev.Data.Title, Index: int(ev.Data.Index), Status: ev.Data.Status, Elapsed: ev.Data.ElapsedTime,
+				Error: ev.Data.Error, At: b.now()}
+			if err := b.cfg.Store.AddNodeEvent(ctx, e); err != nil {
+				b.log.Error().Err(err).Str("run_id", r.ID).Msg("could not store node event")
+			}
+			if ev.Event == "node_started" {
+				node = ev.Data.Title
+				progress()
+			}
+		}
+	}
+}
+
+// difyUser is the end-user id Dify sees: stable per person and platform, and not personal data beyond the id.
+func difyUser(m Message) string { return m.Platform + "-" + m.UserID }
+
+// outputPreference is DIFY_OUTPUT_KEY=auto's order.
+var outputPreference = []string{"text", "answer", "result", "output"}
+
+// pickOutput chooses the output to reply with: the configured key, else the usual names, else the only string.
+func pickOutput(outputs map[string]any, key string) (string, string) {
+	if key != "" && key != "auto" {
+		return stringify(outputs[key]), key
+	}
+	for _, k := range outputPreference {
+		if s, ok := outputs[k].(string); ok && s != "" {
+			return s, k
+		}
+	}
+	var only, onlyKey string
+	n := 0
+	for k, v := range outputs {
+		if s, ok := v.(string); ok {
+			only, onlyKey = s, k
+			n++
+		}
+	}
+	if n == 1 {
+		return only, onlyKey
+	}
+	return "", ""
+}
+
+func stringify(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	}
+	return fmt.Sprint(v)
+}
+
+func outputKeys(m map[string]any) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return strings.Join(keys, ", ")
+}
