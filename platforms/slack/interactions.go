@@ -59,16 +59,7 @@ func (a *Adapter) interact(ctx context.Context, ic slack.InteractionCallback) {
 // choose sends the tapped choice as the person's message, and shows it in place of the buttons so it is
 // tapped once. A second tap of the same button (same action_ts) is the same event and is answered once.
 func (a *Adapter) choose(ctx context.Context, ic slack.InteractionCallback, act *slack.BlockAction) {
-	channel, ts, thread := ic.Container.ChannelID, ic.Container.MessageTs, ic.Container.ThreadTs
-	if channel == "" {
-		channel = ic.Channel.ID
-	}
-	if ts == "" {
-		ts = ic.Message.Timestamp
-	}
-	if thread == "" {
-		thread = ic.Message.ThreadTimestamp
-	}
+	channel, ts, thread := clicked(ic)
 	if thread == "" {
 		thread = ts
 	}
@@ -90,15 +81,9 @@ func (a *Adapter) choose(ctx context.Context, ic slack.InteractionCallback, act 
 	}
 }
 
-// isDM reports a direct-message channel id.
-func isDM(channel string) bool { return strings.HasPrefix(channel, "D") }
-
-// retry queues the run again and shows it on the message that carried the button. The message is edited
-// before the run is queued: the run edits the same message, and an edit of ours landing after its answer would
-// hide the answer. When the run cannot be queued, the button comes back and the person is told.
-func (a *Adapter) retry(ctx context.Context, ic slack.InteractionCallback, runID string) {
-	log := a.log.With().Str("run_id", runID).Str("user_id", ic.User.ID).Logger()
-	channel, ts, thread := ic.Container.ChannelID, ic.Container.MessageTs, ic.Container.ThreadTs
+// clicked says where the clicked message is: its channel, its ts, and the thread it is in ("" at top level).
+func clicked(ic slack.InteractionCallback) (channel, ts, thread string) {
+	channel, ts, thread = ic.Container.ChannelID, ic.Container.MessageTs, ic.Container.ThreadTs
 	if channel == "" {
 		channel = ic.Channel.ID
 	}
@@ -108,6 +93,18 @@ func (a *Adapter) retry(ctx context.Context, ic slack.InteractionCallback, runID
 	if thread == "" {
 		thread = ic.Message.ThreadTimestamp
 	}
+	return channel, ts, thread
+}
+
+// isDM reports a direct-message channel id.
+func isDM(channel string) bool { return strings.HasPrefix(channel, "D") }
+
+// retry queues the run again and shows it on the message that carried the button. The message is edited
+// before the run is queued: the run edits the same message, and an edit of ours landing after its answer would
+// hide the answer. When the run cannot be queued, the button comes back and the person is told.
+func (a *Adapter) retry(ctx context.Context, ic slack.InteractionCallback, runID string) {
+	log := a.log.With().Str("run_id", runID).Str("user_id", ic.User.ID).Logger()
+	channel, ts, thread := clicked(ic)
 	canEdit := channel != "" && ts != ""
 	if canEdit {
 		if err := a.update(ctx, channel, ts, a.text.retrying, nil); err != nil {
