@@ -461,8 +461,13 @@ func TestRequeue(t *testing.T) {
 	eachBackend(t, func(t *testing.T, d testDB) {
 		s := d.Open(t)
 		ctx := t.Context()
-		// The fake finishes each run the way the bot does: outcome first, then the reply marker in State.
+		// The fake finishes each run the way the bot does: outcome first, then the reply marker. The second
+		// attempt waits at the gate until the test has read the requeued run.
+		gate := make(chan struct{})
 		f := newFake(func(ctx context.Context, id string, n int) error {
+			if n == 2 {
+				<-gate
+			}
 			r, err := s.Run(ctx, id)
 			if err != nil {
 				return err
@@ -499,6 +504,7 @@ func TestRequeue(t *testing.T) {
 			got.State["placeholder_ts"] == "" || got.RepliedAttempt != 1 || !reflect.DeepEqual(got.Message, r.Message) {
 			t.Errorf("after Requeue: %+v", got)
 		}
+		close(gate)
 		if c := f.next(t, 10*time.Second); c.runID != r.ID || c.n != 2 {
 			t.Fatalf("second call = %+v, want run %s call 2", c, r.ID)
 		}
