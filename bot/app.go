@@ -267,12 +267,21 @@ type appCache struct {
 	got  *App
 	at   time.Time
 	call *appCall // The discovery in flight, if any.
+	gen  int      // Counts forget calls, so a discovery that started before one is not cached.
 }
 
 type appCall struct {
 	done chan struct{} // Closed when app and err are set.
 	app  *App
 	err  error
+}
+
+// forget drops the cached app: the next get discovers it again. A discovery in flight still answers the callers
+// already waiting for it, but is neither joined nor cached.
+func (c *appCache) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.got, c.call, c.gen = nil, nil, c.gen+1
 }
 
 // get returns the cached app, or waits for a discovery, starting one if none runs. The discovery runs in its own
@@ -288,16 +297,19 @@ func (c *appCache) get(ctx context.Context, now func() time.Time, discover func(
 	if call == nil {
 		call = &appCall{done: make(chan struct{})}
 		c.call = call
+		gen := c.gen
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discoverTimeout)
 		go func() {
 			defer cancel()
 			a, err := discover(dctx)
 			c.mu.Lock()
 			call.app, call.err = a, err
-			if err == nil {
+			if err == nil && gen == c.gen {
 				c.got, c.at = a, now()
 			}
-			c.call = nil
+			if c.call == call {
+				c.call = nil
+			}
 			c.mu.Unlock()
 			close(call.done)
 		}()

@@ -99,6 +99,10 @@ func (b *Bot) App(ctx context.Context) (*App, error) {
 	return b.app.get(ctx, b.now, func(ctx context.Context) (*App, error) { return Discover(ctx, b.cfg.Workflows, b.cfg.App) })
 }
 
+// ForgetApp drops what the bot knows of the Dify app, so that the next message discovers it again: for an app
+// whose start form is known to have changed just now (the demo's simulator switching shapes).
+func (b *Bot) ForgetApp() { b.app.forget() }
+
 // Process runs one queued run to its reply. The queue calls it; it is safe to call again for the same run
 // after a crash: a workflow that started is waited for, never posted again, and a reply is sent once.
 // It returns a *HoldError while the breaker keeps the run waiting, and an error only when the queue should
@@ -212,8 +216,18 @@ func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) err
 	if r.RepliedAttempt == r.Attempt {
 		return b.queueRest(ctx, r) // A crash may have come between the delivery and queueing the next photos.
 	}
+	waiting := false
+	if len(r.Message.Files) > 0 {
+		// Asked here, not passed from plan: a crash between storing the answer and delivering it comes back here.
+		switch _, err := b.cfg.Store.Pending(ctx, r.ID); {
+		case err == nil:
+			waiting = true
+		case !errors.Is(err, ErrNotFound):
+			return fmt.Errorf("bot: run %s: %w", r.ID, err)
+		}
+	}
 	err := steps.do(ctx, StepReply, func(map[string]any) error {
-		err := p.Reply(ctx, r.Message, Reply{Text: r.Reply, Diagnosis: r.Diagnosis, Choices: r.Choices, RunID: r.ID, Attempt: r.Attempt, Final: true, State: b.state(r)})
+		err := p.Reply(ctx, r.Message, Reply{Text: r.Reply, Diagnosis: r.Diagnosis, Choices: r.Choices, RunID: r.ID, Attempt: r.Attempt, Final: true, Waiting: waiting, State: b.state(r)})
 		if err != nil {
 			var be *Error
 			if !errors.As(err, &be) {

@@ -74,6 +74,9 @@ type Reply struct {
 	Attempt int    // Counts from 1; a Retry makes a new attempt whose answer must be shown again.
 	// Final is false for an interim notice ("delayed", "maintenance"); the final answer follows later.
 	Final bool
+	// Waiting is set on the final answer of a message that waits as a pending request for the rest of it (the
+	// photo asked for its question): a later run reads its files, so the adapter must not discard them yet.
+	Waiting bool
 	// State keeps the adapter's facts about this run's reply, such as Slack's placeholder ts.
 	State RunState
 }

@@ -174,3 +174,39 @@ func TestPendingExpires(t *testing.T) {
 		t.Errorf("text after expiry: %q", text.Reply)
 	}
 }
+
+// The answer that asks a waiting photo for its question says so (Reply.Waiting), so that an adapter keeps the
+// photo for the run that completes the request; that run's answer does not.
+func TestWaitingAnswerKeepsThePhoto(t *testing.T) {
+	h := withForm(t, formOf{textRequired: true}, nil)
+	if _, err := h.send(t, photo(t, h, "ev-photo", "F1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.send(t, bot.Message{EventID: "ev-text", Text: "what brand is it?"}); err != nil {
+		t.Fatal(err)
+	}
+	finals := h.plat.Finals()
+	if len(finals) != 2 || !finals[0].Waiting || finals[1].Waiting {
+		t.Fatalf("final replies = %+v, want the waiting one and then the answer", finals)
+	}
+}
+
+// ForgetApp makes the next message read the start form again: the demo switches its simulated app's shape and
+// the very next photo is asked for its question.
+func TestForgetAppReadsTheFormAgain(t *testing.T) {
+	h := newHarness(t, "ok")
+	ctx := context.Background()
+	if a, err := h.bot.App(ctx); err != nil || a.TextRequired {
+		t.Fatalf("default shape: %+v %v", a, err)
+	}
+	if err := h.sim.SetShape("required_text"); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := h.bot.App(ctx); a.TextRequired {
+		t.Fatal("the cached form changed without ForgetApp")
+	}
+	h.bot.ForgetApp()
+	if a, err := h.bot.App(ctx); err != nil || !a.TextRequired || len(a.Suggested) == 0 {
+		t.Fatalf("after ForgetApp: %+v %v", a, err)
+	}
+}

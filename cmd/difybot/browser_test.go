@@ -269,6 +269,24 @@ func TestDemoInABrowser(t *testing.T) {
 	putJSON(t, base+"/admin/breaker", token, `{"mode":"auto","reason":"browser test: done"}`)
 	c.waitFor("the held message answered", `[...document.querySelectorAll(".msg.bot")].some(e => e.dataset.final === "true" && e.innerText.includes("You said: are you there?"))`)
 	c.screenshot(filepath.Join(shots, "5-web-chat-after-maintenance.png"))
+
+	// 6. Switch the app's shape on the admin page to one that requires the question: a photo alone is asked for
+	// it with Dify's suggested questions as chips, and a tapped chip completes the request in one run.
+	c.navigate(base + "/admin/")
+	c.waitFor("the shape switch", `!document.getElementById("shape-box").classList.contains("hidden") && document.querySelectorAll("#shape option").length > 3`)
+	c.eval(`document.getElementById("shape").value = "required_text"; document.getElementById("shape-apply").click(); true`)
+	c.waitFor("the shape change", `document.getElementById("shape-message").innerText.includes("required_text")`)
+	c.screenshot(filepath.Join(shots, "6-admin-shape.png"))
+	c.navigate(base + "/")
+	json.Unmarshal(c.call("DOM.getDocument", nil), &doc)
+	json.Unmarshal(c.call("DOM.querySelector", map[string]any{"nodeId": doc.Root.NodeID, "selector": "#image"}), &q)
+	c.call("DOM.setFileInputFiles", map[string]any{"nodeId": q.NodeID, "files": []string{writePNG(t, 64, 48)}})
+	c.eval(`document.getElementById("text").value = ""; document.getElementById("form").requestSubmit(); true`)
+	c.waitFor("the question with choices", `[...document.querySelectorAll(".msg.bot")].some(e => e.dataset.final === "true" && e.innerText.includes("Got your photo. What would you like to know?") && e.querySelectorAll(".chip").length === 3)`)
+	c.screenshot(filepath.Join(shots, "7-web-chat-question.png"))
+	c.eval(`[...document.querySelectorAll(".chip")].find(b => b.textContent === "Is anything damaged?").click(); true`)
+	c.waitFor("the answer with the photo and the chip's question", `[...document.querySelectorAll(".msg.bot")].some(e => e.dataset.final === "true" && e.innerText.includes("PNG image, 64×48 px") && e.innerText.includes("You said: Is anything damaged?") && e.innerText.includes('question="Is anything damaged?", photo=1 file'))`)
+	c.screenshot(filepath.Join(shots, "8-web-chat-answer.png"))
 }
 
 func putJSON(t testing.TB, url, token, body string) {

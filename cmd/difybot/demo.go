@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/difybot/difybot/dify/difytest"
@@ -22,10 +23,15 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "", "listen address (default HTTP_ADDR or :8080)")
 	scenario := fs.String("scenario", "ok", "the simulator's starting scenario (see difysim -list)")
+	shape := fs.String("shape", difytest.DefaultShape, "the simulated app's starting shape: its mode and start form (see difysim -list)")
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
-	sim := difytest.NewServer(difytest.Options{Scenario: *scenario, Latency: demoLatency, PingEvery: 2 * time.Second})
+	if !slices.ContainsFunc(difytest.Shapes(), func(s difytest.Shape) bool { return s.Name == *shape }) {
+		fmt.Fprintf(stderr, "demo: unknown shape %q (difysim -list shows them)\n", *shape)
+		return exitError(2)
+	}
+	sim := difytest.NewServer(difytest.Options{Scenario: *scenario, Shape: *shape, Latency: demoLatency, PingEvery: 2 * time.Second})
 	defer sim.Close()
 
 	// The demo needs nothing from the environment; what is set there (DATA_DIR, HTTP_ADDR, LOG_*) is honoured.
@@ -53,7 +59,10 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 		return err
 	}
 	defer sys.Close()
-	sys.adminExtra["/admin/sim/scenario"] = simSwitch(sim)
+	// The bot reads the app's start form again at once after a shape switch, instead of after its cache's 5 minutes.
+	sw := simSwitch(sim, sys.bot.ForgetApp)
+	sys.adminExtra["/admin/sim/scenario"] = sw
+	sys.adminExtra["/admin/sim/shape"] = sw
 	mux, err := sys.routes()
 	if err != nil {
 		return err
@@ -65,15 +74,17 @@ difybot demo is running.
 
   web chat       %s/
   admin page     %s/admin/      admin token: %s
-  simulated Dify %s  (scenario %q; switch it on the admin page)
+  simulated Dify %s  (scenario %q, shape %q; switch both on the admin page)
 
-Send a photo in the web chat and watch the steps on the admin page. Ctrl+C stops.
-`, base, base, token, sim.URL(), *scenario)
+Send a photo in the web chat and watch the steps on the admin page. A scenario is how Dify fails; a shape is
+what the app asks for (shape required_text: a photo alone is asked for its question). Ctrl+C stops.
+`, base, base, token, sim.URL(), *scenario, *shape)
 	})
 }
 
-// simSwitch lets the admin page change the simulator's scenario, so each diagnosis can be watched happening.
-func simSwitch(sim *difytest.Server) http.Handler {
+// simSwitch lets the admin page change the simulator's scenario, so each diagnosis can be watched happening, and
+// its app shape, so each start form can be tried; shapeChanged runs after a shape switch.
+func simSwitch(sim *difytest.Server, shapeChanged func()) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/sim/scenario", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"scenario": sim.Scenario(), "scenarios": difytest.Scenarios()})
@@ -91,6 +102,24 @@ func simSwitch(sim *difytest.Server) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"scenario": sim.Scenario()})
+	})
+	mux.HandleFunc("GET /admin/sim/shape", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"shape": sim.Shape(), "shapes": difytest.Shapes()})
+	})
+	mux.HandleFunc("PUT /admin/sim/shape", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Shape string `json:"shape"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&in); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "send {\"shape\":\"NAME\"}"})
+			return
+		}
+		if err := sim.SetShape(in.Shape); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		shapeChanged()
+		writeJSON(w, http.StatusOK, map[string]any{"shape": sim.Shape()})
 	})
 	return mux
 }

@@ -8,6 +8,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -183,5 +184,29 @@ func TestBadInput(t *testing.T) {
 				t.Error("the token leaked into an error")
 			}
 		})
+	}
+}
+
+// A photo that waits for its question is read again by the run that completes the request: the answer asking
+// for the question keeps the upload, and the final answer of a finished request removes it.
+func TestWaitingAnswerKeepsTheUpload(t *testing.T) {
+	dir := t.TempDir()
+	chat, err := web.New(web.Config{Inbox: &bottest.Inbox{}, UploadDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "img-waiting")
+	if err := os.WriteFile(path, bottest.PNG(t, 4, 4), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := bot.Message{Platform: "web", Files: []bot.File{{ID: "img-waiting"}}}
+	ctx := context.Background()
+	chat.Reply(ctx, m, bot.Reply{Text: "Got your photo.", RunID: "r1", Attempt: 1, Final: true, Waiting: true})
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the waiting photo's upload is gone: %v", err)
+	}
+	chat.Reply(ctx, m, bot.Reply{Text: "An answer.", RunID: "r1", Attempt: 1, Final: true})
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the upload outlived the final answer: %v", err)
 	}
 }
