@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	_ "embed"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,33 @@ const platformName = "web"
 
 //go:embed chat.html
 var page []byte
+
+// pageCSP allows exactly the page's own inline script and style, by their hashes, and nothing from elsewhere:
+// whatever an answer smuggles into the page can neither run nor load anything.
+var pageCSP = policy(page)
+
+var (
+	scriptBlock = regexp.MustCompile(`(?s)<script>(.*?)</script>`)
+	styleBlock  = regexp.MustCompile(`(?s)<style>(.*?)</style>`)
+)
+
+// policy is the Content-Security-Policy for a page whose scripts and styles are inline <script> and <style>
+// blocks without attributes.
+func policy(page []byte) string {
+	hashes := func(re *regexp.Regexp) string {
+		var out []string
+		for _, m := range re.FindAllSubmatch(page, -1) {
+			sum := sha256.Sum256(m[1])
+			out = append(out, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
+		}
+		if len(out) == 0 {
+			return "'none'"
+		}
+		return strings.Join(out, " ")
+	}
+	return "default-src 'none'; script-src " + hashes(scriptBlock) + "; style-src " + hashes(styleBlock) +
+		"; connect-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+}
 
 // Config configures the chat.
 type Config struct {
@@ -111,12 +139,16 @@ func (c *Chat) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src 'self' blob: data:")
+		w.Header().Set("Content-Security-Policy", pageCSP)
+		w.Header().Set("Referrer-Policy", "no-referrer")
 		w.Write(page)
 	})
 	mux.Handle("POST /api/messages", c.auth(http.HandlerFunc(c.postMessage)))
 	mux.Handle("GET /api/runs/{id}/events", c.auth(http.HandlerFunc(c.events)))
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff") // No answer of ours is ever read as a script or a page.
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (c *Chat) auth(next http.Handler) http.Handler {

@@ -25,7 +25,18 @@ import (
 
 // newChat wires the chat to the real pipeline: a SQLite store working the queue and the simulated Dify.
 func newChat(t testing.TB, token string) (*httptest.Server, *difytest.Server) {
+	return newChatWith(t, chatOptions{token: token})
+}
+
+// chatOptions vary newChatWith's pipeline.
+type chatOptions struct {
+	token string
+	wrap  func(*dify.Client) bot.Workflows // Stands between the pipeline and the Dify client when set.
+}
+
+func newChatWith(t testing.TB, o chatOptions) (*httptest.Server, *difytest.Server) {
 	t.Helper()
+	token := o.token
 	ctx := context.Background()
 	sim := difytest.NewServer(difytest.Options{PingEvery: 5 * time.Millisecond, Latency: 5 * time.Millisecond})
 	t.Cleanup(sim.Close)
@@ -45,7 +56,11 @@ func newChat(t testing.TB, token string) (*httptest.Server, *difytest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bot.New(bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{chat}, Logger: zerolog.Nop(), TempDir: t.TempDir()})
+	var wf bot.Workflows = dc
+	if o.wrap != nil {
+		wf = o.wrap(dc)
+	}
+	b, err := bot.New(bot.Config{Store: st, Workflows: wf, Platforms: []bot.Platform{chat}, Logger: zerolog.Nop(), TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
