@@ -22,11 +22,17 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// newChat wires the chat to the real pipeline: a SQLite store working the queue and the simulated Dify.
-func newChat(t testing.TB, token string) (*httptest.Server, *difytest.Server) {
+// newChat wires the chat to the real pipeline: a SQLite store working the queue and the simulated Dify. edit
+// changes the simulator's options (its shape) and the bot's configuration.
+func newChat(t testing.TB, token string, edit ...func(*difytest.Options, *bot.Config)) (*httptest.Server, *difytest.Server) {
 	t.Helper()
 	ctx := context.Background()
-	sim := difytest.NewServer(difytest.Options{PingEvery: 5 * time.Millisecond, Latency: 5 * time.Millisecond})
+	opts := difytest.Options{PingEvery: 5 * time.Millisecond, Latency: 5 * time.Millisecond}
+	var cfg bot.Config
+	for _, e := range edit {
+		e(&opts, &cfg)
+	}
+	sim := difytest.NewServer(opts)
 	t.Cleanup(sim.Close)
 	dc, err := dify.New(dify.Config{BaseURL: sim.URL(), APIKey: "app-test", Logger: zerolog.Nop()})
 	if err != nil {
@@ -44,7 +50,8 @@ func newChat(t testing.TB, token string) (*httptest.Server, *difytest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bot.New(bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{chat}, Logger: zerolog.Nop(), TempDir: t.TempDir()})
+	cfg.Store, cfg.Workflows, cfg.Platforms, cfg.Logger, cfg.TempDir = st, dc, []bot.Platform{chat}, zerolog.Nop(), t.TempDir()
+	b, err := bot.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
