@@ -216,18 +216,10 @@ func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) err
 	if r.RepliedAttempt == r.Attempt {
 		return b.queueRest(ctx, r) // A crash may have come between the delivery and queueing the next photos.
 	}
-	waiting := false
-	if len(r.Message.Files) > 0 {
-		// Asked here, not passed from plan: a crash between storing the answer and delivering it comes back here.
-		switch _, err := b.cfg.Store.Pending(ctx, r.ID); {
-		case err == nil:
-			waiting = true
-		case !errors.Is(err, ErrNotFound):
-			return fmt.Errorf("bot: run %s: %w", r.ID, err)
-		}
-	}
+	keep := b.keepsFiles(ctx, r)
 	err := steps.do(ctx, StepReply, func(map[string]any) error {
-		err := p.Reply(ctx, r.Message, Reply{Text: r.Reply, Diagnosis: r.Diagnosis, Choices: r.Choices, RunID: r.ID, Attempt: r.Attempt, Final: true, Waiting: waiting, State: b.state(r)})
+		err := p.Reply(ctx, r.Message, Reply{Text: r.Reply, Diagnosis: r.Diagnosis, Choices: r.Choices, RunID: r.ID, Attempt: r.Attempt, Final: true,
+			KeepFiles: keep, State: b.state(r)})
 		if err != nil {
 			var be *Error
 			if !errors.As(err, &be) {
@@ -244,6 +236,23 @@ func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) err
 		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
 	}
 	return b.queueRest(ctx, r)
+}
+
+// keepsFiles reports whether a later run reads r's message files again: the message waits for the rest of its
+// request (or was taken by the run that completes it), or r queues the photos after its share. When the store
+// cannot say, the files are kept: a leftover upload is better than a lost photo.
+func (b *Bot) keepsFiles(ctx context.Context, r *Run) bool {
+	if r.Batch != nil && r.Batch.Rest != nil {
+		return true
+	}
+	p, err := b.cfg.Store.Pending(ctx, r.ID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false
+	case err != nil:
+		return true
+	}
+	return p.TakenBy != r.ID // A photo of a set that went on holds its own message.
 }
 
 // state gives a platform the run's State, saved with the run on every Set.

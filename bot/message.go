@@ -74,9 +74,9 @@ type Reply struct {
 	Attempt int    // Counts from 1; a Retry makes a new attempt whose answer must be shown again.
 	// Final is false for an interim notice ("delayed", "maintenance"); the final answer follows later.
 	Final bool
-	// Waiting is set on the final answer of a message that waits as a pending request for the rest of it (the
-	// photo asked for its question): a later run reads its files, so the adapter must not discard them yet.
-	Waiting bool
+	// KeepFiles is set when a later run reads the message's files again: it waits for the rest of its request, or
+	// the photos after this run's share are queued. An adapter that stores uploads must not delete them yet.
+	KeepFiles bool
 	// State keeps the adapter's facts about this run's reply, such as Slack's placeholder ts.
 	State RunState
 }

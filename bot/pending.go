@@ -1,9 +1,11 @@
 package bot
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -68,7 +70,8 @@ func (b *Bot) plan(ctx context.Context, r *Run) (q request, wait string, err err
 		return request{}, "", err
 	}
 	if len(held) > 0 {
-		return merge(held, m, ""), "", nil // Resumed after a crash: the same messages as before.
+		// Resumed after a crash: the same messages as before (a photo of a set that went on holds its own too).
+		return merge(without(held, r.ID), m, ""), "", nil
 	}
 	switch own, err := b.cfg.Store.Pending(ctx, r.ID); {
 	case err == nil && own.TakenBy != "" && own.TakenBy != PendingExpired:
@@ -124,11 +127,14 @@ func (b *Bot) plan(ctx context.Context, r *Run) (q request, wait string, err err
 		for _, p := range waiting {
 			ids = append(ids, p.RunID)
 		}
+		if set {
+			ids = append(ids, r.ID) // It was kept while the set came; going on, it waits no more.
+		}
 		took, err := b.cfg.Store.TakePending(ctx, r.ID, ids)
 		if err != nil {
 			return request{}, "", err
 		}
-		return merge(took, m, prompt), "", nil
+		return merge(without(took, r.ID), m, prompt), "", nil
 	}
 	switch {
 	case hasText && hasFiles:
@@ -145,9 +151,15 @@ func (b *Bot) plan(ctx context.Context, r *Run) (q request, wait string, err err
 	}
 	a, err := b.App(ctx)
 	if err != nil {
+		if set {
+			return complete("")
+		}
 		return alone, "", nil // The run step discovers the app again and explains the failure.
 	}
 	if a.Chat {
+		if set {
+			return complete("") // With the rest of its set.
+		}
 		return alone, "", nil // A chat app takes any query, and its conversation holds the context.
 	}
 	if hasFiles {
@@ -157,7 +169,7 @@ func (b *Bot) plan(ctx context.Context, r *Run) (q request, wait string, err err
 		}
 		if prompt != "" || !a.TextRequired {
 			alone.text = prompt
-			if len(waiting) > 0 {
+			if len(waiting) > 0 || set {
 				return complete(prompt) // Photos that waited go with this one.
 			}
 			return alone, "", nil
@@ -197,6 +209,7 @@ func merge(took []Pending, m Message, prompt string) request {
 	if len(m.Files) > 0 {
 		q.parts = append(q.parts, m)
 	}
+	inSetOrder(q.parts)
 	if strings.TrimSpace(m.Text) != "" {
 		q.text = m.Text
 	}
@@ -204,6 +217,27 @@ func merge(took []Pending, m Message, prompt string) request {
 		q.text = prompt
 	}
 	return q
+}
+
+// inSetOrder puts the photos of each image set in the set's order. Their runs keep them as the queue gets to
+// them, in any order, and "oldest first" is that order; each set's photos take the places its photos had.
+func inSetOrder(parts []Message) {
+	places := map[string][]int{}
+	for i, m := range parts {
+		if m.Set != nil {
+			places[m.Set.ID] = append(places[m.Set.ID], i)
+		}
+	}
+	for _, at := range places {
+		set := make([]Message, len(at))
+		for j, i := range at {
+			set[j] = parts[i]
+		}
+		slices.SortStableFunc(set, func(a, b Message) int { return cmp.Compare(a.Set.Index, b.Set.Index) })
+		for j, i := range at {
+			parts[i] = set[j]
+		}
+	}
 }
 
 func without(ps []Pending, runID string) []Pending {

@@ -175,7 +175,7 @@ func TestPendingExpires(t *testing.T) {
 	}
 }
 
-// The answer that asks a waiting photo for its question says so (Reply.Waiting), so that an adapter keeps the
+// The answer that asks a waiting photo for its question says so (Reply.KeepFiles), so that an adapter keeps the
 // photo for the run that completes the request; that run's answer does not.
 func TestWaitingAnswerKeepsThePhoto(t *testing.T) {
 	h := withForm(t, formOf{textRequired: true}, nil)
@@ -186,7 +186,7 @@ func TestWaitingAnswerKeepsThePhoto(t *testing.T) {
 		t.Fatal(err)
 	}
 	finals := h.plat.Finals()
-	if len(finals) != 2 || !finals[0].Waiting || finals[1].Waiting {
+	if len(finals) != 2 || !finals[0].KeepFiles || finals[1].KeepFiles {
 		t.Fatalf("final replies = %+v, want the waiting one and then the answer", finals)
 	}
 }

@@ -25,6 +25,7 @@ import (
 // and this adapter against the fake LINE API.
 type system struct {
 	line    *linetest.Server
+	sim     *difytest.Server
 	store   *store.Store
 	adapter *Adapter
 	accepts *bottest.Inbox
@@ -35,12 +36,14 @@ type e2eOptions struct {
 	latency  time.Duration
 	ttl      time.Duration
 	lang     bot.Lang
+	shape    string            // The simulated app's shape; "" is difytest.DefaultShape.
+	config   func(*bot.Config) // Changes the bot's configuration.
 }
 
 func newSystem(t testing.TB, o e2eOptions) *system {
 	t.Helper()
 	ctx := context.Background()
-	sim := difytest.NewServer(difytest.Options{Scenario: o.scenario, Latency: o.latency, PingEvery: 5 * time.Millisecond})
+	sim := difytest.NewServer(difytest.Options{Scenario: o.scenario, Shape: o.shape, Latency: o.latency, PingEvery: 5 * time.Millisecond})
 	t.Cleanup(sim.Close)
 	dc, err := dify.New(dify.Config{BaseURL: sim.URL(), APIKey: "app-test", Logger: zerolog.Nop(),
 		Retry: dify.RetryPolicy{Base: time.Millisecond, Max: 5 * time.Millisecond}, PollEvery: 5 * time.Millisecond})
@@ -57,15 +60,19 @@ func newSystem(t testing.TB, o e2eOptions) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &system{line: linetest.Start(t, linetest.Options{}), store: st, accepts: &bottest.Inbox{Next: inbox}}
+	s := &system{line: linetest.Start(t, linetest.Options{}), sim: sim, store: st, accepts: &bottest.Inbox{Next: inbox}}
 	s.adapter, err = New(Config{Inbox: s.accepts, ChannelSecret: testSecret, ChannelToken: testToken, APIURL: s.line.URL(),
 		DataAPIURL: s.line.URL(), HTTPClient: &http.Client{Timeout: 10 * time.Second}, Logger: zerolog.Nop(),
 		ReplyTokenTTL: o.ttl})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bot.New(bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{s.adapter}, Logger: zerolog.Nop(), Language: o.lang,
-		Timeout: 30 * time.Second, TempDir: t.TempDir()})
+	cfg := bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{s.adapter}, Logger: zerolog.Nop(), Language: o.lang,
+		Timeout: 30 * time.Second, TempDir: t.TempDir()}
+	if o.config != nil {
+		o.config(&cfg)
+	}
+	b, err := bot.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,8 @@ type system struct {
 	log    *order // Webhook answers, Dify run requests and Slack writes, in the order they happened.
 }
 
-func newSystem(t testing.TB, opts difytest.Options) *system {
+// newSystem starts the system on the simulator's opts (scenario, shape); edit changes the bot's configuration.
+func newSystem(t testing.TB, opts difytest.Options, edit ...func(*bot.Config)) *system {
 	t.Helper()
 	s := &system{log: &order{}}
 	s.slack = slacktest.Start(t, slacktest.Options{OnCall: func(c slacktest.Call) {
@@ -74,7 +75,11 @@ func newSystem(t testing.TB, opts difytest.Options) *system {
 		t.Fatal(err)
 	}
 	ad := newAdapter(t, s.slack, inbox, func(c *slackadapter.Config) { c.ProgressEvery = time.Nanosecond })
-	b, err := bot.New(bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{ad}, Logger: zerolog.Nop(), TempDir: t.TempDir()})
+	cfg := bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{ad}, Logger: zerolog.Nop(), TempDir: t.TempDir()}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	b, err := bot.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -350,15 +350,15 @@ func (c *Chat) OpenFile(_ context.Context, _ bot.Message, f bot.File) (io.ReadCl
 }
 
 // Reply shows the answer. Publishing the same final reply twice (a retry after a crash) is harmless: the page
-// stops listening at the first. The final answer removes the message's upload, unless the message waits for the
-// rest of its request (r.Waiting): the run that completes it reads the image later.
+// stops listening at the first. The final reply removes the message's image, unless a later run reads it (a photo
+// waiting for its question: that one is left in UploadDir when the run that completes it answers).
 func (c *Chat) Reply(_ context.Context, m bot.Message, r bot.Reply) error {
 	ev := Event{Type: "reply", Text: r.Text, Final: r.Final, Choices: r.Choices}
 	if r.Diagnosis != nil {
 		ev.Code = string(r.Diagnosis.Code)
 	}
 	c.publish(r.RunID, ev)
-	if r.Final && !r.Waiting {
+	if r.Final && !r.KeepFiles {
 		for _, f := range m.Files {
 			if strings.HasPrefix(f.ID, "img-") && !strings.ContainsAny(f.ID, `/\`) {
 				os.Remove(filepath.Join(c.cfg.UploadDir, f.ID))

@@ -23,22 +23,29 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// newChat wires the chat to the real pipeline: a SQLite store working the queue and the simulated Dify.
-func newChat(t testing.TB, token string) (*httptest.Server, *difytest.Server) {
-	return newChatWith(t, chatOptions{token: token})
+// newChat wires the chat to the real pipeline: a SQLite store working the queue and the simulated Dify. edit
+// changes the simulator's options (its shape) and the bot's configuration.
+func newChat(t testing.TB, token string, edit ...func(*difytest.Options, *bot.Config)) (*httptest.Server, *difytest.Server) {
+	return newChatWith(t, chatOptions{token: token, edit: edit})
 }
 
 // chatOptions vary newChatWith's pipeline.
 type chatOptions struct {
 	token string
 	wrap  func(*dify.Client) bot.Workflows // Stands between the pipeline and the Dify client when set.
+	edit  []func(*difytest.Options, *bot.Config)
 }
 
 func newChatWith(t testing.TB, o chatOptions) (*httptest.Server, *difytest.Server) {
 	t.Helper()
 	token := o.token
 	ctx := context.Background()
-	sim := difytest.NewServer(difytest.Options{PingEvery: 5 * time.Millisecond, Latency: 5 * time.Millisecond})
+	opts := difytest.Options{PingEvery: 5 * time.Millisecond, Latency: 5 * time.Millisecond}
+	var cfg bot.Config
+	for _, e := range o.edit {
+		e(&opts, &cfg)
+	}
+	sim := difytest.NewServer(opts)
 	t.Cleanup(sim.Close)
 	dc, err := dify.New(dify.Config{BaseURL: sim.URL(), APIKey: "app-test", Logger: zerolog.Nop()})
 	if err != nil {
@@ -56,11 +63,11 @@ func newChatWith(t testing.TB, o chatOptions) (*httptest.Server, *difytest.Serve
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wf bot.Workflows = dc
+	cfg.Store, cfg.Workflows, cfg.Platforms, cfg.Logger, cfg.TempDir = st, bot.Workflows(dc), []bot.Platform{chat}, zerolog.Nop(), t.TempDir()
 	if o.wrap != nil {
-		wf = o.wrap(dc)
+		cfg.Workflows = o.wrap(dc)
 	}
-	b, err := bot.New(bot.Config{Store: st, Workflows: wf, Platforms: []bot.Platform{chat}, Logger: zerolog.Nop(), TempDir: t.TempDir()})
+	b, err := bot.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +223,7 @@ func TestWaitingAnswerKeepsTheUpload(t *testing.T) {
 	}
 	m := bot.Message{Platform: "web", Files: []bot.File{{ID: "img-waiting"}}}
 	ctx := context.Background()
-	chat.Reply(ctx, m, bot.Reply{Text: "Got your photo.", RunID: "r1", Attempt: 1, Final: true, Waiting: true})
+	chat.Reply(ctx, m, bot.Reply{Text: "Got your photo.", RunID: "r1", Attempt: 1, Final: true, KeepFiles: true})
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("the waiting photo's upload is gone: %v", err)
 	}

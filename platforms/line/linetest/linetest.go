@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -74,9 +75,26 @@ type Call struct {
 
 // Sent is a message of a reply or a push.
 type Sent struct {
-	Type       string `json:"type"`
-	Text       string `json:"text"`
-	QuoteToken string `json:"quoteToken"`
+	Type       string      `json:"type"`
+	Text       string      `json:"text"`
+	QuoteToken string      `json:"quoteToken"`
+	QuickReply *QuickReply `json:"quickReply,omitempty"`
+}
+
+// QuickReply is the buttons LINE shows under a message; tapping a message action sends its text as the person's
+// message.
+type QuickReply struct {
+	Items []QuickReplyItem `json:"items"`
+}
+
+// QuickReplyItem is one quick reply button: type "action" with its action.
+type QuickReplyItem struct {
+	Type   string `json:"type"`
+	Action struct {
+		Type  string `json:"type"` // "message" for a button that sends Text.
+		Label string `json:"label"`
+		Text  string `json:"text"`
+	} `json:"action"`
 }
 
 // Content is what the content API serves for a message id: Body, or, for content too large to hold, Size
@@ -241,8 +259,40 @@ func (s *Server) checkMessages(ms []Sent) string {
 		if m.Type != "text" || m.Text == "" || len(utf16.Encode([]rune(m.Text))) > 5000 {
 			return fmt.Sprintf(`{"message":"The request body has 1 error(s)","details":[{"message":"Length must be between 1 and 5000","property":"messages[%d].text"}]}`, i)
 		}
+		if bad := checkQuickReply(m.QuickReply, i); bad != "" {
+			return bad
+		}
 		if s.badQuote != "" && m.QuoteToken == s.badQuote {
 			return fmt.Sprintf(`{"message":"The request body has 1 error(s)","details":[{"message":"The quote token is invalid","property":"messages[%d].quoteToken"}]}`, i)
+		}
+	}
+	return ""
+}
+
+// checkQuickReply applies LINE's limits to message i's quick reply: 1 to 13 items of type "action"; a message
+// action with a label of 1 to 20 characters and a text of 1 to 300.
+func checkQuickReply(q *QuickReply, i int) string {
+	if q == nil {
+		return ""
+	}
+	bad := func(msg, prop string) string {
+		return fmt.Sprintf(`{"message":"The request body has 1 error(s)","details":[{"message":%q,"property":"messages[%d].quickReply%s"}]}`, msg, i, prop)
+	}
+	if len(q.Items) == 0 || len(q.Items) > 13 {
+		return bad("Size must be between 1 and 13", ".items")
+	}
+	for j, it := range q.Items {
+		prop := fmt.Sprintf(".items[%d]", j)
+		label, text := utf8.RuneCountInString(it.Action.Label), utf8.RuneCountInString(it.Action.Text)
+		switch {
+		case it.Type != "action":
+			return bad("must be action", prop+".type")
+		case it.Action.Type != "message":
+			return bad("must be message", prop+".action.type")
+		case label == 0 || label > 20:
+			return bad("Length must be between 1 and 20", prop+".action.label")
+		case text == 0 || text > 300:
+			return bad("Length must be between 1 and 300", prop+".action.text")
 		}
 	}
 	return ""
