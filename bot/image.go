@@ -82,8 +82,16 @@ func (im *image) check(difyLimit int64) error {
 	}
 	head = head[:n]
 	im.mimeType = http.DetectContentType(head)
-	if isSVG(head) {
-		im.mimeType = "image/svg+xml"
+	if maybeSVG(head) {
+		reason, svg, err := svgRisk(io.NewSectionReader(im.file, 0, im.size))
+		switch {
+		case err != nil:
+			return fmt.Errorf("check: %w", err)
+		case svg && reason != "":
+			return Classified(CodeImageUnsupported, "check", fmt.Errorf("%s: %s, so it is not sent to Dify", im.name, reason))
+		case svg:
+			im.mimeType = "image/svg+xml"
+		}
 	}
 	ext, ok := imageTypes[im.mimeType]
 	if !ok {
@@ -101,7 +109,9 @@ func (im *image) check(difyLimit int64) error {
 	return err
 }
 
-func isSVG(head []byte) bool {
-	h := bytes.ToLower(head)
-	return bytes.Contains(h, []byte("<svg")) && (bytes.HasPrefix(bytes.TrimSpace(h), []byte("<svg")) || bytes.HasPrefix(bytes.TrimSpace(h), []byte("<?xml")))
+// maybeSVG reports a file that may be an SVG document: markup that mentions <svg early. svgRisk decides, by
+// its root element, and checks it.
+func maybeSVG(head []byte) bool {
+	h := bytes.ToLower(bytes.TrimLeft(bytes.TrimPrefix(head, []byte("\xef\xbb\xbf")), " \t\r\n"))
+	return bytes.HasPrefix(h, []byte("<")) && bytes.Contains(h, []byte("<svg"))
 }
