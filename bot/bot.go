@@ -37,6 +37,8 @@ type Config struct {
 
 	Timeout       time.Duration // One Dify run; default 10m.
 	MaxImageBytes int64         // Default 10 MiB.
+	FetchTimeout  time.Duration // FETCH_TIMEOUT: downloading one photo from the platform; default 60s.
+	FetchIdle     time.Duration // A download that brings no byte for this long is given up; default 15s.
 	HoldMax       time.Duration // How long a run waits for an open breaker; default 15m.
 	HoldRetry     time.Duration // How often a held run looks again; default 5s.
 	Language      Lang          // Default en.
@@ -66,6 +68,12 @@ func New(cfg Config) (*Bot, error) {
 	}
 	if cfg.MaxImageBytes <= 0 {
 		cfg.MaxImageBytes = 10 << 20
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = DefaultFetchTimeout
+	}
+	if cfg.FetchIdle <= 0 {
+		cfg.FetchIdle = DefaultFetchIdle
 	}
 	if cfg.HoldMax <= 0 {
 		cfg.HoldMax = 15 * time.Minute

@@ -37,13 +37,21 @@ func (im *image) close() {
 	}
 }
 
-// fetch streams f from the platform into a temporary file, refusing more than max bytes.
+// fetch streams f from the platform into a temporary file, refusing more than max bytes. The download has its
+// own limits (FetchTimeout overall, FetchIdle without a byte), so a platform that stalls gets the person an
+// answer instead of holding the run until the job's timeout.
 func (b *Bot) fetch(ctx context.Context, p Platform, m Message, f File, max int64) (*image, error) {
 	if f.Size > max {
 		return nil, Classified(CodeImageTooLarge, "fetch", fmt.Errorf("%s is %d bytes, over the %d byte limit", f.Name, f.Size, max))
 	}
-	rc, err := p.OpenFile(ctx, m, f)
+	w := watchFetch(ctx, b.cfg.FetchTimeout, b.cfg.FetchIdle, platformTitle(p.Name()))
+	defer w.stop()
+	rc, err := p.OpenFile(w.ctx, m, f)
 	if err != nil {
+		if lerr := w.limit(); lerr != nil {
+			// The platform's own error only says the context ended.
+			return nil, Classified(CodePlatformDownloadFailed, "fetch", fmt.Errorf("%s: %w", f.Name, lerr))
+		}
 		var be *Error
 		if errors.As(err, &be) {
 			return nil, err
@@ -56,11 +64,14 @@ func (b *Bot) fetch(ctx context.Context, p Platform, m Message, f File, max int6
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
 	im := &image{file: tmp, name: f.Name}
-	n, err := io.Copy(tmp, io.LimitReader(rc, max+1))
+	n, err := io.Copy(tmp, io.LimitReader(w.body(rc), max+1))
 	im.size = n
 	switch {
 	case err != nil:
 		im.close()
+		if lerr := w.limit(); lerr != nil {
+			return nil, Classified(CodePlatformDownloadFailed, "fetch", fmt.Errorf("%s: %w (after %d bytes)", f.Name, lerr, n))
+		}
 		return nil, Classified(CodePlatformDownloadFailed, "fetch", err)
 	case n > max:
 		im.close()
