@@ -37,6 +37,8 @@ type Config struct {
 
 	Timeout       time.Duration // One Dify run; default 10m.
 	MaxImageBytes int64         // Default 10 MiB.
+	FetchTimeout  time.Duration // FETCH_TIMEOUT: downloading one photo from the platform; default 60s.
+	FetchIdle     time.Duration // A download that brings no byte for this long is given up; default 15s.
 	HoldMax       time.Duration // How long a run waits for an open breaker; default 15m.
 	HoldRetry     time.Duration // How often a held run looks again; default 5s.
 	Language      Lang          // Default en.
@@ -66,6 +68,12 @@ func New(cfg Config) (*Bot, error) {
 	}
 	if cfg.MaxImageBytes <= 0 {
 		cfg.MaxImageBytes = 10 << 20
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = DefaultFetchTimeout
+	}
+	if cfg.FetchIdle <= 0 {
+		cfg.FetchIdle = DefaultFetchIdle
 	}
 	if cfg.HoldMax <= 0 {
 		cfg.HoldMax = 15 * time.Minute
@@ -106,18 +114,31 @@ func (b *Bot) ForgetApp() { b.app.forget() }
 // Process runs one queued run to its reply. The queue calls it; it is safe to call again for the same run
 // after a crash: a workflow that started is waited for, never posted again, and a reply is sent once.
 // It returns a *HoldError while the breaker keeps the run waiting, and an error only when the queue should
-// try again (the store or the platform's reply failed).
+// try again (the store or the platform's reply failed). On the queue's last attempt (FinalAttempt) it ends the
+// run with a diagnosis reply instead.
 func (b *Bot) Process(ctx context.Context, runID string) error {
-	err := b.process(ctx, runID)
+	final := isFinal(ctx)
+	att := &attempt{start: b.now()}
+	work, cancel := ctx, context.CancelFunc(func() {})
+	if final {
+		work, cancel = reserve(ctx, att.start)
+	}
+	defer cancel()
+	err := b.process(work, runID, att)
 	if errors.Is(err, ErrStaleAttempt) {
 		// A Retry replaced this attempt after it answered; the new attempt's job does the rest.
 		b.log.Info().Str("run_id", runID).Msg("run was retried while this attempt finished; leaving it to the new attempt")
 		return nil
 	}
-	return err
+	var hold *HoldError
+	if err == nil || !final || errors.As(err, &hold) || errors.Is(err, ErrNotFound) || errors.Is(ctx.Err(), context.Canceled) {
+		// A shutdown's cancellation spends no attempt: the run resumes at the next start.
+		return err
+	}
+	return b.giveUp(ctx, runID, att, err, errors.Is(work.Err(), context.DeadlineExceeded))
 }
 
-func (b *Bot) process(ctx context.Context, runID string) error {
+func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 	r, err := b.cfg.Store.Run(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("bot: load run %s: %w", runID, err)
@@ -127,7 +148,7 @@ func (b *Bot) process(ctx context.Context, runID string) error {
 	if !ok {
 		return fmt.Errorf("bot: run %s: no platform %q is configured", r.ID, r.Platform)
 	}
-	steps := &stepLog{store: b.cfg.Store, metrics: b.cfg.Metrics, log: log, run: &r, names: stepsFor(len(r.Message.Files), len(r.Choices) > 0), now: b.now}
+	steps := &stepLog{store: b.cfg.Store, metrics: b.cfg.Metrics, log: log, run: &r, names: stepsFor(len(r.Message.Files), len(r.Choices) > 0), now: b.now, att: att}
 
 	if r.Status == RunSucceeded || r.Status == RunFailed {
 		return b.reply(ctx, &r, p, steps) // The answer is known; only its delivery may be missing.
@@ -194,6 +215,16 @@ func (b *Bot) process(ctx context.Context, runID string) error {
 
 // finish stores the outcome before replying, so a crash after this point only repeats the delivery.
 func (b *Bot) finish(ctx context.Context, r *Run, p Platform, steps *stepLog, text string, err error) error {
+	b.conclude(r, text, err)
+	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
+		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
+	}
+	b.cfg.Metrics.ObserveRun(*r)
+	return b.reply(ctx, r, p, steps)
+}
+
+// conclude sets the run's outcome: text, or the diagnosis of err and the person's explanation.
+func (b *Bot) conclude(r *Run, text string, err error) {
 	r.FinishedAt = b.now()
 	r.Status, r.Reply, r.Code, r.Diagnosis = RunSucceeded, text, "", nil
 	if err != nil {
@@ -204,11 +235,6 @@ func (b *Bot) finish(ctx context.Context, r *Run, p Platform, steps *stepLog, te
 	if label := batchLabel(b.cfg.Language, r.Batch); label != "" {
 		r.Reply = label + "\n" + r.Reply
 	}
-	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
-		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
-	}
-	b.cfg.Metrics.ObserveRun(*r)
-	return b.reply(ctx, r, p, steps)
 }
 
 // reply delivers a finished run's answer once per attempt.

@@ -52,15 +52,19 @@ var botCatalogue = []entry{
 	{
 		code:  CodeImageUnsupported,
 		title: "the image type is not supported",
-		en:    "The bot can only handle JPEG, PNG, WebP, GIF or SVG images, and this file is none of them. Please send the picture in one of those formats.",
-		ja:    "ボットが扱える画像はJPEG、PNG、WebP、GIF、SVG形式のみで、このファイルはいずれにも当てはまりませんでした。これらの形式で画像を送ってください。",
+		// Also the reply to an SVG with active content (a script, event handlers, embedded HTML): the text must
+		// read right for that file as well as for a PDF or a HEIC photo.
+		en: "The bot cannot use this file. It takes JPEG, PNG, WebP and GIF pictures, and SVG drawings without scripts or embedded content. Please send the picture as a JPEG or PNG.",
+		ja: "このファイルはボットで使えません。使えるのはJPEG、PNG、WebP、GIF形式の画像と、スクリプトや埋め込みコンテンツを含まないSVG形式の図です。JPEGかPNG形式で画像を送ってください。",
 		causes: []string{
 			"The file is not an image Dify accepts (jpg, jpeg, png, webp, gif, svg): HEIC/HEIF from an iPhone, TIFF, BMP, PDF.",
 			"The platform sent an HTML page instead of the file, so the sniffed type was text/html: Slack does this when the bot token lacks files:read.",
+			"An SVG with active content: a <script>, an event attribute (onload=…), a <foreignObject>, a javascript: link, an embedded document or declared XML entities. difybot refuses it rather than pass code to Dify; the detail says what was found.",
 		},
 		checks: []string{
-			"The check step of the run shows the sniffed type (http.DetectContentType).",
+			"The check step of the run shows the sniffed type (http.DetectContentType), or for an SVG what it contains.",
 			"If it is text/html for a Slack file: add the files:read scope under OAuth & Permissions and reinstall the Slack app.",
+			"An SVG refused for its content: export the drawing as PNG, or save it as a plain SVG without scripts or embedded HTML.",
 		},
 	},
 	{

@@ -37,13 +37,21 @@ func (im *image) close() {
 	}
 }
 
-// fetch streams f from the platform into a temporary file, refusing more than max bytes.
+// fetch streams f from the platform into a temporary file, refusing more than max bytes. The download has its
+// own limits (FetchTimeout overall, FetchIdle without a byte), so a platform that stalls gets the person an
+// answer instead of holding the run until the job's timeout.
 func (b *Bot) fetch(ctx context.Context, p Platform, m Message, f File, max int64) (*image, error) {
 	if f.Size > max {
 		return nil, Classified(CodeImageTooLarge, "fetch", fmt.Errorf("%s is %d bytes, over the %d byte limit", f.Name, f.Size, max))
 	}
-	rc, err := p.OpenFile(ctx, m, f)
+	w := watchFetch(ctx, b.cfg.FetchTimeout, b.cfg.FetchIdle, platformTitle(p.Name()))
+	defer w.stop()
+	rc, err := p.OpenFile(w.ctx, m, f)
 	if err != nil {
+		if lerr := w.limit(); lerr != nil {
+			// The platform's own error only says the context ended.
+			return nil, Classified(CodePlatformDownloadFailed, "fetch", fmt.Errorf("%s: %w", f.Name, lerr))
+		}
 		var be *Error
 		if errors.As(err, &be) {
 			return nil, err
@@ -56,11 +64,14 @@ func (b *Bot) fetch(ctx context.Context, p Platform, m Message, f File, max int6
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
 	im := &image{file: tmp, name: f.Name}
-	n, err := io.Copy(tmp, io.LimitReader(rc, max+1))
+	n, err := io.Copy(tmp, io.LimitReader(w.body(rc), max+1))
 	im.size = n
 	switch {
 	case err != nil:
 		im.close()
+		if lerr := w.limit(); lerr != nil {
+			return nil, Classified(CodePlatformDownloadFailed, "fetch", fmt.Errorf("%s: %w (after %d bytes)", f.Name, lerr, n))
+		}
 		return nil, Classified(CodePlatformDownloadFailed, "fetch", err)
 	case n > max:
 		im.close()
@@ -82,8 +93,16 @@ func (im *image) check(difyLimit int64) error {
 	}
 	head = head[:n]
 	im.mimeType = http.DetectContentType(head)
-	if isSVG(head) {
-		im.mimeType = "image/svg+xml"
+	if maybeSVG(head) {
+		reason, svg, err := svgRisk(io.NewSectionReader(im.file, 0, im.size))
+		switch {
+		case err != nil:
+			return fmt.Errorf("check: %w", err)
+		case svg && reason != "":
+			return Classified(CodeImageUnsupported, "check", fmt.Errorf("%s: %s, so it is not sent to Dify", im.name, reason))
+		case svg:
+			im.mimeType = "image/svg+xml"
+		}
 	}
 	ext, ok := imageTypes[im.mimeType]
 	if !ok {
@@ -101,7 +120,9 @@ func (im *image) check(difyLimit int64) error {
 	return err
 }
 
-func isSVG(head []byte) bool {
-	h := bytes.ToLower(head)
-	return bytes.Contains(h, []byte("<svg")) && (bytes.HasPrefix(bytes.TrimSpace(h), []byte("<svg")) || bytes.HasPrefix(bytes.TrimSpace(h), []byte("<?xml")))
+// maybeSVG reports a file that may be an SVG document: markup that mentions <svg early. svgRisk decides, by
+// its root element, and checks it.
+func maybeSVG(head []byte) bool {
+	h := bytes.ToLower(bytes.TrimLeft(bytes.TrimPrefix(head, []byte("\xef\xbb\xbf")), " \t\r\n"))
+	return bytes.HasPrefix(h, []byte("<")) && bytes.Contains(h, []byte("<svg"))
 }

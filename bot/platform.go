@@ -21,7 +21,8 @@ type Platform interface {
 	// Name is the platform's name as it appears in Message.Platform.
 	Name() string
 	// OpenFile streams an attachment of m. The caller closes it. A file that cannot be read returns an error
-	// classified with Classified(CodePlatformDownloadFailed, …).
+	// classified with Classified(CodePlatformDownloadFailed, …). Opening and reading must end when ctx ends (an
+	// HTTP request made with ctx does): the pipeline's download limits (FetchTimeout, FetchIdle) work through it.
 	OpenFile(ctx context.Context, m Message, f File) (io.ReadCloser, error)
 	// Reply posts r in m's conversation. It must be idempotent per r.RunID, r.Attempt and r.Final: the pipeline
 	// may call it again after a crash, and the person must still see one answer per attempt.

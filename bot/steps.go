@@ -47,6 +47,7 @@ type stepLog struct {
 	run     *Run
 	names   []string
 	now     func() time.Time
+	att     *attempt // Optional: told the step in flight.
 }
 
 func (l *stepLog) number(name string) int {
@@ -83,7 +84,13 @@ func (l *stepLog) record(ctx context.Context, name string, start time.Time, dur 
 func (l *stepLog) do(ctx context.Context, name string, fn func(fields map[string]any) error) error {
 	start := l.now()
 	fields := map[string]any{}
+	if l.att != nil {
+		l.att.step = name
+	}
 	err := fn(fields)
+	if l.att != nil && err == nil {
+		l.att.step = "" // A failed step stays named: it is where the attempt stopped.
+	}
 	status := "done"
 	if err != nil {
 		status = "failed"

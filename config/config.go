@@ -41,6 +41,9 @@ type Config struct {
 
 	Workers       int   // Runs in flight per replica.
 	MaxImageBytes int64 // Images larger than this are refused (or shrunk).
+	// FetchTimeout is the limit for downloading one photo from the platform (a download that brings no byte for
+	// 15 s is given up sooner).
+	FetchTimeout time.Duration
 
 	Breaker  Breaker
 	Language string // Language of the messages people see: "en" or "ja".
@@ -181,6 +184,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.DataDir = l.str("DATA_DIR", "./data")
 	c.Workers = int(l.positive("WORKERS", 8, math.MaxInt32))
 	c.MaxImageBytes = l.size("MAX_IMAGE_BYTES", 10<<20)
+	c.FetchTimeout = l.duration("FETCH_TIMEOUT", 60*time.Second)
 	c.Breaker = Breaker{
 		FailureRatio: l.ratio("BREAKER_FAILURE_RATIO", 0.5),
 		MinRequests:  uint32(l.positive("BREAKER_MIN_REQUESTS", 5, math.MaxUint32)),

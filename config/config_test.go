@@ -59,6 +59,7 @@ func TestLoadDefaults(t *testing.T) {
 		PendingTTL:    10 * time.Minute,
 		Workers:       8,
 		MaxImageBytes: 10485760,
+		FetchTimeout:  60 * time.Second,
 		Breaker: config.Breaker{
 			FailureRatio: 0.5,
 			MinRequests:  5,
@@ -133,6 +134,8 @@ func TestLoadValid(t *testing.T) {
 		{"MAX_IMAGE_BYTES", "10MiB", func(c config.Config) any { return c.MaxImageBytes }, int64(10 << 20)},
 		{"MAX_IMAGE_BYTES", "10MB", func(c config.Config) any { return c.MaxImageBytes }, int64(10_000_000)},
 		{"MAX_IMAGE_BYTES", "512 kib", func(c config.Config) any { return c.MaxImageBytes }, int64(512 << 10)},
+		{"FETCH_TIMEOUT", "2m", func(c config.Config) any { return c.FetchTimeout }, 2 * time.Minute},
+		{"FETCH_TIMEOUT", "500ms", func(c config.Config) any { return c.FetchTimeout }, 500 * time.Millisecond},
 		{"BREAKER_FAILURE_RATIO", "1", func(c config.Config) any { return c.Breaker.FailureRatio }, 1.0},
 		{"BREAKER_FAILURE_RATIO", "0.25", func(c config.Config) any { return c.Breaker.FailureRatio }, 0.25},
 		{"BREAKER_MIN_REQUESTS", "20", func(c config.Config) any { return c.Breaker.MinRequests }, uint32(20)},
@@ -182,6 +185,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"DIFY_TIMEOUT", "0s", "positive duration"},
 		{"DIFY_TIMEOUT", "ten minutes", "positive duration"},
 		{"PENDING_TTL", "0s", "positive duration"},
+		{"FETCH_TIMEOUT", "60", `(got "60"); add a unit, e.g. 60s`},
+		{"FETCH_TIMEOUT", "0s", "positive duration"},
 		{"DIFY_INPUTS", `["ja"]`, "is not a JSON object"},
 		{"DIFY_INPUTS", `{"language":`, "is not a JSON object"},
 		{"SLACK_API_URL", "slack.com/api", "http:// or https://"},
@@ -531,6 +536,7 @@ func TestLoadReadsEachNameOnce(t *testing.T) {
 		"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
 		"LINE_CHANNEL_SECRET", "LINE_CHANNEL_TOKEN", "LINE_API_URL", "LINE_DATA_API_URL",
 		"HTTP_ADDR", "ADMIN_TOKEN", "WEB_CHAT", "DATABASE_URL", "DATA_DIR", "WORKERS", "MAX_IMAGE_BYTES",
+		"FETCH_TIMEOUT", // Issue 13: a stalled download is given up and answered.
 		"BREAKER_FAILURE_RATIO", "BREAKER_MIN_REQUESTS", "BREAKER_OPEN_FOR", "BREAKER_HOLD_MAX",
 		"BOT_LANGUAGE", "LOG_LEVEL", "LOG_FORMAT",
 	}

@@ -15,14 +15,15 @@ import (
 	"github.com/difybot/difybot/bot"
 )
 
-// Platform is a bot.Platform and bot.ProgressReporter in memory: it serves files from a map (a file it does
-// not have answers "410 gone", unclassified, as a platform's plain error) and records what the pipeline tells
-// the person. It is safe for concurrent use.
+// Platform is a bot.Platform and bot.ProgressReporter in memory: it serves files from a map, or from an opener
+// (AddFileFunc), and a file it does not have answers "410 gone", unclassified, as a platform's plain error; it
+// records what the pipeline tells the person. It is safe for concurrent use.
 type Platform struct {
 	name string
 
 	mu       sync.Mutex
 	files    map[string][]byte
+	opens    map[string]func(ctx context.Context) (io.ReadCloser, error)
 	replies  []bot.Reply
 	progress []bot.Progress
 	replyErr error
@@ -33,7 +34,7 @@ func NewPlatform(name string) *Platform {
 	if name == "" {
 		name = "fake"
 	}
-	return &Platform{name: name, files: map[string][]byte{}}
+	return &Platform{name: name, files: map[string][]byte{}, opens: map[string]func(context.Context) (io.ReadCloser, error){}}
 }
 
 // Name is the platform's name.
@@ -46,11 +47,19 @@ func (p *Platform) AddFile(id string, b []byte) {
 	p.files[id] = b
 }
 
+// AddFileFunc makes OpenFile answer with open for the file id: a stream that stalls, drips or fails.
+func (p *Platform) AddFileFunc(id string, open func(ctx context.Context) (io.ReadCloser, error)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.opens[id] = open
+}
+
 // RemoveFile makes the file id gone.
 func (p *Platform) RemoveFile(id string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.files, id)
+	delete(p.opens, id)
 }
 
 // FailReplies makes Reply return err without recording the reply; nil makes it work again.
@@ -61,10 +70,14 @@ func (p *Platform) FailReplies(err error) {
 }
 
 // OpenFile serves the file f.ID.
-func (p *Platform) OpenFile(_ context.Context, _ bot.Message, f bot.File) (io.ReadCloser, error) {
+func (p *Platform) OpenFile(ctx context.Context, _ bot.Message, f bot.File) (io.ReadCloser, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	open := p.opens[f.ID]
 	b, ok := p.files[f.ID]
+	p.mu.Unlock()
+	if open != nil {
+		return open(ctx)
+	}
 	if !ok {
 		return nil, errors.New("410 gone")
 	}

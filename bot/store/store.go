@@ -12,7 +12,9 @@
 // Durability. Enqueue writes the run row and its River job in one transaction, so once it returns the message
 // is safe to ack: a crash afterwards leaves a queued job, and a duplicate delivery finds the row. A job whose
 // process died mid-run stays "running" in River until RescueAfter, when River's rescuer retries it; a job
-// interrupted by Stop goes back to the queue at once without spending an attempt.
+// interrupted by Stop goes back to the queue at once without spending an attempt. A job's last attempt is
+// marked for the Processor (bot.FinalAttempt), which then ends the run with a diagnosis and a reply to the
+// person, so a run the queue gives up on is never silent.
 package store
 
 import (
@@ -36,6 +38,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 	_ "modernc.org/sqlite" // Registers the "sqlite" database/sql driver.
 
@@ -52,10 +55,14 @@ type Config struct {
 	// It must exceed JobTimeout; default JobTimeout + 1m.
 	RescueAfter time.Duration
 	Schema      string // PostgreSQL schema, created if missing; "" is the connection's default (public).
-	Logger      zerolog.Logger
+	// RetryBase, when set, replaces River's wait before a failed job's next attempt (attempt⁴ seconds, ±10%:
+	// 1 s, 16 s, 81 s, 256 s) by attempt⁴ × RetryBase. Tests make it short.
+	RetryBase time.Duration
+	Logger    zerolog.Logger
 }
 
-// Processor works one queued run. *bot.Bot implements it.
+// Processor works one queued run. *bot.Bot implements it. On the job's last attempt ctx carries
+// bot.FinalAttempt.
 type Processor interface {
 	Process(ctx context.Context, runID string) error
 }
@@ -139,6 +146,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		MaxAttempts:          maxAttempts,
 		FetchCooldown:        fetchCooldown,
 		Logger:               slog.New(zerolog.NewSlogHandler(cfg.Logger)),
+	}
+	if cfg.RetryBase > 0 {
+		rc.RetryPolicy = retryPolicy{base: cfg.RetryBase}
 	}
 	if cfg.DatabaseURL == "" {
 		rc.FetchPollInterval = sqlitePoll
@@ -385,7 +395,13 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
 	if p == nil {
 		return errors.New("store: no Processor") // Unreachable: River works jobs only after Start.
 	}
-	err := (*p).Process(ctx, job.Args.RunID)
+	final := job.Attempt >= job.MaxAttempts // A snooze gives its attempt back, so only failures count.
+	pctx := ctx
+	if final {
+		// Nobody retries after this attempt: the bot ends the run with a diagnosis reply instead of failing.
+		pctx = bot.FinalAttempt(ctx)
+	}
+	err := (*p).Process(pctx, job.Args.RunID)
 	if err == nil {
 		return nil
 	}
@@ -404,15 +420,30 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
 	case errors.Is(err, bot.ErrNotFound):
 		return river.JobCancel(err) // The run is gone; retrying cannot help.
 	}
-	if job.Attempt >= job.MaxAttempts {
+	if final {
 		w.store.abandon(ctx, job.Args.RunID, err)
 	}
 	return err
 }
 
+// retryPolicy is River's schedule, attempt⁴ (counted by the job's errors, as River does, so snoozes do not
+// count), scaled by base.
+type retryPolicy struct{ base time.Duration }
+
+func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	n := time.Duration(len(job.Errors) + 1)
+	return time.Now().Add(n * n * n * n * p.base)
+}
+
 // abandon marks a run failed when River discards its last attempt, so the admin list does not show it
-// running forever. A run that already has an outcome keeps it.
+// running forever. A run that already has an outcome keeps it. It is the backstop: the bot, told the attempt
+// is the last (bot.FinalAttempt), ends the run and tells the person itself, and fails only when it cannot.
 func (s *Store) abandon(ctx context.Context, id string, cause error) {
+	var be *bot.Error
+	if ctx.Err() != nil && !(errors.As(cause, &be) && be.Code != "") {
+		// The job's own time limit stopped it, and nothing said what was slow: the deadline alone is not Dify's.
+		cause = bot.Classified(bot.CodeInternal, "queue", fmt.Errorf("the job's last attempt ran out of its time (%s): %w", s.cfg.JobTimeout, cause))
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	d := bot.Diagnose(cause)

@@ -45,7 +45,8 @@ func (a *Adapter) content(ctx context.Context, id string) (io.ReadCloser, error)
 	if err == nil && res != nil && res.StatusCode == http.StatusOK {
 		return res.Body, nil
 	}
-	if res == nil {
+	if res == nil || (err != nil && res.StatusCode/100 == 3) {
+		// No answer, or a redirect the client refused (to http, say): the error says why, not the 3xx.
 		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "line content", fmt.Errorf("LINE content of message %s: %w", id, err))
 	}
 	e := readAPIError("content", res)

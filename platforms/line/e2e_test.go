@@ -1,8 +1,10 @@
 package line
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -38,6 +40,9 @@ type e2eOptions struct {
 	lang     bot.Lang
 	shape    string            // The simulated app's shape; "" is difytest.DefaultShape.
 	config   func(*bot.Config) // Changes the bot's configuration.
+	// fetchTimeout and fetchIdle are the bot's download limits (FETCH_TIMEOUT, 15 s without a byte); 0 takes
+	// the defaults. Setting either also gives the adapter its own default HTTP client, as in production.
+	fetchTimeout, fetchIdle time.Duration
 }
 
 func newSystem(t testing.TB, o e2eOptions) *system {
@@ -61,14 +66,17 @@ func newSystem(t testing.TB, o e2eOptions) *system {
 		t.Fatal(err)
 	}
 	s := &system{line: linetest.Start(t, linetest.Options{}), sim: sim, store: st, accepts: &bottest.Inbox{Next: inbox}}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	if o.fetchTimeout > 0 || o.fetchIdle > 0 {
+		hc = nil
+	}
 	s.adapter, err = New(Config{Inbox: s.accepts, ChannelSecret: testSecret, ChannelToken: testToken, APIURL: s.line.URL(),
-		DataAPIURL: s.line.URL(), HTTPClient: &http.Client{Timeout: 10 * time.Second}, Logger: zerolog.Nop(),
-		ReplyTokenTTL: o.ttl})
+		DataAPIURL: s.line.URL(), HTTPClient: hc, Logger: zerolog.Nop(), ReplyTokenTTL: o.ttl})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{s.adapter}, Logger: zerolog.Nop(), Language: o.lang,
-		Timeout: 30 * time.Second, TempDir: t.TempDir()}
+		Timeout: 30 * time.Second, TempDir: t.TempDir(), FetchTimeout: o.fetchTimeout, FetchIdle: o.fetchIdle}
 	if o.config != nil {
 		o.config(&cfg)
 	}
@@ -270,5 +278,58 @@ func TestEndToEndFailureReachesThePersonInTheirLanguage(t *testing.T) {
 	}
 	if n := len(s.line.Calls(linetest.PathLoading)); n != 0 {
 		t.Errorf("%d loading calls in a group, want none", n)
+	}
+}
+
+// blockUntil is a stream that sends nothing until done is closed.
+type blockUntil chan struct{}
+
+func (b blockUntil) Read([]byte) (int, error) { <-b; return 0, io.EOF }
+
+// TestEndToEndStalledContentIsAnswered: LINE's content API stops sending, before answering or in the middle of
+// the image. The download has its own limits (the job's would take an hour of retries), so the person gets a
+// platform_download_failed reply that says LINE sent nothing, within the idle limit, through the real adapter
+// (its production HTTP client) and pipeline.
+func TestEndToEndStalledContentIsAnswered(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		hold   bool // Before the answer; else after 64 KiB of the image.
+		detail string
+	}{
+		{"before answering", true, "LINE sent no data for 500ms"},
+		{"mid-image", false, "LINE sent no data for 500ms (after 65536 bytes)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newSystem(t, e2eOptions{scenario: "ok", fetchTimeout: 5 * time.Second, fetchIdle: 500 * time.Millisecond})
+			stall := make(blockUntil)
+			t.Cleanup(func() { close(stall) }) // Before the fake closes: its handler is still sending.
+			if tt.hold {
+				s.line.AddContent(imageID, linetest.Content{Body: bottest.PNG(t, 8, 8)})
+				t.Cleanup(s.line.HoldContent())
+			} else {
+				s.line.AddContent(imageID, linetest.Content{Type: "image/png", Size: 1 << 20, Open: func() io.Reader {
+					return io.MultiReader(bytes.NewReader(make([]byte, 64<<10)), stall)
+				}})
+			}
+			start := time.Now()
+			s.deliver(t, "image_user.json", nil)
+			runs, _ := s.accepts.Runs()
+			r := s.waitReplied(t, runs[0])
+			took := time.Since(start)
+			if r.Status != bot.RunFailed || r.Code != bot.CodePlatformDownloadFailed || r.Diagnosis == nil || !strings.Contains(r.Diagnosis.Detail, tt.detail) {
+				t.Fatalf("run = %s %s %+v, want platform_download_failed saying %q", r.Status, r.Code, r.Diagnosis, tt.detail)
+			}
+			replies := s.line.Accepted(linetest.PathReply)
+			if len(replies) != 1 || !strings.Contains(replies[0].Messages[0].Text, "could not download your file") {
+				t.Fatalf("replies %+v, want the diagnosis", replies)
+			}
+			if took > 5*time.Second {
+				t.Errorf("answered after %s, want about the idle limit", took)
+			}
+			t.Logf("answered after %s: %s", took.Round(time.Millisecond), r.Diagnosis.Detail)
+		})
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/internal/redirect"
 )
 
 // platformName is the adapter's name in bot.Message.Platform.
@@ -103,6 +104,9 @@ func New(cfg Config) (*Adapter, error) {
 	if ad.hc == nil || ad.hc == http.DefaultClient {
 		ad.hc = defaultClient() // http.DefaultClient has no timeouts at all.
 	}
+	// The channel token rides in Authorization (the SDK sets it): it never follows a redirect off the origin it
+	// was sent to, another port or scheme of LINE's hosts included.
+	ad.hc = redirect.Guard(ad.hc)
 	ad.external = ad.externalClient()
 	return ad, nil
 }

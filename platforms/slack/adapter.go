@@ -31,6 +31,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/internal/redirect"
 )
 
 // platformName is the adapter's name in bot.Message.Platform.
@@ -109,6 +110,9 @@ func New(cfg Config) (*Adapter, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = defaultHTTPClient()
 	}
+	// The bot token rides in Authorization on API calls and downloads: it never follows a redirect off the
+	// origin it was sent to (another port or scheme of a Slack host included).
+	cfg.HTTPClient = redirect.Guard(cfg.HTTPClient)
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}

@@ -1,8 +1,10 @@
 package slack_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -304,4 +306,45 @@ func indexPrefix(log []string, prefix string) int {
 		}
 	}
 	return -1
+}
+
+// blockUntil is a stream that sends nothing until done is closed.
+type blockUntil chan struct{}
+
+func (b blockUntil) Read([]byte) (int, error) { <-b; return 0, io.EOF }
+
+// TestEndToEndStalledDownloadIsAnswered: files.slack.com stops sending in the middle of the photo. The download
+// has its own limits, so the placeholder becomes a platform_download_failed answer saying Slack sent nothing,
+// within the idle limit, through the real adapter (its production HTTP client, whose own limit is 2 minutes)
+// and pipeline.
+func TestEndToEndStalledDownloadIsAnswered(t *testing.T) {
+	s := newSystem(t, difytest.Options{Scenario: "ok"}, func(c *bot.Config) { c.FetchTimeout, c.FetchIdle = 5*time.Second, 500*time.Millisecond })
+	stall := make(blockUntil)
+	t.Cleanup(func() { close(stall) }) // Before the fake closes: its handler is still sending.
+	const size = 1 << 20
+	s.slack.AddFile("F07KX2B9M4Q", slacktest.File{Name: "photo.png", Mimetype: "image/png", Size: size, Open: func() io.Reader {
+		return io.MultiReader(bytes.NewReader(make([]byte, 64<<10)), stall)
+	}})
+	body := edited(t, payload(t, "message_file_share.json", s.slack), func(p map[string]any) {
+		p["event"].(map[string]any)["files"].([]any)[0].(map[string]any)["size"] = size
+	})
+	start := time.Now()
+	s.deliver(t, body, 0)
+	answer := s.updateContaining(t, "could not download your file")
+	took := time.Since(start)
+	runs, err := s.store.ListRuns(context.Background(), bot.RunFilter{})
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("runs %+v, %v", runs, err)
+	}
+	r := runs[0]
+	if r.Code != bot.CodePlatformDownloadFailed || r.Diagnosis == nil || !strings.Contains(r.Diagnosis.Detail, "Slack sent no data for 500ms (after 65536 bytes)") {
+		t.Fatalf("run = %s %s %+v", r.Status, r.Code, r.Diagnosis)
+	}
+	if !strings.Contains(answer.Form.Get("text"), r.ID) {
+		t.Errorf("answer %q does not name the run", answer.Form.Get("text"))
+	}
+	if took > 5*time.Second {
+		t.Errorf("answered after %s, want about the idle limit", took)
+	}
+	t.Logf("answered after %s: %s", took.Round(time.Millisecond), r.Diagnosis.Detail)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/internal/redirect"
 )
 
 // scopeHint ends every download error: the usual cause is an app installed without files:read.
@@ -99,18 +100,20 @@ func describeAPIError(err error) string {
 // slackDomains are the hosts, with their subdomains, that may receive the bot token over https (as in slack-go).
 var slackDomains = []string{"slack.com", "slack-gov.com"}
 
-// mayReceiveToken refuses to send the token anywhere but Slack or the API URL (in tests, the fake's host):
-// an external file's URL is whatever its creator chose.
+// mayReceiveToken refuses to send the token anywhere but Slack (https, on its own port) or the API URL's origin
+// (in tests, the fake's): an external file's URL is whatever its creator chose. Redirects are checked again by
+// the client (redirect.Guard).
 func (a *Adapter) mayReceiveToken(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("bad file URL: %w", err)
 	}
 	host := strings.ToLower(u.Hostname())
-	if u.Scheme == "https" && slices.ContainsFunc(slackDomains, func(d string) bool { return host == d || strings.HasSuffix(host, "."+d) }) {
+	if u.Scheme == "https" && (u.Port() == "" || u.Port() == "443") &&
+		slices.ContainsFunc(slackDomains, func(d string) bool { return host == d || strings.HasSuffix(host, "."+d) }) {
 		return nil
 	}
-	if u.Scheme == a.apiURL.Scheme && strings.EqualFold(u.Host, a.apiURL.Host) {
+	if redirect.SameOrigin(u.Scheme, u.Host, a.apiURL.Scheme, a.apiURL.Host) {
 		return nil
 	}
 	return fmt.Errorf("refusing to send the bot token to %s: not an https Slack URL", u.Redacted())

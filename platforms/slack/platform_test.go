@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -88,6 +90,10 @@ func TestOpenFileFailures(t *testing.T) {
 			url: func(fs *slacktest.Server) string { return fs.FileURL("F1", "a.png") }, failsOn: "open", downloads: 2},
 		{name: "token never sent off Slack", file: slacktest.File{Name: "a.png", Mimetype: "image/png"},
 			url: func(*slacktest.Server) string { return "https://evil.example/files-pri/T0AB12CDE-F1/download/a.png" }, failsOn: "open"},
+		{name: "token never sent to another port of Slack", file: slacktest.File{Name: "a.png", Mimetype: "image/png"},
+			url: func(*slacktest.Server) string {
+				return "https://files.slack.com:8443/files-pri/T0AB12CDE-F1/download/a.png"
+			}, failsOn: "open"},
 		{name: "more bytes than announced", file: slacktest.File{Name: "a.png", Mimetype: "image/png", Body: bytes.Repeat([]byte("x"), 100)},
 			url: func(fs *slacktest.Server) string { return fs.FileURL("F1", "a.png") }, size: 10, failsOn: "read", downloads: 1},
 	}
@@ -394,5 +400,62 @@ func TestReplyPostsAgainWhenThePlaceholderWasDeleted(t *testing.T) {
 	posts := fs.CallsTo("chat.postMessage")
 	if len(posts) != 1 || st.Get("slack_ts") == "1763800101.000210" {
 		t.Fatalf("%d posts, slack_ts %q; want a new message and its ts stored", len(posts), st.Get("slack_ts"))
+	}
+}
+
+// TestDownloadTokenStaysOnItsOrigin: files.slack.com (here the API URL's origin, which may receive the token)
+// redirects the download to another port, or from https to http. Go's own policy keeps Authorization for the
+// same host name; the adapter's client sends the token to no other origin, and refuses the downgrade.
+func TestDownloadTokenStaysOnItsOrigin(t *testing.T) {
+	img := bottest.PNG(t, 2, 2)
+	for _, tls := range []bool{false, true} {
+		name := "another port"
+		if tls {
+			name = "https to http"
+		}
+		t.Run(name, func(t *testing.T) {
+			var mu sync.Mutex
+			var got []string
+			other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				got = append(got, r.Header.Get("Authorization"))
+				mu.Unlock()
+				w.Header().Set("Content-Type", "image/png")
+				w.Write(img)
+			}))
+			defer other.Close()
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, other.URL+"/files-pri/T0AB12CDE-F1/download/a.png", http.StatusFound)
+			})
+			origin := httptest.NewServer(h)
+			if tls {
+				origin.Close()
+				origin = httptest.NewTLSServer(h)
+			}
+			defer origin.Close()
+			a, err := slackadapter.New(slackadapter.Config{Inbox: &bottest.Inbox{}, BotToken: botToken, SigningSecret: secret,
+				APIURL: origin.URL + "/api/", HTTPClient: origin.Client()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := a.OpenFile(context.Background(), thread, bot.File{ID: "F1", URL: origin.URL + "/files-pri/T0AB12CDE-F1/download/a.png"})
+			if rc != nil {
+				rc.Close()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tls {
+				if err == nil || !strings.Contains(err.Error(), "from https to http") || len(got) != 0 {
+					t.Fatalf("err %v, requests to the http server %q; want the redirect refused", err, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("OpenFile: %v", err)
+			}
+			if len(got) != 1 || got[0] != "" {
+				t.Fatalf("the other port got Authorization %q, want none", got)
+			}
+		})
 	}
 }
