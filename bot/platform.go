@@ -63,6 +63,10 @@ type RetryRequest struct {
 type Route struct {
 	Pattern string // An http.ServeMux pattern.
 	Handler http.Handler
+	// BodyTimeout is how long a request body may take to arrive after its headers; 0 is the server's default
+	// (10 s: webhooks are a few kilobytes). A route taking uploads sizes it for its largest on a slow link. The
+	// server enforces it, and caps the bodies read at once, before the handler reads a byte.
+	BodyTimeout time.Duration
 }
 
 // Check is one line of `difybot doctor`: what was checked and what was found, and on failure what to do.
