@@ -31,6 +31,11 @@ func (instantDify) UploadFile(_ context.Context, u dify.Upload) (*dify.File, err
 }
 
 func (instantDify) RunWorkflow(_ context.Context, req dify.RunRequest) (*dify.Run, error) {
+	if req.OnSend != nil { // The posted mark is one of the store writes.
+		if err := req.OnSend(); err != nil {
+			return nil, err
+		}
+	}
 	for _, ev := range []string{"workflow_started", "node_started", "node_finished", "node_started", "node_finished", "workflow_finished"} {
 		if req.OnEvent != nil {
 			req.OnEvent(dify.Event{Event: ev, WorkflowRunID: "run-1", TaskID: "task-1", Data: dify.EventData{Title: "Node", Status: "succeeded"}})

@@ -36,10 +36,7 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 	if f := a.Missing; f != nil {
 		return nil, "", Classified(CodeDifyInputInvalid, "inputs", fmt.Errorf("the workflow's start form requires %q (%s) and difybot has no value for it: set it in DIFY_INPUTS, give it a default in the Start node, or make it optional", f.Variable, f.Type))
 	}
-	r.PostedAttempt = r.Attempt
-	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
-		return nil, "", fmt.Errorf("save run: %w", err)
-	}
+	tries := b.posted(ctx, r)
 	onEvent := b.onEvent(ctx, r, p)
 	user := difyUser(r.Message)
 	fields["app"] = a.Summary()
@@ -56,7 +53,7 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 		send := func(conv string) (*dify.ChatReply, error) {
 			inputs, _ := a.inputs("", nil)
 			return b.cfg.Workflows.SendChatMessage(ctx, dify.ChatRequest{Query: query, Inputs: inputs, User: user, ConversationID: conv,
-				Files: refs, Mode: b.cfg.ResponseMode, OnEvent: onEvent})
+				Files: refs, Mode: b.cfg.ResponseMode, OnEvent: onEvent, Tries: tries})
 		}
 		reply, err := send(conv)
 		if conv != "" && errors.Is(err, dify.ErrConversationGone) {
@@ -77,7 +74,7 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 		return nil, reply.Answer, nil
 	}
 	inputs, files := a.inputs(text, refs)
-	run, err := b.cfg.Workflows.RunWorkflow(ctx, dify.RunRequest{Inputs: inputs, User: user, Files: files, Mode: b.cfg.ResponseMode, OnEvent: onEvent})
+	run, err := b.cfg.Workflows.RunWorkflow(ctx, dify.RunRequest{Inputs: inputs, User: user, Files: files, Mode: b.cfg.ResponseMode, OnEvent: onEvent, Tries: tries})
 	if run != nil {
 		fields["dify_run_id"] = run.ID
 		if run.Recovered {
@@ -88,6 +85,33 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 		return nil, "", err
 	}
 	return run.Outputs, "", nil
+}
+
+// posted keeps the run's "posted" mark (PostedAttempt) set exactly while a try of its POST may have reached
+// Dify: stored before each try is sent, cleared after each try that certainly started nothing (a gateway's
+// 502 page, a refused connection, a rate limit). A process killed while the client waits to send again leaves
+// it clear, and the next attempt posts the run; one killed while a try was in flight leaves it set, and the
+// run is never posted again. Clearing is stored even when ctx has ended (a shutdown): it is the truth.
+func (b *Bot) posted(ctx context.Context, r *Run) dify.Tries {
+	before := r.PostedAttempt
+	return dify.Tries{
+		OnSend: func() error {
+			r.PostedAttempt = r.Attempt
+			if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
+				return fmt.Errorf("save run: %w", err)
+			}
+			return nil
+		},
+		OnNotStarted: func(error) {
+			r.PostedAttempt = before
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := b.cfg.Store.SaveRun(sctx, *r); err != nil {
+				// The stored mark stays set: after a crash now, the run is not posted again (the safe side).
+				b.log.Warn().Err(err).Str("run_id", r.ID).Msg("could not clear the posted mark of a run that did not start")
+			}
+		},
+	}
 }
 
 // heartbeatEvery is how often a long node's progress is shown again, riding on Dify's 10 s pings, so that

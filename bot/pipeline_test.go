@@ -5,9 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,6 +303,124 @@ func TestInterruptedBeforeConfirmationIsNotPostedAgain(t *testing.T) {
 	got, _ := h.store.Run(ctx, r.ID)
 	if h.sim.Calls(difytest.RouteRun) != 0 || got.Code != bot.CodeInternal {
 		t.Errorf("posts %d, code %s", h.sim.Calls(difytest.RouteRun), got.Code)
+	}
+}
+
+// interruptible is the pipeline against a simulator behind a test's own handler, with a dify client whose
+// retries wait as long as Dify's Retry-After says (up to 2 s), so a test can stop a run between two tries.
+func interruptible(t *testing.T, wrap func(sim *difytest.Sim) http.Handler) (*harness, *difytest.Sim) {
+	t.Helper()
+	h := newHarness(t, "ok")
+	sim := difytest.NewHandler(difytest.Options{Scenario: "ok", PingEvery: 5 * time.Millisecond})
+	srv := httptest.NewServer(wrap(sim))
+	t.Cleanup(srv.Close)
+	t.Cleanup(sim.Close)
+	dc, err := dify.New(dify.Config{BaseURL: srv.URL + "/v1", APIKey: "app-test", Logger: zerolog.Nop(),
+		Retry: dify.RetryPolicy{MaxAttempts: 20, Base: time.Millisecond, Max: 2 * time.Second}, PollEvery: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bot.New(bot.Config{Store: h.store, Workflows: dc, Platforms: []bot.Platform{h.plat}, Logger: zerolog.Nop(),
+		Timeout: 10 * time.Second, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.App(context.Background()); err != nil { // Known before Dify goes down, as in a running bot.
+		t.Fatal(err)
+	}
+	h.dify, h.bot = dc, b
+	return h, sim
+}
+
+// TestKilledWhileRetryingA502IsPostedAgain: a run whose POST met a gateway's 502 page and was waiting to be sent
+// again certainly did not start; interrupted there (what kill -9 does), the next attempt sends it and answers,
+// instead of failing it as "internal" for fear of running it twice.
+func TestKilledWhileRetryingA502IsPostedAgain(t *testing.T) {
+	h, sim := interruptible(t, func(sim *difytest.Sim) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/workflows/run" {
+				w.Header().Set("Retry-After", "1") // The client waits 1 s before the next try: the test stops it there.
+			}
+			sim.ServeHTTP(w, r)
+		})
+	})
+	if err := sim.SetScenario("gateway_502"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r, _, _ := h.inbox.Accept(ctx, bot.Message{Platform: "fake", EventID: "k502", ChatID: "C", UserID: "U", Text: "hi"})
+	done := make(chan error, 1)
+	go func() { done <- h.bot.Process(ctx, r.ID) }()
+	for sim.Calls(difytest.RouteRun) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // The second 502 page is read; the client waits its second.
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Process = %v, want the run handed back", err)
+	}
+	if len(h.plat.Finals()) != 0 {
+		t.Fatalf("the person was told %+v", h.plat.Finals())
+	}
+
+	if err := sim.SetScenario("ok"); err != nil { // Dify is back when the bot restarts.
+		t.Fatal(err)
+	}
+	posts := sim.Calls(difytest.RouteRun)
+	if err := h.bot.Process(context.Background(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := h.store.Run(context.Background(), r.ID)
+	if got.Status != bot.RunSucceeded || got.Code != "" || sim.Calls(difytest.RouteRun) != posts+1 || sim.Started() != 1 {
+		t.Errorf("after the restart: %s %q, %d more POSTs, %d runs started; want succeeded with one POST and one run",
+			got.Status, got.Code, sim.Calls(difytest.RouteRun)-posts, sim.Started())
+	}
+	if f := h.plat.Finals(); len(f) != 1 || f[0].Diagnosis != nil {
+		t.Errorf("replies %+v, want one answer", f)
+	}
+}
+
+// TestKilledWhileThePostIsInFlightIsNotPostedAgain: once a try may have reached Dify (sent, no answer yet), an
+// interrupted run is never sent again, whatever the client knew about the tries before it.
+func TestKilledWhileThePostIsInFlightIsNotPostedAgain(t *testing.T) {
+	arrived := make(chan struct{}, 10)
+	var posts atomic.Int32
+	h, sim := interruptible(t, func(sim *difytest.Sim) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/workflows/run" {
+				arrived <- struct{}{}
+				if posts.Add(1) == 3 { // The third try: Dify got it and has not answered yet.
+					io.Copy(io.Discard, r.Body) // Read to the end, so the server notices the client leave.
+					<-r.Context().Done()
+					return
+				}
+			}
+			sim.ServeHTTP(w, r)
+		})
+	})
+	if err := sim.SetScenario("flaky"); err != nil { // Two 502 pages first: tries that certainly did not start.
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r, _, _ := h.inbox.Accept(ctx, bot.Message{Platform: "fake", EventID: "kin", ChatID: "C", UserID: "U", Text: "hi"})
+	done := make(chan error, 1)
+	go func() { done <- h.bot.Process(ctx, r.ID) }()
+	for range 3 {
+		<-arrived
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Process = %v, want the run handed back", err)
+	}
+	if err := sim.SetScenario("ok"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.bot.Process(context.Background(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := h.store.Run(context.Background(), r.ID)
+	if got.Code != bot.CodeInternal || len(arrived) != 0 {
+		t.Errorf("after the restart: code %q, %d more POSTs; want internal and none", got.Code, len(arrived))
 	}
 }
 

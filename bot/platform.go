@@ -40,15 +40,34 @@ type Inbox interface {
 	// Accept stores and queues m durably, deduplicating by m.Platform and m.EventID; only after it returns nil may
 	// the adapter acknowledge the delivery. A redelivered event returns the existing run with dup = true.
 	Accept(ctx context.Context, m Message) (r Run, dup bool, err error)
-	// Retry queues a finished run again with the same message: the person's Retry button. A run that is not
-	// finished returns an error wrapping ErrNotFinished.
-	Retry(ctx context.Context, runID string) error
+	// Retry queues a finished run again with the same message: the person's Retry button. A Retry of an attempt
+	// that was retried already (the button pressed twice, or its request replayed) changes nothing and returns an
+	// error wrapping ErrStaleAttempt; a run that is not finished returns one wrapping ErrNotFinished, an unknown
+	// run ErrNotFound.
+	Retry(ctx context.Context, req RetryRequest) error
+}
+
+// RetryRequest is one press of a Retry button.
+type RetryRequest struct {
+	RunID string
+	// Attempt is the attempt whose failure showed the button. The run is requeued only while it is still at that
+	// attempt, in the store, so a replayed press is a no-op on every replica. 0 requeues any finished attempt
+	// (buttons shown before they carried their attempt).
+	Attempt int
+	// Before, when set, is called once the run is found finished at Attempt, just before it is queued: there the
+	// adapter shows that the run is retrying, so that its edit cannot land after the new attempt's answer and a
+	// refused press shows nothing. Two presses arriving at the same moment may both call it; one is queued.
+	Before func(ctx context.Context)
 }
 
 // Route is one HTTP endpoint a platform serves, such as "POST /slack/events".
 type Route struct {
 	Pattern string // An http.ServeMux pattern.
 	Handler http.Handler
+	// BodyTimeout is how long a request body may take to arrive after its headers; 0 is the server's default
+	// (10 s: webhooks are a few kilobytes). A route taking uploads sizes it for its largest on a slow link. The
+	// server enforces it, and caps the bodies read at once, before the handler reads a byte.
+	BodyTimeout time.Duration
 }
 
 // Check is one line of `difybot doctor`: what was checked and what was found, and on failure what to do.
@@ -95,9 +114,22 @@ func (in *inbox) Accept(ctx context.Context, m Message) (Run, bool, error) {
 	return r, dup, nil
 }
 
-func (in *inbox) Retry(ctx context.Context, runID string) error {
-	if err := in.store.Requeue(ctx, runID); err != nil {
-		return fmt.Errorf("bot: retry run %s: %w", runID, err)
+func (in *inbox) Retry(ctx context.Context, req RetryRequest) error {
+	r, err := in.store.Run(ctx, req.RunID)
+	switch {
+	case err != nil:
+		return fmt.Errorf("bot: retry run %s: %w", req.RunID, err)
+	case req.Attempt != 0 && r.Attempt != req.Attempt:
+		return fmt.Errorf("bot: retry run %s: %w: attempt %d was retried, the run is at attempt %d", req.RunID, ErrStaleAttempt, req.Attempt, r.Attempt)
+	case r.Status != RunSucceeded && r.Status != RunFailed:
+		return fmt.Errorf("bot: retry run %s: %w: it is %s", req.RunID, ErrNotFinished, r.Status)
 	}
+	if req.Before != nil {
+		req.Before(ctx)
+	}
+	if err := in.store.Requeue(ctx, req.RunID, r.Attempt); err != nil {
+		return fmt.Errorf("bot: retry run %s: %w", req.RunID, err)
+	}
+	in.log.Info().Str("run_id", req.RunID).Int("attempt", r.Attempt+1).Msg("run retried")
 	return nil
 }

@@ -103,7 +103,8 @@ var (
 	// twice at once.
 	ErrNotFinished = errors.New("run is not finished")
 	// ErrStaleAttempt is returned by SaveRun for an attempt that a Retry has replaced, so the old attempt cannot
-	// overwrite the new one's status.
+	// overwrite the new one's status, and by Requeue for a Retry of an attempt that was retried already (a second
+	// press of the same button, or a replayed one), so it cannot run the workflow again.
 	ErrStaleAttempt = errors.New("run was retried; this attempt is stale")
 )
 
@@ -118,8 +119,10 @@ type Store interface {
 	Run(ctx context.Context, id string) (Run, error)
 	// SaveRun writes the run's mutable fields, if r.Attempt is still the run's attempt (else ErrStaleAttempt).
 	SaveRun(ctx context.Context, r Run) error
-	// Requeue queues a finished run again (the Retry button): same message, fresh attempt.
-	Requeue(ctx context.Context, id string) error
+	// Requeue queues a finished run again (the Retry button): same message, fresh attempt. It does so only while
+	// the run is still at attempt (else ErrStaleAttempt, changing nothing); attempt 0 requeues whatever attempt
+	// the run is at.
+	Requeue(ctx context.Context, id string, attempt int) error
 	AddStep(ctx context.Context, s Step) error
 	AddNodeEvent(ctx context.Context, e NodeEvent) error
 	// Conversation returns the Dify conversation id for key, or "" when there is none yet.

@@ -26,6 +26,8 @@ type ChatRequest struct {
 	// the same either way; OnEvent then sees the stream's events.
 	Mode    ResponseMode
 	OnEvent func(Event)
+	// OnSend and OnNotStarted report each try of the request, as RunRequest's do.
+	Tries
 }
 
 // ChatReply is a chat app's answer.
@@ -70,7 +72,7 @@ func (c *Client) SendChatMessage(ctx context.Context, req ChatRequest) (*ChatRep
 	}
 	st := runState{chat: true}
 	var reply *ChatReply
-	err = c.runCall(ctx, op, &st, req.User, func() bool { return reply != nil }, func() error {
+	err = c.runCall(ctx, op, &st, req.User, req.Tries, func() bool { return reply != nil }, func() error {
 		resp, err := c.send(ctx, request{op: op, method: http.MethodPost, route: "/chat-messages",
 			body: bytes.NewReader(b), contentType: "application/json", stream: mode == Streaming})
 		var ae *APIError

@@ -42,6 +42,21 @@ type RunRequest struct {
 	Mode   ResponseMode // Default Streaming.
 	// OnEvent sees every streamed event as it arrives, on the calling goroutine. It must not block for long.
 	OnEvent func(Event)
+	// OnSend and OnNotStarted report each try of the request (see Tries).
+	Tries
+}
+
+// Tries lets a caller keep a durable mark that is set exactly while a try of a run request may have reached
+// Dify: set it in OnSend, clear it in OnNotStarted. A process killed while the client waits to send the request
+// again (after a gateway's 502 page, say) then leaves the mark clear and the run may be sent after a restart;
+// one killed while a try was in flight leaves it set. Both are called on the calling goroutine.
+type Tries struct {
+	// OnSend is called before each try sends the request. An error stops the call before anything is sent and
+	// is returned as it is.
+	OnSend func() error
+	// OnNotStarted is called after each try that certainly started nothing (NotStarted is true of its error),
+	// before the client waits to send the request again or returns.
+	OnNotStarted func(err error)
 }
 
 // Run is a workflow run's outcome as Dify reports it.
@@ -92,7 +107,7 @@ func (c *Client) RunWorkflow(ctx context.Context, req RunRequest) (*Run, error) 
 
 	var st runState
 	var run *Run
-	err = c.runCall(ctx, op, &st, req.User, func() bool { return run != nil }, func() error {
+	err = c.runCall(ctx, op, &st, req.User, req.Tries, func() bool { return run != nil }, func() error {
 		resp, err := c.send(ctx, request{op: op, method: http.MethodPost, route: "/workflows/run",
 			body: bytes.NewReader(body), contentType: "application/json", stream: req.Mode == Streaming})
 		if err != nil {
@@ -129,11 +144,24 @@ func (c *Client) RunWorkflow(ctx context.Context, req RunRequest) (*Run, error) 
 
 // runCall performs an operation that starts a run. It is sent again only while it certainly did not start,
 // recovered by polling when its stream dropped after it started, stopped when ctx expires, and counted by the
-// breaker once, by its final outcome: a dropped stream that was recovered is a success.
-func (c *Client) runCall(ctx context.Context, op string, st *runState, user string, answered func() bool,
+// breaker once, by its final outcome: a dropped stream that was recovered is a success. Each try is reported
+// to tries.
+func (c *Client) runCall(ctx context.Context, op string, st *runState, user string, tries Tries, answered func() bool,
 	attempt func() error, recovered func(*Run) error) error {
+	try := func() error {
+		if tries.OnSend != nil {
+			if err := tries.OnSend(); err != nil {
+				return err
+			}
+		}
+		err := attempt()
+		if err != nil && tries.OnNotStarted != nil && !answered() && NotStarted(err) {
+			tries.OnNotStarted(err)
+		}
+		return err
+	}
 	return c.breaker.do(ctx, func() error {
-		err := c.retry.retry(ctx, notStarted, attempt)
+		err := c.retry.retry(ctx, notStarted, try)
 		switch {
 		case err == nil || answered():
 			return err

@@ -29,8 +29,14 @@ func TestInbox(t *testing.T) {
 		t.Error("SetErr did not fail Accept")
 	}
 	in.RetryErr = bot.ErrNotFound
-	if err := in.Retry(ctx, "r1"); !errors.Is(err, bot.ErrNotFound) || !slices.Equal(in.Retried(), []string{"r1"}) || in.Reached() != 5 {
-		t.Errorf("Retry = %v, retried %v, reached %d", err, in.Retried(), in.Reached())
+	before := 0
+	req := bot.RetryRequest{RunID: "r1", Before: func(context.Context) { before++ }}
+	if err := in.Retry(ctx, req); !errors.Is(err, bot.ErrNotFound) || !slices.Equal(in.Retried(), []string{"r1"}) || in.Reached() != 5 || before != 0 {
+		t.Errorf("Retry = %v, retried %v, reached %d, Before called %d times", err, in.Retried(), in.Reached(), before)
+	}
+	in.RetryErr = bottest.ErrUnavailable // The queue could not be written: after Before.
+	if err := in.Retry(ctx, req); !errors.Is(err, bottest.ErrUnavailable) || before != 1 {
+		t.Errorf("Retry = %v, Before called %d times, want once", err, before)
 	}
 	next := &bottest.Inbox{}
 	through := &bottest.Inbox{Next: next}

@@ -65,14 +65,20 @@ func (in *Inbox) Accept(ctx context.Context, m bot.Message) (bot.Run, bool, erro
 	return r, dup, nil
 }
 
-// Retry records the run id, and returns RetryErr or what Next answers.
-func (in *Inbox) Retry(ctx context.Context, runID string) error {
+// Retry records the run id, and returns RetryErr or what Next answers. A RetryErr wrapping bot.ErrNotFound,
+// bot.ErrNotFinished or bot.ErrStaleAttempt refuses the press before req.Before is called, as the real inbox
+// does; any other fails after it (the queue could not be written).
+func (in *Inbox) Retry(ctx context.Context, req bot.RetryRequest) error {
 	in.mu.Lock()
-	in.retries = append(in.retries, runID)
+	in.retries = append(in.retries, req.RunID)
 	err := in.RetryErr
 	in.mu.Unlock()
 	if err == nil && in.Next != nil {
-		return in.Next.Retry(ctx, runID)
+		return in.Next.Retry(ctx, req)
+	}
+	refused := errors.Is(err, bot.ErrNotFound) || errors.Is(err, bot.ErrNotFinished) || errors.Is(err, bot.ErrStaleAttempt)
+	if !refused && req.Before != nil {
+		req.Before(ctx)
 	}
 	return err
 }

@@ -107,14 +107,17 @@ func (s *Store) SaveRun(_ context.Context, r bot.Run) error {
 }
 
 // Requeue queues a finished run again as a fresh attempt. The message, the conversation, the adapter state
-// and the posted and replied attempts stay; the outcome is cleared. A run that is not finished returns an
-// error wrapping bot.ErrNotFinished.
-func (s *Store) Requeue(_ context.Context, id string) error {
+// and the posted and replied attempts stay; the outcome is cleared. A run no longer at attempt (unless it is 0)
+// returns an error wrapping bot.ErrStaleAttempt, one that is not finished bot.ErrNotFinished.
+func (s *Store) Requeue(_ context.Context, id string, attempt int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.runs[id]
 	if !ok {
 		return fmt.Errorf("bottest: requeue %s: %w", id, bot.ErrNotFound)
+	}
+	if attempt != 0 && r.Attempt != attempt {
+		return fmt.Errorf("bottest: requeue %s: %w: attempt %d was retried, the run is at attempt %d", id, bot.ErrStaleAttempt, attempt, r.Attempt)
 	}
 	if r.Status != bot.RunSucceeded && r.Status != bot.RunFailed {
 		return fmt.Errorf("bottest: requeue %s: %w: it is %s", id, bot.ErrNotFinished, r.Status)

@@ -157,7 +157,7 @@ func TestSaveRun(t *testing.T) {
 			if err := s.SaveRun(t.Context(), finished); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Requeue(t.Context(), r.ID); err != nil {
+			if err := s.Requeue(t.Context(), r.ID, 1); err != nil {
 				t.Fatal(err)
 			}
 		}, bot.ErrStaleAttempt},
@@ -233,7 +233,10 @@ func TestRequeue(t *testing.T) {
 				if err := s.SaveRun(t.Context(), r); err != nil {
 					t.Fatal(err)
 				}
-				err = s.Requeue(t.Context(), r.ID)
+				if err := s.Requeue(t.Context(), r.ID, 2); !errors.Is(err, bot.ErrStaleAttempt) {
+					t.Fatalf("Requeue of attempt 2 at attempt 1 = %v, want ErrStaleAttempt", err)
+				}
+				err = s.Requeue(t.Context(), r.ID, 1)
 				if !errors.Is(err, tt.wantErr) || (tt.wantErr != nil) != (err != nil) {
 					t.Fatalf("Requeue = %v, want %v", err, tt.wantErr)
 				}
@@ -243,6 +246,13 @@ func TestRequeue(t *testing.T) {
 						t.Errorf("a refused Requeue changed the run: %+v", got)
 					}
 					return
+				}
+				// The same press again (a replay): attempt 1 was retried, so nothing changes.
+				if err := s.Requeue(t.Context(), r.ID, 1); !errors.Is(err, bot.ErrStaleAttempt) {
+					t.Errorf("Requeue of attempt 1 again = %v, want ErrStaleAttempt", err)
+				}
+				if again, _ := s.Run(t.Context(), r.ID); again.Attempt != 2 || again.Status != bot.RunQueued {
+					t.Errorf("a replayed Requeue changed the run: attempt %d %s", again.Attempt, again.Status)
 				}
 				// A fresh attempt: the outcome is cleared; message, conversation, state and the attempt marks stay.
 				want := bot.Run{Attempt: 2, Status: bot.RunQueued, ConversationID: "conv-1", PostedAttempt: 1, RepliedAttempt: 1}
@@ -257,7 +267,7 @@ func TestRequeue(t *testing.T) {
 		}
 		t.Run("unknown run", func(t *testing.T) {
 			s := open(t)
-			if err := s.Requeue(t.Context(), "r_00000000000000000000000000"); !errors.Is(err, bot.ErrNotFound) {
+			if err := s.Requeue(t.Context(), "r_00000000000000000000000000", 0); !errors.Is(err, bot.ErrNotFound) {
 				t.Errorf("Requeue of an unknown run = %v, want ErrNotFound", err)
 			}
 			if _, err := s.Run(t.Context(), "r_00000000000000000000000000"); !errors.Is(err, bot.ErrNotFound) {
@@ -270,7 +280,7 @@ func TestRequeue(t *testing.T) {
 	r, _, _ := s.Enqueue(t.Context(), msg("web", "EvQ"))
 	r.Status = bot.RunSucceeded
 	s.SaveRun(t.Context(), r)
-	s.Requeue(t.Context(), r.ID)
+	s.Requeue(t.Context(), r.ID, 0)
 	other, _, _ := s.Enqueue(t.Context(), msg("web", "EvQ2"))
 	if got, want := m.Queued(), []string{r.ID, r.ID, other.ID}; !slices.Equal(got, want) {
 		t.Errorf("Queued = %v, want %v", got, want)

@@ -117,29 +117,35 @@ func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 
 // Requeue queues a finished run again as a fresh attempt. The message, the conversation and the adapter
 // state stay (adapters keep per-attempt keys there and may edit the same reply); the outcome is cleared.
-// A run that is not finished returns ErrNotFinished: a second job would run it twice at once.
-func (s *Store) Requeue(ctx context.Context, id string) error {
+// A run that is not finished returns ErrNotFinished: a second job would run it twice at once. A run no longer
+// at attempt (when attempt is not 0) returns bot.ErrStaleAttempt: that attempt was retried already. The check
+// and the change are one statement, so of two replicas given the same Retry, one requeues.
+func (s *Store) Requeue(ctx context.Context, id string, attempt int) error {
 	err := s.db.inTx(ctx, func(tx conn, insert insertJob) error {
-		var attempt int
+		var next int
 		err := tx.queryRow(ctx, `UPDATE runs SET attempt = attempt + 1, status = ?, updated_at = ?, finished_at = 0,
 			dify_run_id = '', dify_task_id = '', reply = '', code = '', diagnosis = '', held_notified = 0
-			WHERE id = ? AND status IN (?, ?) RETURNING attempt`,
-			string(bot.RunQueued), nanos(time.Now()), id, string(bot.RunSucceeded), string(bot.RunFailed)).Scan(&attempt)
+			WHERE id = ? AND status IN (?, ?) AND (? = 0 OR attempt = ?) RETURNING attempt`,
+			string(bot.RunQueued), nanos(time.Now()), id, string(bot.RunSucceeded), string(bot.RunFailed), attempt, attempt).Scan(&next)
 		if errNoRows(err) {
 			var status string
-			err := tx.queryRow(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&status)
+			var at int
+			err := tx.queryRow(ctx, `SELECT status, attempt FROM runs WHERE id = ?`, id).Scan(&status, &at)
 			if errNoRows(err) {
 				return bot.ErrNotFound
 			}
 			if err != nil {
 				return err
 			}
+			if attempt != 0 && at != attempt {
+				return fmt.Errorf("%w: attempt %d was retried, the run is at attempt %d", bot.ErrStaleAttempt, attempt, at)
+			}
 			return fmt.Errorf("%w: it is %s", ErrNotFinished, status)
 		}
 		if err != nil {
 			return err
 		}
-		return insert(ctx, RunArgs{RunID: id, Attempt: attempt})
+		return insert(ctx, RunArgs{RunID: id, Attempt: next})
 	})
 	if err != nil {
 		return fmt.Errorf("store: requeue %s: %w", id, err)

@@ -482,17 +482,17 @@ func TestRequeue(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Requeue(ctx, r.ID); !errors.Is(err, store.ErrNotFinished) {
+		if err := s.Requeue(ctx, r.ID, 1); !errors.Is(err, store.ErrNotFinished) {
 			t.Errorf("Requeue(queued run) = %v, want ErrNotFinished", err)
 		}
-		if err := s.Requeue(ctx, "r_missing"); !errors.Is(err, bot.ErrNotFound) {
+		if err := s.Requeue(ctx, "r_missing", 0); !errors.Is(err, bot.ErrNotFound) {
 			t.Errorf("Requeue(missing) = %v, want ErrNotFound", err)
 		}
 		start(t, s, f)
 		if c := f.next(t, 10*time.Second); c.runID != r.ID || c.err != nil {
 			t.Fatalf("first call = %+v", c)
 		}
-		if err := s.Requeue(ctx, r.ID); err != nil {
+		if err := s.Requeue(ctx, r.ID, 1); err != nil { // The person pressed Retry on attempt 1's failure.
 			t.Fatal(err)
 		}
 		got, err := s.Run(ctx, r.ID)
@@ -507,6 +507,36 @@ func TestRequeue(t *testing.T) {
 		close(gate)
 		if c := f.next(t, 10*time.Second); c.runID != r.ID || c.n != 2 {
 			t.Fatalf("second call = %+v, want run %s call 2", c, r.ID)
+		}
+		// Attempt 2 failed too; a late replay of attempt 1's press changes nothing.
+		if err := s.Requeue(ctx, r.ID, 1); !errors.Is(err, bot.ErrStaleAttempt) {
+			t.Errorf("Requeue of attempt 1 at attempt 2 = %v, want ErrStaleAttempt", err)
+		}
+		if got, _ := s.Run(ctx, r.ID); got.Attempt != 2 || got.Status != bot.RunFailed {
+			t.Errorf("after a stale Requeue: attempt %d %s, want 2 failed", got.Attempt, got.Status)
+		}
+		// The person presses Retry on attempt 2's failure, and the same press arrives again at the same moment,
+		// here and on another replica: attempt 2 is requeued once.
+		errs := make(chan error, 3)
+		for range 3 {
+			go func() { errs <- s.Requeue(ctx, r.ID, 2) }()
+		}
+		var queued, stale int
+		for range 3 {
+			switch err := <-errs; {
+			case err == nil:
+				queued++
+			case errors.Is(err, bot.ErrStaleAttempt):
+				stale++
+			default:
+				t.Errorf("Requeue of the same attempt: %v", err)
+			}
+		}
+		if queued != 1 || stale != 2 {
+			t.Errorf("3 Requeues of attempt 2: %d queued, %d stale; want 1 and 2", queued, stale)
+		}
+		if c := f.next(t, 10*time.Second); c.runID != r.ID || c.n != 3 {
+			t.Fatalf("third call = %+v, want run %s call 3", c, r.ID)
 		}
 		f.quiet(t, 300*time.Millisecond)
 	})
@@ -735,7 +765,7 @@ func TestSaveRunOfAReplacedAttemptIsRefused(t *testing.T) {
 		if err := s.SaveRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Requeue(ctx, r.ID); err != nil { // The person pressed Retry.
+		if err := s.Requeue(ctx, r.ID, 1); err != nil { // The person pressed Retry.
 			t.Fatal(err)
 		}
 		r.RepliedAttempt = 1 // The old attempt finishing late.

@@ -227,4 +227,4 @@ func (doctorInbox) Accept(context.Context, bot.Message) (bot.Run, bool, error) {
 	return bot.Run{}, false, errDoctorInbox
 }
 
-func (doctorInbox) Retry(context.Context, string) error { return errDoctorInbox }
+func (doctorInbox) Retry(context.Context, bot.RetryRequest) error { return errDoctorInbox }

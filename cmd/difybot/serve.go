@@ -57,8 +57,9 @@ func loadConfig(getenv func(string) string, stderr io.Writer, forDify bool) (con
 	return cfg, nil
 }
 
-// routes is every HTTP endpoint of one replica. It fails only on a wiring bug in the admin API's parts.
-func (s *system) routes() (*http.ServeMux, error) {
+// routes is every HTTP endpoint of one replica, behind the guard on request bodies (their deadline and how many
+// are read at once; see httpLimits). It fails only on a wiring bug in the admin API's parts.
+func (s *system) routes() (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -76,10 +77,10 @@ func (s *system) routes() (*http.ServeMux, error) {
 	mux.Handle("/admin/", adm)
 	for _, p := range s.platforms {
 		for _, r := range p.Routes() {
-			mux.Handle(r.Pattern, r.Handler)
+			mux.Handle(r.Pattern, withBodyTimeout(s.limits, r.BodyTimeout, r.Handler))
 		}
 	}
-	return mux, nil
+	return newBodyGuard(s.limits).wrap(mux), nil
 }
 
 // infoFresh is how recently Dify must have answered /v1/info for the replica to count as ready.

@@ -35,6 +35,7 @@ type system struct {
 	metrics   *bot.Metrics
 	infoOK    atomic.Int64  // When Dify last answered /v1/info, in Unix nanoseconds, for /readyz.
 	infoFresh time.Duration // How old that may be; infoFresh, or less in tests.
+	limits    httpLimits    // The HTTP server's timeouts and cap on bodies; shorter in tests.
 
 	platforms  []platform              // The chat platforms this replica serves.
 	adminExtra map[string]http.Handler // Extra admin routes (the demo's simulator switch).
@@ -118,7 +119,7 @@ func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Stor
 		return nil, err
 	}
 	return &system{cfg: cfg, log: log, dify: dc, store: st, bot: b, inbox: inbox, metrics: metrics, infoFresh: infoFresh,
-		platforms: plats, adminExtra: map[string]http.Handler{}}, nil
+		limits: defaultLimits(), platforms: plats, adminExtra: map[string]http.Handler{}}, nil
 }
 
 func (s *system) Close() error { return s.store.Close() }
@@ -165,7 +166,7 @@ func (s *system) expirePending(ctx context.Context) {
 // serve listens on HTTP_ADDR, works the queue and keeps the breaker in sync until ctx ends, then shuts down
 // gracefully: stop accepting, give in-flight runs shutdownGrace, leave the rest queued.
 func (s *system) serve(ctx context.Context, handler http.Handler, ready func(addr string)) error {
-	srv := &http.Server{Addr: s.cfg.HTTPAddr, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := s.limits.server(handler)
 	ln, err := listen(s.cfg.HTTPAddr)
 	if err != nil {
 		return err

@@ -239,13 +239,12 @@ func index(log []string, entry string) int {
 	return -1
 }
 
-// A failed run shows its diagnosis with a Retry button; the button reruns it into the same message.
-func TestEndToEndFailureThenRetry(t *testing.T) {
-	s := newSystem(t, difytest.Options{Scenario: "plugin_error"})
+// failedWithRetry sends a photo that fails (plugin_error) and returns the Retry button's value, its run id, and
+// the message carrying it, once the failure is recorded.
+func (s *system) failedWithRetry(t testing.TB) (value, runID string, failure slacktest.Call) {
+	t.Helper()
 	s.slack.AddFile("F07KX3C0N5R", slacktest.File{Name: "receipt.jpg", Mimetype: "image/jpeg", Body: jpegBytes(t)})
 	s.deliver(t, payload(t, "app_mention_file.json", s.slack), 0)
-
-	var failure slacktest.Call
 	eventually(t, e2eWait, "the diagnosis with a Retry button", func() bool {
 		for _, u := range s.slack.CallsTo("chat.update") {
 			if strings.Contains(u.Form.Get("blocks"), slackadapter.RetryActionID) {
@@ -264,23 +263,45 @@ func TestEndToEndFailureThenRetry(t *testing.T) {
 	if err := json.Unmarshal([]byte(failure.Form.Get("blocks")), &blocks); err != nil || len(blocks) != 2 || len(blocks[1].Elements) != 1 {
 		t.Fatalf("blocks = %s (%v), want a section and one button", failure.Form.Get("blocks"), err)
 	}
-	runID := blocks[1].Elements[0].Value
+	value = blocks[1].Elements[0].Value
+	runID, attempt, _ := strings.Cut(value, ":")
+	if attempt != "1" {
+		t.Errorf("button value %q, want the run id and attempt 1", value)
+	}
 	if !strings.Contains(failure.Form.Get("text"), "plugin") || !strings.Contains(failure.Form.Get("text"), runID) {
 		t.Errorf("failure text = %q, want the plugin diagnosis and reference %s", failure.Form.Get("text"), runID)
 	}
-	ts := failure.Form.Get("ts")
 	// A person clicks seconds later. Clicking within the milliseconds between the reply and the pipeline's
 	// record of it loses the retry: that record (SaveRun) overwrites the requeued status (a bot/store race).
 	eventually(t, e2eWait, "the failure reply to be recorded", func() bool {
 		r, err := s.store.Run(context.Background(), runID)
 		return err == nil && r.RepliedAttempt == 1
 	})
+	return value, runID, failure
+}
+
+// click is a signed Retry press on the failure message; sending the same request again is a replay.
+func (s *system) click(t testing.TB, value string, failure slacktest.Call) func() *http.Request {
+	click := strings.ReplaceAll(string(retryPayload(t, value)), "1763800101.000210", failure.Form.Get("ts"))
+	req := interactionRequest([]byte(click))
+	body, _ := io.ReadAll(req.Body)
+	return func() *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/slack/interactions", bytes.NewReader(body))
+		r.Header = req.Header.Clone()
+		return r
+	}
+}
+
+// A failed run shows its diagnosis with a Retry button; the button reruns it into the same message.
+func TestEndToEndFailureThenRetry(t *testing.T) {
+	s := newSystem(t, difytest.Options{Scenario: "plugin_error"})
+	value, _, failure := s.failedWithRetry(t)
+	ts := failure.Form.Get("ts")
 
 	if err := s.sim.SetScenario("ok"); err != nil {
 		t.Fatal(err)
 	}
-	click := strings.ReplaceAll(string(retryPayload(t, runID)), "1763800101.000210", ts)
-	if w := serve(s.inter, interactionRequest([]byte(click))); w.Code != http.StatusOK {
+	if w := serve(s.inter, s.click(t, value, failure)()); w.Code != http.StatusOK {
 		t.Fatalf("interaction answered %d, want 200", w.Code)
 	}
 	answer := s.updateContaining(t, "Received a JPEG image")
@@ -296,6 +317,49 @@ func TestEndToEndFailureThenRetry(t *testing.T) {
 	log := s.log.get()
 	if r, a := index(log, "slack chat.update: 🔁 Retrying…"), indexPrefix(log, "slack chat.update: Received a JPEG"); r < 0 || a < r {
 		t.Errorf("events = %q, want Retrying before the answer", log)
+	}
+}
+
+// The same signed Retry press delivered again (Slack retrying it, or someone replaying it within the
+// signature's 5 minutes) is answered 200 and does nothing: the workflow runs once for the press, and the answer
+// it gave stays on the message.
+func TestEndToEndReplayedRetryRunsOnce(t *testing.T) {
+	s := newSystem(t, difytest.Options{Scenario: "plugin_error"})
+	value, runID, failure := s.failedWithRetry(t)
+	if err := s.sim.SetScenario("ok"); err != nil {
+		t.Fatal(err)
+	}
+	press := s.click(t, value, failure)
+	for range 2 { // Delivered twice at once: one retry.
+		if w := serve(s.inter, press()); w.Code != http.StatusOK {
+			t.Fatalf("interaction answered %d, want 200", w.Code)
+		}
+	}
+	s.updateContaining(t, "Received a JPEG image")
+	eventually(t, e2eWait, "the retried answer to be recorded", func() bool {
+		r, err := s.store.Run(context.Background(), runID)
+		return err == nil && r.RepliedAttempt == 2
+	})
+	runs, updates := s.sim.Calls(difytest.RouteRun), len(s.slack.CallsTo("chat.update"))
+
+	// Replayed later, after the answer.
+	if w := serve(s.inter, press()); w.Code != http.StatusOK {
+		t.Fatalf("replayed interaction answered %d, want 200", w.Code)
+	}
+	time.Sleep(300 * time.Millisecond) // A second run would have started by now.
+	got, err := s.store.Run(context.Background(), runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Attempt != 2 || got.Status != bot.RunSucceeded || runs != 2 || s.sim.Calls(difytest.RouteRun) != runs {
+		t.Errorf("after the replays: attempt %d %s, %d workflow runs then %d; want attempt 2 succeeded and 2 runs (the failure and the retry)",
+			got.Attempt, got.Status, runs, s.sim.Calls(difytest.RouteRun))
+	}
+	if n := len(s.slack.CallsTo("chat.update")); n != updates {
+		t.Errorf("the replay edited the message %d times, want none (the answer stays)", n-updates)
+	}
+	if n := strings.Count(strings.Join(s.log.get(), "\n"), "slack chat.update: 🔁 Retrying…"); n != 1 {
+		t.Errorf("Retrying shown %d times, want once", n)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/slack-go/slack"
@@ -99,26 +100,39 @@ func clicked(ic slack.InteractionCallback) (channel, ts, thread string) {
 // isDM reports a direct-message channel id.
 func isDM(channel string) bool { return strings.HasPrefix(channel, "D") }
 
-// retry queues the run again and shows it on the message that carried the button. The message is edited
-// before the run is queued: the run edits the same message, and an edit of ours landing after its answer would
-// hide the answer. When the run cannot be queued, the button comes back and the person is told.
-func (a *Adapter) retry(ctx context.Context, ic slack.InteractionCallback, runID string) {
-	log := a.log.With().Str("run_id", runID).Str("user_id", ic.User.ID).Logger()
+// retry queues the run again and shows it on the message that carried the button. The button names the attempt
+// whose failure it shows, and the store requeues only that attempt: a second press, or the same request sent
+// again (Slack retrying, or a replay within the signature's 5 minutes), changes nothing, not even the message.
+// The message is edited once the run is known to be retryable and before it is queued: the run edits the same
+// message, and an edit of ours landing after its answer would hide the answer. When the run cannot be queued,
+// the button comes back and the person is told.
+func (a *Adapter) retry(ctx context.Context, ic slack.InteractionCallback, value string) {
+	runID, attempt := parseRetryValue(value)
+	log := a.log.With().Str("run_id", runID).Int("attempt", attempt).Str("user_id", ic.User.ID).
+		Str("action_ts", ic.ActionTs).Logger()
 	channel, ts, thread := clicked(ic)
 	canEdit := channel != "" && ts != ""
-	if canEdit {
+	edited := false
+	err := a.inbox.Retry(ctx, bot.RetryRequest{RunID: runID, Attempt: attempt, Before: func(ctx context.Context) {
+		if !canEdit {
+			return
+		}
+		edited = true
 		if err := a.update(ctx, channel, ts, a.text.retrying, nil); err != nil {
 			log.Warn().Err(err).Msg("could not show that the run is retrying")
 		}
-	}
-	err := a.inbox.Retry(ctx, runID)
-	if err == nil {
+	}})
+	switch {
+	case err == nil:
 		log.Info().Msg("retry queued from slack")
 		return
-	}
-	if errors.Is(err, bot.ErrNotFinished) {
-		// A second click while the first retry runs: "Retrying…" is already the truth.
-		log.Info().Msg("retry from slack ignored: the run is already in flight")
+	case errors.Is(err, bot.ErrStaleAttempt):
+		// Pressed before, or the same press delivered again: that attempt was retried once, and that is all.
+		log.Info().Msg("retry from slack ignored: this attempt was retried already")
+		return
+	case errors.Is(err, bot.ErrNotFinished):
+		// The run is still working on this attempt; its answer will replace the button.
+		log.Info().Msg("retry from slack ignored: the run is in flight")
 		return
 	}
 	log.Warn().Err(err).Msg("retry from slack not queued")
@@ -131,8 +145,10 @@ func (a *Adapter) retry(ctx context.Context, ic slack.InteractionCallback, runID
 		}
 		return
 	}
-	if err := a.update(ctx, channel, ts, ic.Message.Text, a.retryBlocks(ic.Message.Text, runID)); err != nil {
-		log.Warn().Err(err).Msg("could not restore the Retry button")
+	if edited {
+		if err := a.update(ctx, channel, ts, ic.Message.Text, a.retryBlocks(ic.Message.Text, runID, attempt)); err != nil {
+			log.Warn().Err(err).Msg("could not restore the Retry button")
+		}
 	}
 	opts := []slack.MsgOption{slack.MsgOptionText(a.text.retryFailed, false)}
 	if thread != "" {
@@ -141,4 +157,23 @@ func (a *Adapter) retry(ctx context.Context, ic slack.InteractionCallback, runID
 	if _, err := a.api.PostEphemeralContext(ctx, channel, ic.User.ID, opts...); err != nil {
 		log.Warn().Err(err).Msg("could not tell the person the retry failed")
 	}
+}
+
+// retryValue is a Retry button's value: the run id and the attempt whose failure the button shows.
+func retryValue(runID string, attempt int) string {
+	if attempt <= 0 {
+		return runID
+	}
+	return runID + ":" + strconv.Itoa(attempt)
+}
+
+// parseRetryValue reads a Retry button's value. A value without an attempt (a button shown before buttons
+// carried one) has attempt 0, which retries whatever attempt the run is at.
+func parseRetryValue(v string) (runID string, attempt int) {
+	if i := strings.LastIndexByte(v, ':'); i > 0 {
+		if n, err := strconv.Atoi(v[i+1:]); err == nil && n > 0 {
+			return v[:i], n
+		}
+	}
+	return v, 0
 }

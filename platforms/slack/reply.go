@@ -158,7 +158,7 @@ func (a *Adapter) Reply(ctx context.Context, m bot.Message, r bot.Reply) error {
 		var blocks []slack.Block
 		switch {
 		case i == 0 && r.Final && r.Diagnosis != nil:
-			blocks = a.retryBlocks(part, r.RunID) // On the first part: the message the requeued run will edit.
+			blocks = a.retryBlocks(part, r.RunID, r.Attempt) // On the first part: the message the requeued run will edit.
 		case i == len(parts)-1 && r.Final && len(r.Choices) > 0:
 			blocks = choiceBlocks(part, r.Choices)
 		}
@@ -246,9 +246,9 @@ func choiceBlocks(text string, choices []string) []slack.Block {
 	}
 }
 
-// retryBlocks shows text with a Retry button whose value is the run id.
-func (a *Adapter) retryBlocks(text, runID string) []slack.Block {
-	btn := slack.NewButtonBlockElement(RetryActionID, runID, slack.NewTextBlockObject(slack.PlainTextType, a.text.retryLabel, true, false))
+// retryBlocks shows text with a Retry button whose value is the run id and the attempt that failed.
+func (a *Adapter) retryBlocks(text, runID string, attempt int) []slack.Block {
+	btn := slack.NewButtonBlockElement(RetryActionID, retryValue(runID, attempt), slack.NewTextBlockObject(slack.PlainTextType, a.text.retryLabel, true, false))
 	return []slack.Block{
 		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, clip(text, maxSectionText), false, false), nil, nil),
 		slack.NewActionBlock(RetryActionID, btn),

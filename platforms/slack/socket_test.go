@@ -96,7 +96,7 @@ func TestSocketModeRetryButton(t *testing.T) {
 	acc := &bottest.Inbox{}
 	a := newAdapter(t, fs, acc)
 	var ic slack.InteractionCallback
-	if err := json.Unmarshal(retryPayload(t, "run-9"), &ic); err != nil {
+	if err := json.Unmarshal(retryPayload(t, "run-9:1"), &ic); err != nil {
 		t.Fatal(err)
 	}
 	var acks []string

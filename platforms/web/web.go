@@ -65,6 +65,9 @@ type Config struct {
 	Logger        zerolog.Logger
 	UploadDir     string // Where images wait for the pipeline; it must survive a restart. Default: a temp dir.
 	MaxImageBytes int64  // Uploads over this are refused at once; default 10 MiB.
+	// UploadTimeout is how long a message with its image may take to arrive; default 60 s, or MaxImageBytes at
+	// 256 KiB/s when that is longer (a phone on a slow link).
+	UploadTimeout time.Duration
 	Token         string // When set, the API needs "Authorization: Bearer <Token>" (serve mode).
 	KeepRuns      int    // Runs whose events are kept for late listeners; default 1000.
 }
@@ -101,6 +104,9 @@ func New(cfg Config) (*Chat, error) {
 	if cfg.KeepRuns <= 0 {
 		cfg.KeepRuns = 1000
 	}
+	if cfg.UploadTimeout <= 0 {
+		cfg.UploadTimeout = max(60*time.Second, time.Duration(cfg.MaxImageBytes/(256<<10))*time.Second)
+	}
 	return &Chat{cfg: cfg, inbox: cfg.Inbox, feeds: map[string]*feed{}}, nil
 }
 
@@ -126,8 +132,10 @@ type feed struct {
 	wake   chan struct{} // Closed and replaced on every event.
 }
 
-// Routes serve the page at / and its API under /api/.
-func (c *Chat) Routes() []bot.Route { return []bot.Route{{Pattern: "/", Handler: c.handler()}} }
+// Routes serve the page at / and its API under /api/. Uploads get UploadTimeout to arrive.
+func (c *Chat) Routes() []bot.Route {
+	return []bot.Route{{Pattern: "/", Handler: c.handler(), BodyTimeout: c.cfg.UploadTimeout}}
+}
 
 // Secrets is the token that guards the chat's API, when set.
 func (c *Chat) Secrets() []string { return []string{c.cfg.Token} }
@@ -267,6 +275,10 @@ func tooLarge(err error, max int64) string {
 	return err.Error()
 }
 
+// streamWriteTimeout is how long one write of the event stream may take. The stream itself lasts as long as
+// the run; a reader that stops reading is cut off.
+const streamWriteTimeout = 30 * time.Second
+
 // events streams a run's events as server-sent events, from the first, until the final reply.
 func (c *Chat) events(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
@@ -277,8 +289,11 @@ func (c *Chat) events(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
+	rc := http.NewResponseController(w)
 	sent := 0
 	for {
+		// The server's WriteTimeout counts from the request; each write of the stream gets its own.
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 		evs, wake := c.snapshot(id, sent)
 		for _, ev := range evs {
 			b, _ := json.Marshal(ev)
