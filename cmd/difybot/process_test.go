@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -89,34 +88,10 @@ func startServe(t testing.TB, env map[string]string) *proc {
 	}
 }
 
-// send posts a message to the web chat and returns the run id.
+// send posts a message to the web chat in a session of its own and returns the run id.
 func (p *proc) send(t testing.TB, text string, img []byte) string {
 	t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	mw.WriteField("id", web.NewID())
-	mw.WriteField("session", "session-"+web.NewID())
-	mw.WriteField("text", text)
-	if img != nil {
-		fw, _ := mw.CreateFormFile("image", "photo.png")
-		fw.Write(img)
-	}
-	mw.Close()
-	req, _ := http.NewRequest("POST", "http://"+p.addr+"/api/messages", &buf)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var out struct {
-		RunID string `json:"run_id"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusAccepted {
-		t.Fatalf("send: %d %v", res.StatusCode, err)
-	}
-	return out.RunID
+	return p.sendIn(t, "session-"+web.NewID(), text, img)
 }
 
 // finalReply follows a run's events on p until its final reply.

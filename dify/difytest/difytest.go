@@ -208,6 +208,29 @@ func (s *Sim) Requests() []Request {
 	return append([]Request(nil), s.requests...)
 }
 
+// ChatRequest is what a recorded /v1/chat-messages request asked for.
+type ChatRequest struct {
+	Query          string `json:"query"`
+	User           string `json:"user"`
+	ConversationID string `json:"conversation_id"`
+}
+
+// ChatRequests returns the chat messages received, oldest first, for tests of conversations.
+func (s *Sim) ChatRequests() ([]ChatRequest, error) {
+	var out []ChatRequest
+	for _, r := range s.Requests() {
+		if r.Route != RouteChat {
+			continue
+		}
+		var c ChatRequest
+		if err := json.Unmarshal(r.Body, &c); err != nil {
+			return nil, fmt.Errorf("difytest: chat request: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
 // call is what an endpoint knows about the request it serves.
 type call struct {
 	sc    *scenario

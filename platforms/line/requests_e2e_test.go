@@ -304,25 +304,14 @@ func TestRequestImageSetOfThree(t *testing.T) {
 	}
 }
 
-// chatRequest is what the simulator received on /v1/chat-messages.
-type chatRequest struct {
-	Query          string `json:"query"`
-	User           string `json:"user"`
-	ConversationID string `json:"conversation_id"`
-}
-
-func chatRequests(t testing.TB, sim *difytest.Server) []chatRequest {
+// chatRequests is what the simulator received on /v1/chat-messages.
+func chatRequests(t testing.TB, sim interface {
+	ChatRequests() ([]difytest.ChatRequest, error)
+}) []difytest.ChatRequest {
 	t.Helper()
-	var out []chatRequest
-	for _, r := range sim.Requests() {
-		if r.Route != difytest.RouteChat {
-			continue
-		}
-		var c chatRequest
-		if err := json.Unmarshal(r.Body, &c); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, c)
+	out, err := sim.ChatRequests()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -352,10 +341,10 @@ func TestRequestTwoPeopleInOneGroup(t *testing.T) {
 	if first == "" || second == "" || first == second {
 		t.Fatalf("conversations %q and %q, want one each", first, second)
 	}
-	want := []chatRequest{
-		{"What is this place?", "line-" + userID, ""},
-		{"And the weather there?", "line-" + secondUser, ""},
-		{"How old is it?", "line-" + userID, first},
+	want := []difytest.ChatRequest{
+		{Query: "What is this place?", User: "line-" + userID, ConversationID: ""},
+		{Query: "And the weather there?", User: "line-" + secondUser, ConversationID: ""},
+		{Query: "How old is it?", User: "line-" + userID, ConversationID: first},
 	}
 	if got := chatRequests(t, s.sim); !slices.Equal(got, want) {
 		t.Errorf("chat requests %+v\nwant %+v", got, want)

@@ -412,25 +412,14 @@ func TestRequestThreePhotosInOneMessage(t *testing.T) {
 	}
 }
 
-// chatRequest is what the simulator received on /v1/chat-messages.
-type chatRequest struct {
-	Query          string `json:"query"`
-	User           string `json:"user"`
-	ConversationID string `json:"conversation_id"`
-}
-
-func chatRequests(t testing.TB, sim *difytest.Sim) []chatRequest {
+// chatRequests is what the simulator received on /v1/chat-messages.
+func chatRequests(t testing.TB, sim interface {
+	ChatRequests() ([]difytest.ChatRequest, error)
+}) []difytest.ChatRequest {
 	t.Helper()
-	var out []chatRequest
-	for _, r := range sim.Requests() {
-		if r.Route != difytest.RouteChat {
-			continue
-		}
-		var c chatRequest
-		if err := json.Unmarshal(r.Body, &c); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, c)
+	out, err := sim.ChatRequests()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -461,10 +450,10 @@ func TestRequestTwoPeopleInOneThread(t *testing.T) {
 		t.Fatalf("conversations %q and %q, want one each", alice, bobs)
 	}
 	reqs := chatRequests(t, s.sim)
-	want := []chatRequest{
-		{"What is this place?", "slack-" + person, ""},
-		{"And the weather there?", "slack-" + bob, ""},
-		{"How old is it?", "slack-" + person, alice},
+	want := []difytest.ChatRequest{
+		{Query: "What is this place?", User: "slack-" + person, ConversationID: ""},
+		{Query: "And the weather there?", User: "slack-" + bob, ConversationID: ""},
+		{Query: "How old is it?", User: "slack-" + person, ConversationID: alice},
 	}
 	if !slices.Equal(reqs, want) {
 		t.Errorf("chat requests %+v\nwant %+v", reqs, want)
