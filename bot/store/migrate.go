@@ -106,6 +106,13 @@ var migrations = [][]string{
 		`ALTER TABLE runs ADD COLUMN batch TEXT NOT NULL DEFAULT ''`,   // bot.Run.Batch as JSON, '' when none.
 		`ALTER TABLE runs ADD COLUMN choices TEXT NOT NULL DEFAULT ''`, // bot.Run.Choices as JSON, '' when none.
 	},
+	4: {
+		// Threads the bot takes part in, so every replica runs the workflow for their replies.
+		`CREATE TABLE threads (
+			key       TEXT PRIMARY KEY, -- The platform's name, chat and thread, as the adapter names them.
+			joined_at BIGINT NOT NULL
+		)`,
+	},
 }
 
 // dialect holds the few spellings SQLite and PostgreSQL do not share.

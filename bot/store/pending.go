@@ -116,3 +116,21 @@ func scanPending(rs rows, err error) ([]bot.Pending, error) {
 	}
 	return out, rs.Err()
 }
+
+// JoinThread remembers that the bot takes part in the thread key (an adapter's name for it).
+func (s *Store) JoinThread(ctx context.Context, key string) error {
+	if _, err := s.db.exec(ctx, `INSERT INTO threads (key, joined_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`,
+		key, nanos(time.Now())); err != nil {
+		return fmt.Errorf("store: join thread: %w", err)
+	}
+	return nil
+}
+
+// InThread reports whether the bot takes part in the thread key.
+func (s *Store) InThread(ctx context.Context, key string) (bool, error) {
+	var n int
+	if err := s.db.queryRow(ctx, `SELECT COUNT(*) FROM threads WHERE key = ?`, key).Scan(&n); err != nil {
+		return false, fmt.Errorf("store: in thread: %w", err)
+	}
+	return n > 0, nil
+}

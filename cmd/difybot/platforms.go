@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/bot/store"
 	"github.com/difybot/difybot/config"
 	"github.com/difybot/difybot/platforms/line"
 	"github.com/difybot/difybot/platforms/slack"
@@ -39,6 +40,7 @@ type platformSpec struct {
 // platformEnv is what every platform is built with besides the configuration.
 type platformEnv struct {
 	inbox bot.Inbox
+	store *store.Store // nil in doctor, which stores nothing.
 	log   zerolog.Logger
 	demo  bool // `difybot demo`: the web chat is on, without a token.
 }
@@ -75,7 +77,7 @@ func newSlack(cfg config.Config, env platformEnv) (platform, error) {
 		return nil, nil
 	}
 	return slack.New(slack.Config{
-		Inbox:    env.inbox,
+		Inbox: env.inbox, Threads: threadsOf(env.store),
 		BotToken: cfg.Slack.BotToken.Reveal(), SigningSecret: cfg.Slack.SigningSecret.Reveal(),
 		AppToken: cfg.Slack.AppToken.Reveal(), APIURL: cfg.Slack.APIURL,
 		Logger: env.log.With().Str("component", "slack").Logger(), Language: bot.Lang(cfg.Language),
@@ -105,4 +107,12 @@ func newWeb(cfg config.Config, env platformEnv) (platform, error) {
 	}
 	return web.New(web.Config{Inbox: env.inbox, Logger: env.log, UploadDir: filepath.Join(cfg.DataDir, "web"),
 		MaxImageBytes: cfg.MaxImageBytes, Token: token})
+}
+
+// threadsOf shares the threads the Slack bot is in between replicas through the store.
+func threadsOf(st *store.Store) slack.ThreadMemory {
+	if st == nil {
+		return nil // Doctor: the adapter remembers them itself.
+	}
+	return st
 }

@@ -89,7 +89,7 @@ func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Stor
 	if err != nil {
 		return nil, err
 	}
-	env.inbox, env.log = inbox, log
+	env.inbox, env.log, env.store = inbox, log, st
 	plats, err := buildPlatforms(cfg, specs, env)
 	if err != nil {
 		return nil, err

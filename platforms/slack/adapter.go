@@ -10,8 +10,8 @@
 // What runs the workflow (see docs/slack.md):
 //   - an app_mention in a channel (the mention is removed from the text);
 //   - any message in a direct message with the bot;
-//   - a reply in a thread the bot is in: the bot posted there (since this process started, remembered for the
-//     last threadMemory threads) or started the thread.
+//   - a reply in a thread the bot is in: the bot posted there (remembered in Config.Threads, the store, so every
+//     replica agrees; without it, by this process for the last threadMemory threads) or started the thread.
 //
 // Edits, deletions, other subtypes and messages from bots, the bot itself included, never run it.
 package slack
@@ -59,7 +59,10 @@ type Config struct {
 	MaxBodyBytes  int64         // The cap on a request body; default 1 MiB.
 	ProgressEvery time.Duration // The least time between two progress edits of one run; default 3s.
 	Language      bot.Lang      // The language of the adapter's own texts (placeholder, Retry button); default en.
-	Now           func() time.Time
+	// Threads remembers the threads the bot takes part in for every replica (bot/store implements it); nil keeps
+	// the last threadMemory threads in this process only.
+	Threads ThreadMemory
+	Now     func() time.Time
 }
 
 // Adapter is the Slack platform. It is safe for concurrent use.
@@ -75,7 +78,7 @@ type Adapter struct {
 	idMu      sync.Mutex
 	botUserID string // Learned with auth.test on first need.
 
-	threads *recentSet
+	threads ThreadMemory
 
 	progMu   sync.Mutex
 	progress map[string]shown // What each run's message last showed, and when.
@@ -129,8 +132,11 @@ func New(cfg Config) (*Adapter, error) {
 		inbox:    cfg.Inbox,
 		log:      cfg.Logger.With().Str("platform", platformName).Logger(),
 		text:     textsFor(cfg.Language),
-		threads:  newRecentSet(threadMemory),
+		threads:  cfg.Threads,
 		progress: map[string]shown{},
+	}
+	if ad.threads == nil {
+		ad.threads = newRecentSet(threadMemory)
 	}
 	ad.api = ad.client()
 	return ad, nil
@@ -177,7 +183,13 @@ func (a *Adapter) botUser(ctx context.Context) (string, error) {
 	return a.botUserID, nil
 }
 
-// recentSet remembers up to max keys, forgetting the oldest first.
+// ThreadMemory remembers the threads the bot takes part in, so replies there run the workflow without a mention.
+type ThreadMemory interface {
+	JoinThread(ctx context.Context, key string) error
+	InThread(ctx context.Context, key string) (bool, error)
+}
+
+// recentSet remembers up to max keys, forgetting the oldest first: the ThreadMemory of a single replica.
 type recentSet struct {
 	mu    sync.Mutex
 	max   int
@@ -213,13 +225,35 @@ func (s *recentSet) has(k string) bool {
 	return ok
 }
 
-func threadKey(channel, threadTS string) string { return channel + "/" + threadTS }
+// JoinThread remembers key.
+func (s *recentSet) JoinThread(_ context.Context, key string) error {
+	s.add(key)
+	return nil
+}
+
+// InThread reports whether key is remembered.
+func (s *recentSet) InThread(_ context.Context, key string) (bool, error) { return s.has(key), nil }
+
+func threadKey(channel, threadTS string) string { return platformName + ":" + channel + "/" + threadTS }
 
 // joinThread records that the bot takes part in a thread, so the thread's replies run the workflow.
-func (a *Adapter) joinThread(channel, threadTS string) {
-	if channel != "" && threadTS != "" {
-		a.threads.add(threadKey(channel, threadTS))
+func (a *Adapter) joinThread(ctx context.Context, channel, threadTS string) {
+	if channel == "" || threadTS == "" {
+		return
 	}
+	if err := a.threads.JoinThread(ctx, threadKey(channel, threadTS)); err != nil {
+		a.log.Warn().Err(err).Str("channel", channel).Msg("could not remember the thread; its replies need a mention")
+	}
+}
+
+// inThread reports whether the bot takes part in a thread; when that cannot be read, it says no (a mention
+// still works).
+func (a *Adapter) inThread(ctx context.Context, channel, threadTS string) bool {
+	in, err := a.threads.InThread(ctx, threadKey(channel, threadTS))
+	if err != nil {
+		a.log.Warn().Err(err).Str("channel", channel).Msg("could not read the threads the bot is in")
+	}
+	return in
 }
 
 // Routes are the Events API and interactivity endpoints (Socket Mode delivers the same over its WebSocket).

@@ -119,7 +119,7 @@ func (a *Adapter) handleCallback(ctx context.Context, outer *slackevents.EventsA
 		log.Error().Err(err).Msg("slack event not accepted: the bot's own user id is unknown")
 		return err
 	}
-	m, why := a.toMessage(me, inner)
+	m, why := a.toMessage(ctx, me, inner)
 	if why != "" {
 		log.Debug().Str("reason", why).Msg("slack event ignored")
 		return nil
@@ -132,14 +132,14 @@ func (a *Adapter) handleCallback(ctx context.Context, outer *slackevents.EventsA
 	}
 	log.Debug().Str("run_id", run.ID).Bool("duplicate", dup).Msg("slack event accepted")
 	if _, mention := inner.(*slackevents.AppMentionEvent); mention {
-		a.joinThread(m.ChatID, m.ThreadID) // The bot is about to answer there; the thread's replies are for it too.
+		a.joinThread(ctx, m.ChatID, m.ThreadID) // The bot is about to answer there; the thread's replies are for it too.
 	}
 	return nil
 }
 
 // toMessage applies the trigger rules. It returns the message (without EventID, Redelivery and ReceivedAt), or
 // why the event is not for the bot.
-func (a *Adapter) toMessage(me string, inner any) (bot.Message, string) {
+func (a *Adapter) toMessage(ctx context.Context, me string, inner any) (bot.Message, string) {
 	switch ev := inner.(type) {
 	case *slackevents.AppMentionEvent:
 		switch {
@@ -175,7 +175,7 @@ func (a *Adapter) toMessage(me string, inner any) (bot.Message, string) {
 			if !inThread {
 				return bot.Message{}, "a channel message without a mention"
 			}
-			if !a.threads.has(threadKey(ev.Channel, ev.ThreadTimeStamp)) && msg.ParentUserId != me {
+			if msg.ParentUserId != me && !a.inThread(ctx, ev.Channel, ev.ThreadTimeStamp) {
 				return bot.Message{}, "a reply in a thread the bot is not in"
 			}
 		}

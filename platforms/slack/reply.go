@@ -79,7 +79,7 @@ func (a *Adapter) Progress(ctx context.Context, m bot.Message, p bot.Progress) e
 
 // placeholder posts "working on it" once per run and stores its ts; a retried run resets the same message.
 func (a *Adapter) placeholder(ctx context.Context, m bot.Message, p bot.Progress) error {
-	a.joinThread(m.ChatID, m.ThreadID)
+	a.joinThread(ctx, m.ChatID, m.ThreadID)
 	a.markProgress(p.RunID, a.text.working)
 	if ts := p.State.Get(stateTS); ts != "" {
 		err := a.update(ctx, m.ChatID, ts, a.text.working, nil)
@@ -146,7 +146,7 @@ func (a *Adapter) Reply(ctx context.Context, m bot.Message, r bot.Reply) error {
 	if r.Final {
 		defer a.forgetProgress(r.RunID)
 	}
-	a.joinThread(m.ChatID, m.ThreadID)
+	a.joinThread(ctx, m.ChatID, m.ThreadID)
 	parts := splitMrkdwn(toMrkdwn(r.Text), maxChars)
 	if len(parts) == 0 {
 		parts = []string{"…"}
