@@ -186,7 +186,7 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 		steps.record(ctx, StepPending, b.now(), 0, "waiting", nil, map[string]any{"files": len(r.Message.Files),
 			"expires_in_s": int(b.cfg.PendingTTL.Seconds())})
 		r.Choices = nil
-		if wait != askPhoto(b.cfg.Language) {
+		if len(r.Message.Files) > 0 { // A photo waits for its question: offer Dify's suggested ones.
 			r.Choices = b.suggestions(ctx)
 		}
 		return b.finish(ctx, &r, p, steps, wait, nil)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -45,6 +46,10 @@ func TestDemoInABrowser(t *testing.T) {
 	shots := os.Getenv("DIFYBOT_SCREENSHOTS")
 	if shots == "" {
 		shots = t.TempDir()
+	}
+	if w, err := strconv.Atoi(os.Getenv("DIFYBOT_SCREENSHOT_WIDTH")); err == nil && w > 0 {
+		// A phone's width (390) or a laptop's (1280), to look at the pages as people will.
+		c.Call("Emulation.setDeviceMetricsOverride", map[string]any{"width": w, "height": 900, "deviceScaleFactor": 1, "mobile": w < 600})
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
