@@ -126,7 +126,7 @@ func checkDify(ctx context.Context, c *checklist, cfg config.Config) {
 			"use the API key of a workflow or chatflow app")
 	}
 
-	app, err := bot.Discover(ctx, dc, appSettings(cfg))
+	app, err := bot.Discover(ctx, knownInfo{dc, info}, appSettings(cfg))
 	if err != nil {
 		c.failDiag("Dify parameters", err)
 		return
@@ -153,6 +153,14 @@ func checkDify(ctx context.Context, c *checklist, cfg config.Config) {
 			"set DIFY_RESPONSE_MODE=streaming")
 	}
 }
+
+// knownInfo answers /v1/info from the call doctor already made, so discovery asks Dify only for the form.
+type knownInfo struct {
+	*dify.Client
+	info *dify.Info
+}
+
+func (k knownInfo) Info(context.Context) (*dify.Info, error) { return k.info, nil }
 
 // reportInput prints where one part of a message goes, as discovered, or the problem with the setting.
 func reportInput(c *checklist, app *bot.App, env, setting, used string, image bool) {
