@@ -49,6 +49,9 @@ func (instantDify) SendChatMessage(context.Context, dify.ChatRequest) (*dify.Cha
 }
 
 func (instantDify) WaitRun(context.Context, string) (*dify.Run, error) { return nil, nil }
+func (instantDify) WaitMessage(context.Context, string, string, string) (*dify.ChatReply, error) {
+	return nil, nil
+}
 
 func (d instantDify) Ready() error { return d.breaker.Ready() }
 

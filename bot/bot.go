@@ -18,6 +18,7 @@ type Workflows interface {
 	RunWorkflow(ctx context.Context, req dify.RunRequest) (*dify.Run, error)
 	SendChatMessage(ctx context.Context, req dify.ChatRequest) (*dify.ChatReply, error)
 	WaitRun(ctx context.Context, runID string) (*dify.Run, error)
+	WaitMessage(ctx context.Context, conversationID, messageID, user string) (*dify.ChatReply, error)
 	// Ready returns nil when calls may be made now, else why not (dify.ErrBreakerOpen, dify.ErrMaintenance).
 	Ready() error
 }
@@ -170,7 +171,7 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 			steps.record(ctx, StepEnqueue, r.CreatedAt, 0, "done", nil,
 				map[string]any{"delivery_lag_ms": max(r.CreatedAt.Sub(r.Message.ReceivedAt), 0).Milliseconds()})
 		}
-		r.DifyRunID, r.DifyTaskID = "", ""
+		r.DifyRunID, r.DifyTaskID, r.DifyMessageID = "", "", ""
 	}
 	if q.joined != "" {
 		// The message went into another run's request, whose answer covers it.

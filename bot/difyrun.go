@@ -25,6 +25,18 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 		}
 		return run.Outputs, "", nil
 	}
+	if r.DifyMessageID != "" && r.ConversationID != "" {
+		// A chat app's message a crashed attempt sent: its answer is read from the conversation.
+		fields["dify_message_id"], fields["resumed"] = r.DifyMessageID, true
+		reply, err := b.cfg.Workflows.WaitMessage(ctx, r.ConversationID, r.DifyMessageID, difyUser(r.Message))
+		if err != nil {
+			return nil, "", err
+		}
+		if err := b.keepConversation(ctx, r, "", reply, fields); err != nil {
+			return nil, "", err
+		}
+		return nil, reply.Answer, nil
+	}
 	if r.PostedAttempt == r.Attempt {
 		// We may have started a run whose id never reached us; posting again could run it twice.
 		return nil, "", Classified(CodeInternal, "run", errors.New("an earlier attempt was interrupted after sending the run to Dify and before Dify confirmed it; it is not sent again so it cannot run twice"))
@@ -64,12 +76,11 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 		if err != nil {
 			return nil, "", err
 		}
-		fields["conversation_id"] = reply.ConversationID
-		if reply.ConversationID != "" && reply.ConversationID != conv {
-			r.ConversationID = reply.ConversationID
-			if err := b.cfg.Store.SetConversation(ctx, key, reply.ConversationID); err != nil {
-				return nil, "", fmt.Errorf("save conversation: %w", err)
-			}
+		if reply.Recovered {
+			fields["recovered"] = true
+		}
+		if err := b.keepConversation(ctx, r, conv, reply, fields); err != nil {
+			return nil, "", err
 		}
 		return nil, reply.Answer, nil
 	}
@@ -85,6 +96,19 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 		return nil, "", err
 	}
 	return run.Outputs, "", nil
+}
+
+// keepConversation remembers the conversation a chat reply belongs to, so the person's next message goes on in it.
+func (b *Bot) keepConversation(ctx context.Context, r *Run, known string, reply *dify.ChatReply, fields map[string]any) error {
+	fields["conversation_id"] = reply.ConversationID
+	if reply.ConversationID == "" || reply.ConversationID == known {
+		return nil
+	}
+	r.ConversationID = reply.ConversationID
+	if err := b.cfg.Store.SetConversation(ctx, r.Message.ConversationKey(), reply.ConversationID); err != nil {
+		return fmt.Errorf("save conversation: %w", err)
+	}
+	return nil
 }
 
 // posted keeps the run's "posted" mark (PostedAttempt) set exactly while a try of its POST may have reached
@@ -147,6 +171,15 @@ func (b *Bot) onEvent(ctx context.Context, r *Run, p Platform) func(dify.Event) 
 			}
 			if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
 				b.log.Error().Err(err).Str("run_id", r.ID).Msg("could not store the Dify run id")
+			}
+		case "message", "agent_message", "agent_thought":
+			// A plain chat app runs no workflow: its message id is what a crash resumes by. A chatflow has
+			// named its run already (workflow_started comes first), which is the better handle.
+			if r.DifyMessageID == "" && r.DifyRunID == "" && ev.MessageID != "" && ev.ConversationID != "" {
+				r.DifyMessageID, r.ConversationID, r.DifyTaskID = ev.MessageID, ev.ConversationID, ev.TaskID
+				if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
+					b.log.Error().Err(err).Str("run_id", r.ID).Msg("could not store the Dify message id")
+				}
 			}
 		case "node_started", "node_finished":
 			seq++

@@ -21,17 +21,20 @@ const (
 
 // Run is one message's journey through the pipeline, as stored.
 type Run struct {
-	ID             string     `json:"id"`
-	Platform       string     `json:"platform"`
-	EventID        string     `json:"event_id"`
-	Status         RunStatus  `json:"status"`
-	Message        Message    `json:"message"`
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
-	FinishedAt     time.Time  `json:"finished_at,omitzero"`
-	Attempt        int        `json:"attempt"`
-	DifyRunID      string     `json:"dify_run_id,omitempty"`
-	DifyTaskID     string     `json:"dify_task_id,omitempty"`
+	ID         string    `json:"id"`
+	Platform   string    `json:"platform"`
+	EventID    string    `json:"event_id"`
+	Status     RunStatus `json:"status"`
+	Message    Message   `json:"message"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	Attempt    int       `json:"attempt"`
+	DifyRunID  string    `json:"dify_run_id,omitempty"`
+	DifyTaskID string    `json:"dify_task_id,omitempty"`
+	// DifyMessageID is a chat app's message, as its stream announced it: a dropped stream or a crash reads the
+	// answer back by it (a chatflow's run is read back by DifyRunID instead).
+	DifyMessageID  string     `json:"dify_message_id,omitempty"`
 	ConversationID string     `json:"conversation_id,omitempty"`
 	Reply          string     `json:"reply,omitempty"`
 	Code           Code       `json:"code,omitempty"`

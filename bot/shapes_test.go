@@ -150,3 +150,38 @@ func TestAgentAnswerIsNotDoubled(t *testing.T) {
 		t.Errorf("agent: %s %q, want %q", r.Status, r.Reply, want)
 	}
 }
+
+// TestChatStreamCutIsAnswered cuts a plain chat app's stream after its first chunk: the answer is read back
+// from the conversation (by the message id the stream announced), never sent twice, and the conversation kept.
+func TestChatStreamCutIsAnswered(t *testing.T) {
+	h := shaped(t, "chatbot")
+	if err := h.sim.SetScenario("stream_cut"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := h.send(t, bot.Message{EventID: "ev1", Text: "what is this?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != bot.RunSucceeded || !strings.Contains(r.Reply, "You said: what is this? Inputs: none.") {
+		t.Fatalf("run %s %s %q, want the whole answer", r.Status, r.Code, r.Reply)
+	}
+	if r.DifyMessageID == "" || r.ConversationID == "" {
+		t.Errorf("message %q conversation %q: the stream's ids were not stored", r.DifyMessageID, r.ConversationID)
+	}
+	if h.sim.Calls(difytest.RouteChat) != 1 || h.sim.Calls(difytest.RouteMessages) == 0 {
+		t.Errorf("chat-messages %d, messages reads %d", h.sim.Calls(difytest.RouteChat), h.sim.Calls(difytest.RouteMessages))
+	}
+	if conv, _ := h.store.Conversation(context.Background(), r.Message.ConversationKey()); conv != r.ConversationID {
+		t.Errorf("stored conversation %q, want %q", conv, r.ConversationID)
+	}
+	steps, _ := h.store.Steps(context.Background(), r.ID)
+	found := false
+	for _, s := range steps {
+		if s.Name == bot.StepRun && s.Fields["recovered"] == true {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the run step does not say the answer was recovered: %+v", steps)
+	}
+}

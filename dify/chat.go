@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // ChatRequest is one message to a chat, agent or chatflow app.
@@ -116,7 +117,8 @@ func (c *Client) SendChatMessage(ctx context.Context, req ChatRequest) (*ChatRep
 			return err
 		}
 		answer, _ := run.Outputs["answer"].(string)
-		reply = &ChatReply{TaskID: st.taskID, WorkflowRunID: run.ID, Answer: answer, Recovered: true}
+		reply = &ChatReply{ConversationID: st.conversationID, MessageID: st.messageID, TaskID: st.taskID,
+			WorkflowRunID: run.ID, Answer: answer, Recovered: true}
 		return nil
 	})
 	return reply, err
@@ -188,7 +190,7 @@ func (c *Client) readChatStream(ctx context.Context, op string, resp *http.Respo
 	if done {
 		return &reply, nil
 	}
-	return nil, streamFailure(ctx, op, resp.StatusCode, err, "message_end", st.started)
+	return nil, streamFailure(ctx, op, resp.StatusCode, err, "message_end", st.started || st.messageID != "")
 }
 
 // StopChatMessage asks Dify to stop a streaming chat task.
@@ -197,4 +199,76 @@ func (c *Client) StopChatMessage(ctx context.Context, taskID, user string) error
 		Result string `json:"result"`
 	}
 	return c.postJSON(ctx, "stop chat message", "/chat-messages/"+url.PathEscape(taskID)+"/stop", map[string]string{"user": user}, &out)
+}
+
+// WaitMessage waits for a chat app's message that started earlier, such as one whose worker crashed, by reading
+// the conversation's messages until it has its answer. It never sends anything. Like SendChatMessage it returns
+// a *RunError when the message ended in an error.
+func (c *Client) WaitMessage(ctx context.Context, conversationID, messageID, user string) (*ChatReply, error) {
+	const op = "wait for message"
+	run, err := c.pollMessage(ctx, op, conversationID, messageID, user)
+	if err != nil {
+		return nil, err
+	}
+	if err := runOutcome(op, run, &runState{}); err != nil {
+		return nil, err
+	}
+	answer, _ := run.Outputs["answer"].(string)
+	return &ChatReply{ConversationID: conversationID, MessageID: messageID, Answer: answer, Recovered: true}, nil
+}
+
+// messageMissingPolls is how many reads of the conversation may miss the message before it counts as lost:
+// Dify stores a message before it streams it, so a miss is a real loss, not a race.
+const messageMissingPolls = 3
+
+// pollMessage reads the newest page of a conversation's messages until messageID has an answer or an error,
+// and reports it in a Run's terms (the answer as outputs.answer), so that one path serves runs and messages.
+// While Dify still generates, the stored answer is empty.
+func (c *Client) pollMessage(ctx context.Context, op, conversationID, messageID, user string) (*Run, error) {
+	route := "/messages?" + url.Values{"conversation_id": {conversationID}, "user": {user}, "limit": {"20"}}.Encode()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	missing := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("dify: %s: %w", op, ctx.Err())
+		case <-t.C:
+		}
+		var page struct {
+			Data []struct {
+				ID     string  `json:"id"`
+				Answer string  `json:"answer"`
+				Status string  `json:"status"`
+				Error  *string `json:"error"`
+			} `json:"data"`
+		}
+		err := c.retry.retry(ctx, canRepeat, func() error { return c.getJSON(ctx, op, route, &page) })
+		if err != nil {
+			return nil, err
+		}
+		found := false
+		for _, m := range page.Data {
+			if m.ID != messageID {
+				continue
+			}
+			found = true
+			switch {
+			case m.Status == "error":
+				msg := ""
+				if m.Error != nil {
+					msg = *m.Error
+				}
+				return &Run{Status: "failed", Error: msg, Recovered: true}, nil
+			case m.Answer != "":
+				return &Run{Status: "succeeded", Outputs: map[string]any{"answer": m.Answer}, Recovered: true}, nil
+			}
+		}
+		if !found {
+			if missing++; missing >= messageMissingPolls {
+				return nil, &BadResponseError{Op: op, Status: http.StatusOK, Reason: fmt.Sprintf("message %s is not in its conversation", messageID)}
+			}
+		}
+		t.Reset(c.pollEvery)
+	}
 }

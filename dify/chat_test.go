@@ -245,3 +245,49 @@ func TestNotStarted(t *testing.T) {
 		}
 	}
 }
+
+// A plain chat app runs no workflow, so a stream cut after its first chunk is read back from the
+// conversation's messages by the id the stream announced, and the message is never sent twice.
+func TestChatStreamCutIsReadBackFromMessages(t *testing.T) {
+	for _, shape := range []string{"chatbot", "agent"} {
+		t.Run(shape, func(t *testing.T) {
+			sim := newSim(t, difytest.Options{Shape: shape, Scenario: "stream_cut", Latency: 40 * time.Millisecond})
+			c := newTestClient(t, sim.URL())
+			reply, err := c.SendChatMessage(context.Background(), ChatRequest{Query: "what is this?", User: "u1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const want = "No image was attached. You said: what is this? Inputs: none."
+			if reply.Answer != want || !reply.Recovered || reply.ConversationID == "" || reply.MessageID == "" {
+				t.Errorf("reply %+v, want the whole answer %q, recovered", reply, want)
+			}
+			if sim.Calls(difytest.RouteChat) != 1 || sim.Calls(difytest.RouteMessages) == 0 || sim.Started() != 1 {
+				t.Errorf("chat-messages %d, messages reads %d, started %d; want 1, >0, 1",
+					sim.Calls(difytest.RouteChat), sim.Calls(difytest.RouteMessages), sim.Started())
+			}
+			// A later worker (after a crash) reads the same answer by the ids alone.
+			again, err := c.WaitMessage(context.Background(), reply.ConversationID, reply.MessageID, "u1")
+			if err != nil || again.Answer != want {
+				t.Errorf("WaitMessage = %+v, %v", again, err)
+			}
+			// Another user cannot read it: the conversation is theirs only.
+			if _, err := c.WaitMessage(context.Background(), reply.ConversationID, reply.MessageID, "u2"); !errors.Is(err, ErrConversationGone) {
+				t.Errorf("WaitMessage as another user: %v, want ErrConversationGone", err)
+			}
+		})
+	}
+}
+
+func TestWaitMessageOfAMessageThatIsNotThere(t *testing.T) {
+	sim := newSim(t, difytest.Options{Shape: "chatbot"})
+	c := newTestClient(t, sim.URL())
+	reply, err := c.SendChatMessage(context.Background(), ChatRequest{Query: "hi", User: "u1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.WaitMessage(context.Background(), reply.ConversationID, "5b4c1d7e-0000-4000-8000-000000000000", "u1")
+	var be *BadResponseError
+	if !errors.As(err, &be) || !strings.Contains(be.Reason, "not in its conversation") {
+		t.Errorf("err = %v, want a bad response naming the missing message", err)
+	}
+}

@@ -76,11 +76,14 @@ type Run struct {
 
 // runState is what a stream told us so far; it survives a dropped connection.
 type runState struct {
-	runID, taskID  string
-	started        bool
-	failedNode     string
-	failedNodeType string
-	chat           bool // Stop through the chat-messages endpoint.
+	runID, taskID string
+	started       bool // workflow_started arrived: the run can be read back by runID.
+	// A chat app's message and conversation, once its stream named them: a plain chat app runs no workflow,
+	// so its answer is read back from the conversation's messages.
+	messageID, conversationID string
+	failedNode                string
+	failedNodeType            string
+	chat                      bool // Stop through the chat-messages endpoint.
 }
 
 // RunWorkflow runs the app's published workflow. The request is sent again only when it certainly did not
@@ -167,7 +170,7 @@ func (c *Client) runCall(ctx context.Context, op string, st *runState, user stri
 			return err
 		case ctx.Err() != nil:
 			return c.timedOut(ctx, op, st, user, err)
-		case st.started:
+		case st.started || st.messageID != "":
 			run, err := c.recover(ctx, op, st, user, err)
 			if err != nil {
 				return err
@@ -239,6 +242,9 @@ func (st *runState) observe(ev Event) {
 	if ev.TaskID != "" {
 		st.taskID = ev.TaskID
 	}
+	if st.chat && ev.MessageID != "" && ev.ConversationID != "" {
+		st.messageID, st.conversationID = ev.MessageID, ev.ConversationID
+	}
 	switch ev.Event {
 	case "workflow_started":
 		st.started = true
@@ -267,7 +273,7 @@ func runFailedError(op string, ae *APIError, runID, taskID string) error {
 	return ae
 }
 
-// recover polls a run whose stream dropped after it started, so the workflow is never posted twice.
+// recover polls a run (or a chat app's message) whose stream dropped after it started, so it is never posted twice.
 func (c *Client) recover(ctx context.Context, op string, st *runState, user string, cause error) (*Run, error) {
 	var ae *APIError
 	if errors.As(cause, &ae) && ae.InStream {
@@ -277,8 +283,15 @@ func (c *Client) recover(ctx context.Context, op string, st *runState, user stri
 	if errors.As(cause, &re) {
 		return nil, cause
 	}
-	c.log.Warn().Str("run_id", st.runID).Err(cause).Msg("dify stream dropped after the run started; polling the run")
-	run, err := c.poll(ctx, op, st.runID)
+	var run *Run
+	var err error
+	if st.started {
+		c.log.Warn().Str("run_id", st.runID).Err(cause).Msg("dify stream dropped after the run started; polling the run")
+		run, err = c.poll(ctx, op, st.runID)
+	} else {
+		c.log.Warn().Str("message_id", st.messageID).Err(cause).Msg("dify stream dropped after the message started; reading the conversation's messages")
+		run, err = c.pollMessage(ctx, op, st.conversationID, st.messageID, user)
+	}
 	if err != nil && ctx.Err() != nil {
 		return nil, c.timedOut(ctx, op, st, user, ctx.Err())
 	}

@@ -124,7 +124,7 @@ func (s *Store) Requeue(_ context.Context, id string, attempt int) error {
 	}
 	r.Attempt++
 	r.Status, r.UpdatedAt, r.FinishedAt = bot.RunQueued, stamp(time.Now()), time.Time{}
-	r.DifyRunID, r.DifyTaskID, r.Reply, r.Code, r.Diagnosis, r.HeldNotified = "", "", "", "", nil, false
+	r.DifyRunID, r.DifyTaskID, r.DifyMessageID, r.Reply, r.Code, r.Diagnosis, r.HeldNotified = "", "", "", "", "", nil, false
 	s.runs[id] = r
 	s.queued = append(s.queued, id)
 	return nil

@@ -113,6 +113,17 @@ var migrations = [][]string{
 			joined_at BIGINT NOT NULL
 		)`,
 	},
+	5: {
+		// A chat app's message id, announced by its stream, so a dropped stream or a crash reads the answer back.
+		`ALTER TABLE runs ADD COLUMN dify_message_id TEXT NOT NULL DEFAULT ''`,
+		// Replicas and when each last said it is alive (the database's clock), so the others can take over
+		// the runs of one that died instead of waiting for River's rescuer.
+		`CREATE TABLE replicas (
+			id         TEXT PRIMARY KEY, -- River's client id.
+			started_at BIGINT NOT NULL,
+			seen_at    BIGINT NOT NULL
+		)`,
+	},
 }
 
 // dialect holds the few spellings SQLite and PostgreSQL do not share.

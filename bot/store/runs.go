@@ -18,7 +18,7 @@ import (
 // runColumns is the column list scanRun reads, in its order.
 const runColumns = `id, platform, COALESCE(event_id, ''), status, message, created_at, updated_at, finished_at,
 	attempt, dify_run_id, dify_task_id, conversation_id, reply, code, diagnosis, held_notified, state,
-	posted_attempt, replied_attempt, choices, batch`
+	posted_attempt, replied_attempt, choices, batch, dify_message_id`
 
 // Enqueue stores m as a new run and inserts its job in the same transaction. A message with the same platform
 // and event id as a stored run returns that run and dup = true, and queues nothing.
@@ -100,9 +100,9 @@ func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 	}
 	n, err := s.db.exec(ctx, `UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, dify_run_id = ?,
 		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = ?,
-		posted_attempt = ?, replied_attempt = ?, choices = ?, batch = ? WHERE id = ? AND attempt = ?`,
+		posted_attempt = ?, replied_attempt = ?, choices = ?, batch = ?, dify_message_id = ? WHERE id = ? AND attempt = ?`,
 		string(r.Status), nanos(time.Now()), nanos(r.FinishedAt), r.DifyRunID, r.DifyTaskID, r.ConversationID,
-		r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, choices, batch, r.ID, r.Attempt)
+		r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, choices, batch, r.DifyMessageID, r.ID, r.Attempt)
 	if err != nil {
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
@@ -124,7 +124,7 @@ func (s *Store) Requeue(ctx context.Context, id string, attempt int) error {
 	err := s.db.inTx(ctx, func(tx conn, insert insertJob) error {
 		var next int
 		err := tx.queryRow(ctx, `UPDATE runs SET attempt = attempt + 1, status = ?, updated_at = ?, finished_at = 0,
-			dify_run_id = '', dify_task_id = '', reply = '', code = '', diagnosis = '', held_notified = 0
+			dify_run_id = '', dify_task_id = '', dify_message_id = '', reply = '', code = '', diagnosis = '', held_notified = 0
 			WHERE id = ? AND status IN (?, ?) AND (? = 0 OR attempt = ?) RETURNING attempt`,
 			string(bot.RunQueued), nanos(time.Now()), id, string(bot.RunSucceeded), string(bot.RunFailed), attempt, attempt).Scan(&next)
 		if errNoRows(err) {
@@ -213,7 +213,7 @@ func scanRun(sc row) (bot.Run, error) {
 		created, updated, finished, held int64
 	)
 	err := sc.Scan(&r.ID, &r.Platform, &r.EventID, &status, &msg, &created, &updated, &finished, &r.Attempt,
-		&r.DifyRunID, &r.DifyTaskID, &r.ConversationID, &r.Reply, &code, &diag, &held, &state, &r.PostedAttempt, &r.RepliedAttempt, &choices, &batch)
+		&r.DifyRunID, &r.DifyTaskID, &r.ConversationID, &r.Reply, &code, &diag, &held, &state, &r.PostedAttempt, &r.RepliedAttempt, &choices, &batch, &r.DifyMessageID)
 	if err != nil {
 		return bot.Run{}, err
 	}

@@ -130,58 +130,68 @@ func openDB(t testing.TB, dataDir string) *sql.DB {
 	return db
 }
 
-// TestKilledMidRunIsAnsweredOnceAfterRestart kills serve with SIGKILL while Dify is running the workflow,
-// starts it again on the same data, and checks the message is answered exactly once without a second run.
+// TestKilledMidRunIsAnsweredOnceAfterRestart kills serve with SIGKILL while Dify is running the workflow (or a
+// chat app is writing its answer), starts it again on the same data, and checks the message is answered
+// exactly once without a second run: by the run's id for a workflow, by the message's id for a chat app.
 func TestKilledMidRunIsAnsweredOnceAfterRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills real processes")
 	}
-	sim := difytest.NewServer(difytest.Options{Latency: 400 * time.Millisecond, PingEvery: 50 * time.Millisecond})
-	defer sim.Close()
-	dataDir := t.TempDir()
-	env := map[string]string{"DIFY_BASE_URL": sim.URL(), "DATA_DIR": dataDir}
+	for _, tt := range []struct {
+		shape, column, route, readBack string
+	}{
+		{difytest.DefaultShape, "dify_run_id", difytest.RouteRun, difytest.RouteRunDetail},
+		{"chatbot", "dify_message_id", difytest.RouteChat, difytest.RouteMessages},
+	} {
+		t.Run(tt.shape, func(t *testing.T) {
+			sim := difytest.NewServer(difytest.Options{Shape: tt.shape, Latency: 400 * time.Millisecond, PingEvery: 50 * time.Millisecond})
+			defer sim.Close()
+			dataDir := t.TempDir()
+			env := map[string]string{"DIFY_BASE_URL": sim.URL(), "DATA_DIR": dataDir}
 
-	a := startServe(t, env)
-	runID := a.send(t, "what is this?", pngFile(t))
-	// Kill only once the Dify run id is stored: that is what a crash after Dify started the run looks like.
-	db := openDB(t, dataDir)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var difyRun string
-		db.QueryRow("SELECT dify_run_id FROM runs WHERE id = ?", runID).Scan(&difyRun)
-		if difyRun != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the run never started in Dify\n%s", a.logs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	a.cmd.Wait()
+			a := startServe(t, env)
+			runID := a.send(t, "what is this?", pngFile(t))
+			// Kill only once Dify's id for the work is stored: that is what a crash after Dify started looks like.
+			db := openDB(t, dataDir)
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				var id string
+				db.QueryRow("SELECT "+tt.column+" FROM runs WHERE id = ?", runID).Scan(&id)
+				if id != "" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the run never started in Dify\n%s", a.logs)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			a.cmd.Wait()
 
-	b := startServe(t, env)
-	ev := b.finalReply(t, runID)
-	if !strings.Contains(ev.Text, "PNG image, 20×10 px") || ev.Code != "" {
-		t.Errorf("final reply after restart = %+v", ev)
-	}
-	if sim.Started() != 1 || sim.Calls(difytest.RouteRun) != 1 {
-		t.Errorf("workflow runs started %d, POSTs %d; want 1 and 1", sim.Started(), sim.Calls(difytest.RouteRun))
-	}
-	if sim.Calls(difytest.RouteRunDetail) == 0 {
-		t.Error("the restarted bot did not read the run back from Dify")
-	}
-	// A graceful stop of the second process ends cleanly, and leaves nothing in flight to count.
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	if err := b.cmd.Wait(); err != nil {
-		t.Errorf("serve after SIGTERM: %v", err)
-	}
-	var replies int
-	db.QueryRow("SELECT count(*) FROM steps WHERE run_id = ? AND name = 'reply' AND status = 'done'", runID).Scan(&replies)
-	if replies != 1 {
-		t.Errorf("%d reply steps done, want exactly 1", replies)
+			b := startServe(t, env)
+			ev := b.finalReply(t, runID)
+			if !strings.Contains(ev.Text, "PNG image, 20×10 px") || ev.Code != "" {
+				t.Errorf("final reply after restart = %+v", ev)
+			}
+			if sim.Started() != 1 || sim.Calls(tt.route) != 1 {
+				t.Errorf("runs started %d, POSTs %d; want 1 and 1", sim.Started(), sim.Calls(tt.route))
+			}
+			if sim.Calls(tt.readBack) == 0 {
+				t.Errorf("the restarted bot did not read the answer back from Dify (%s)", tt.readBack)
+			}
+			// A graceful stop of the second process ends cleanly, and leaves nothing in flight to count.
+			b.cmd.Process.Signal(syscall.SIGTERM)
+			if err := b.cmd.Wait(); err != nil {
+				t.Errorf("serve after SIGTERM: %v", err)
+			}
+			var replies int
+			db.QueryRow("SELECT count(*) FROM steps WHERE run_id = ? AND name = 'reply' AND status = 'done'", runID).Scan(&replies)
+			if replies != 1 {
+				t.Errorf("%d reply steps done, want exactly 1", replies)
+			}
+		})
 	}
 }
 

@@ -71,6 +71,7 @@ type Sim struct {
 	runByID  recent[*run]
 	runByTas recent[*run]
 	convs    recent[string] // Conversation ids and the user who started each.
+	messages recent[[]*run] // Chat messages by conversation id, oldest first.
 	users    recent[string] // End-user row ids by user string, as Dify creates them.
 	seq      int            // Workflow run sequence numbers (0.6 sends them).
 }
@@ -144,6 +145,7 @@ func NewHandler(opts Options) *Sim {
 	s.mux.Handle(RouteStop, s.endpoint(s.stop))
 	s.mux.Handle(RouteChat, s.endpoint(s.chat))
 	s.mux.Handle(RouteChatStop, s.endpoint(s.stop))
+	s.mux.Handle(RouteMessages, s.endpoint(s.listMessages))
 	s.mux.Handle("/", s.endpoint(nil))
 	s.mux.HandleFunc("GET /_sim/scenario", s.getScenario)
 	s.mux.HandleFunc("PUT /_sim/scenario", s.putScenario)

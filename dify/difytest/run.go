@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,8 @@ type run struct {
 	seq       int
 	inputs    string // The stored inputs column: Python json.dumps text, as GET /workflows/run/{id} returns it.
 	createdAt time.Time
+	msgID     string // Chat apps: the message, listed by GET /v1/messages.
+	query     string
 	stop      chan struct{} // Closed by the stop endpoints.
 	stopOnce  sync.Once
 
@@ -205,6 +208,11 @@ func (s *Sim) chat(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	p := s.newPlan(c.sc, c.mode, user, ra, nodes, s.answer(c.sh, query, got))
 	p.conv, p.msgID = conv, newID()
+	p.run.msgID, p.run.query = p.msgID, query
+	s.mu.Lock()
+	list, _ := s.messages.get(conv)
+	s.messages.put(conv, append(list, p.run))
+	s.mu.Unlock()
 	s.serveRun(w, r, p, ra.streaming)
 }
 
@@ -567,7 +575,9 @@ func (p *plan) work(ctx context.Context, n node) bool {
 			kv{"thought", ""}, kv{"observation", ""}, kv{"tool", ""}, kv{"tool_labels", obj{}}, kv{"tool_input", ""},
 			kv{"message_files", []string{}}), false)
 	}
-	for _, c := range parts {
+	// A plain chat app sends no node events, so stream_cut cuts it after the answer's first chunk.
+	cut := !p.run.hasWorkflow() && p.sc.outcome.kind == cutStream
+	for i, c := range parts {
 		if !p.wait(ctx, p.latency/time.Duration(len(parts))) {
 			return false
 		}
@@ -580,7 +590,7 @@ func (p *plan) work(ctx context.Context, n node) bool {
 			continue
 		}
 		if p.run.app == "agent" {
-			p.send(p.frame("agent_message", kv{"task_id", p.run.taskID}, kv{"id", p.msgID}, kv{"answer", c}), false)
+			p.send(p.frame("agent_message", kv{"task_id", p.run.taskID}, kv{"id", p.msgID}, kv{"answer", c}), cut && i == 0)
 			continue
 		}
 		var selector any
@@ -588,7 +598,7 @@ func (p *plan) work(ctx context.Context, n node) bool {
 			selector = []string{llmNode.id, "text"}
 		}
 		p.send(p.frame("message", kv{"task_id", p.run.taskID}, kv{"id", p.msgID}, kv{"answer", c},
-			kv{"from_variable_selector", selector}), false)
+			kv{"from_variable_selector", selector}), cut && i == 0)
 	}
 	return true
 }
@@ -877,4 +887,53 @@ func (s *Sim) stop(w http.ResponseWriter, r *http.Request, c *call) {
 		rn.stopOnce.Do(func() { close(rn.stop) })
 	}
 	writeJSON(w, d, http.StatusOK, obj{{"result", "success"}})
+}
+
+// listMessages answers GET /v1/messages (§5): the newest page of a conversation's messages, oldest first. A
+// message's answer stays empty until it is generated, as Dify stores the row before it streams.
+func (s *Sim) listMessages(w http.ResponseWriter, r *http.Request, c *call) {
+	d := c.sc.dialect
+	q := r.URL.Query()
+	user, conv := q.Get("user"), q.Get("conversation_id")
+	if user == "" {
+		writeErr(w, d, errInvalid(msgUserRequired))
+		return
+	}
+	limit := 20
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			writeErr(w, d, apiErr{http.StatusBadRequest, "invalid_param", "limit must be between 1 and 100", "limit"})
+			return
+		}
+		limit = n
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	owner, known := s.convs.get(conv)
+	if !known || c.sh.perUser && owner != user {
+		writeErr(w, d, errNotFound("Conversation Not Exists."))
+		return
+	}
+	list, _ := s.messages.get(conv)
+	from := max(0, len(list)-limit)
+	data := []any{}
+	for _, rn := range list[from:] {
+		answer, status := "", "normal"
+		switch {
+		case rn.status == "succeeded":
+			for _, f := range rn.outputs {
+				if f.k == "answer" {
+					answer, _ = f.v.(string)
+				}
+			}
+		case rn.status != "running":
+			status = "error"
+		}
+		data = append(data, obj{{"id", rn.msgID}, {"conversation_id", conv}, {"parent_message_id", nil},
+			{"inputs", obj{}}, {"query", rn.query}, {"answer", answer}, {"message_files", []any{}},
+			{"feedback", nil}, {"retriever_resources", []any{}}, {"agent_thoughts", []any{}},
+			{"created_at", rn.createdAt.Unix()}, {"status", status}, {"error", nullable(rn.err)}})
+	}
+	writeJSON(w, d, http.StatusOK, obj{{"limit", limit}, {"has_more", from > 0}, {"data", data}})
 }

@@ -34,6 +34,7 @@ const (
 	RouteStop       = "POST /v1/workflows/tasks/{id}/stop"
 	RouteChat       = "POST /v1/chat-messages"
 	RouteChatStop   = "POST /v1/chat-messages/{id}/stop"
+	RouteMessages   = "GET /v1/messages"
 )
 
 // Fixed ids of the simulated app, so that messages that name them are stable.
@@ -233,7 +234,7 @@ func catalogue() map[string]*scenario {
 			outcome: outcome{kind: errorEvent,
 				event: apiErr{http.StatusInternalServerError, "internal_server_error", msgStreamInternal, ""},
 				http:  apiErr{http.StatusInternalServerError, "internal_server_error", msgInternal, ""}}},
-		{Scenario: Scenario{"stream_cut", "", "The stream is cut after the LLM node starts; the run goes on and succeeds (GET the run to recover). Blocking is unaffected."},
+		{Scenario: Scenario{"stream_cut", "", "The stream is cut after the LLM node starts (a plain chat app's: after the answer's first chunk); the run goes on and succeeds (GET the run, or the conversation's messages, to recover). Blocking is unaffected."},
 			outcome: outcome{kind: cutStream, node: "llm"}},
 		{Scenario: Scenario{"stream_cut_lost", "dify_bad_response", "Runs end right after the 200 headers, before workflow_started: an empty body, nothing to recover."},
 			outcome: outcome{kind: cutEarly}},

@@ -86,6 +86,8 @@ func shapeCatalogue() map[string]*shape {
 			form: []field{language, photo, optional(question)}},
 		{Shape: Shape{"chatflow_per_user", "A chatflow (advanced-chat) whose conversations belong to the user who started them: another user's conversation_id answers 404 \"Conversation Not Exists.\"."},
 			mode: "advanced-chat", perUser: true, opening: "Send me a photo and ask about it.", suggested: suggestedQuestions},
+		{Shape: Shape{"chatbot", "A Chatbot app (mode chat): runs no workflow, streams message deltas then message_end; conversations belong to their user."},
+			mode: "chat", perUser: true, opening: "Send me a photo and ask about it."},
 		{Shape: Shape{"agent", "A New Agent app (mode agent): blocking answers 400 \"Agent App only supports streaming response mode.\"; streams agent_message deltas, a closing message with the whole answer, then message_end."},
 			mode: "agent", perUser: true, opening: "Ask me about your photo."},
 	}

@@ -49,7 +49,7 @@ func TestShapesCatalogue(t *testing.T) {
 			t.Errorf("shape %q: description %q should be a sentence", sh.Name, sh.Description)
 		}
 	}
-	want := []string{"agent", "chatflow_per_user", "default", "file_list", "optional_text", "required_select",
+	want := []string{"agent", "chatbot", "chatflow_per_user", "default", "file_list", "optional_text", "required_select",
 		"required_text", "select_default", "text_default"}
 	if !slices.Equal(names, want) {
 		t.Errorf("Shapes() = %v, want %v", names, want)
