@@ -44,6 +44,13 @@ type Config struct {
 	// FetchTimeout is the limit for downloading one photo from the platform (a download that brings no byte for
 	// 15 s is given up sooner).
 	FetchTimeout time.Duration
+	// ReplicaTimeout is how long a replica sharing PostgreSQL may go silent before the others take over its runs.
+	ReplicaTimeout time.Duration
+	// UserConcurrency is how many runs one person may have in flight at once; 0 is no limit.
+	UserConcurrency int
+	// UserRate is how many messages one person may send per minute before the bot asks them to slow down;
+	// 0 is no limit.
+	UserRate int
 
 	Breaker  Breaker
 	Language string // Language of the messages people see: "en" or "ja".
@@ -185,6 +192,13 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Workers = int(l.positive("WORKERS", 8, math.MaxInt32))
 	c.MaxImageBytes = l.size("MAX_IMAGE_BYTES", 10<<20)
 	c.FetchTimeout = l.duration("FETCH_TIMEOUT", 60*time.Second)
+	c.ReplicaTimeout = l.duration("REPLICA_TIMEOUT", time.Minute)
+	if c.ReplicaTimeout < 3*time.Second {
+		l.bad("REPLICA_TIMEOUT", c.ReplicaTimeout.String(), "must be at least 3s", "a replica says it is alive every sixth of it")
+		c.ReplicaTimeout = time.Minute
+	}
+	c.UserConcurrency = int(l.count("USER_CONCURRENCY", 2, 1000))
+	c.UserRate = l.perMinute("USER_RATE", 30)
 	c.Breaker = Breaker{
 		FailureRatio: l.ratio("BREAKER_FAILURE_RATIO", 0.5),
 		MinRequests:  uint32(l.positive("BREAKER_MIN_REQUESTS", 5, math.MaxUint32)),
@@ -346,6 +360,44 @@ func (l *loader) positive(name string, def, max uint64) uint64 {
 		return def
 	}
 	return n
+}
+
+// count reads a whole number in [0, max]; 0 means no limit.
+func (l *loader) count(name string, def, max uint64) uint64 {
+	v := l.get(name, false)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n > max {
+		l.bad(name, v, fmt.Sprintf("must be a whole number from 0 (no limit) to %d", max), "")
+		return def
+	}
+	return n
+}
+
+// perMinute reads a rate such as 30, 30/min, 2/s or 600/h as a whole number per minute; 0 means no limit.
+func (l *loader) perMinute(name string, def int) int {
+	v := l.get(name, false)
+	if v == "" {
+		return def
+	}
+	num, unit, _ := strings.Cut(strings.ReplaceAll(v, " ", ""), "/")
+	n, err := strconv.ParseUint(num, 10, 32)
+	per := map[string]uint64{"": 1, "m": 1, "min": 1, "minute": 1, "s": 60, "sec": 60, "second": 60, "h": 0, "hour": 0}
+	mul, ok := per[strings.ToLower(unit)]
+	switch {
+	case err != nil || !ok:
+	case mul == 0 && n%60 == 0:
+		return int(n / 60)
+	case mul == 0:
+		l.bad(name, v, "an hourly rate must be a multiple of 60", fmt.Sprintf("e.g. %d/h", (n/60+1)*60))
+		return def
+	case n*mul <= 1e6:
+		return int(n * mul)
+	}
+	l.bad(name, v, "must be a rate such as 30/min, 2/s or 600/h (0 for no limit)", "")
+	return def
 }
 
 func (l *loader) ratio(name string, def float64) float64 {

@@ -188,7 +188,39 @@ func (b *pgBackend) inTx(ctx context.Context, fn func(tx conn, insert insertJob)
 
 func (b *pgBackend) ping(ctx context.Context) error { return b.pool.Ping(ctx) }
 
-// releaseOrphans cannot tell an orphan from another replica's job on PostgreSQL; River's rescuer handles
-// them after RescueAfter.
+// releaseOrphans cannot tell an orphan from another replica's job on PostgreSQL at start; the replica watch
+// (takeOver) does, by the replicas' heartbeats.
 func (b *pgBackend) releaseOrphans(context.Context) (int64, error) { return 0, nil }
-func (b *pgBackend) close() error                                  { b.pool.Close(); return nil }
+
+// dbNanos is the database's clock in Unix nanoseconds: heartbeats are written and judged by one clock, so
+// replicas whose clocks disagree cannot take each other's runs.
+const dbNanos = `(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000000)::BIGINT`
+
+func (b *pgBackend) beat(ctx context.Context, id string) error {
+	_, err := b.exec(ctx, `INSERT INTO replicas (id, started_at, seen_at) VALUES (?, `+dbNanos+`, `+dbNanos+`)
+		ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at`, id)
+	return err
+}
+
+// takeOver frees the running jobs whose last worker is a known replica silent for longer than after. A job of
+// a worker that never registered (an older difybot in a rolling upgrade) is left to River's rescuer. Replicas
+// silent for a day are forgotten.
+func (b *pgBackend) takeOver(ctx context.Context, self string, after time.Duration) (int64, error) {
+	n, err := b.exec(ctx, `UPDATE river_job SET state = 'available', scheduled_at = now()
+		WHERE state = 'running' AND kind = ? AND attempted_by[array_length(attempted_by, 1)] IN (
+			SELECT id FROM replicas WHERE id <> ? AND seen_at < `+dbNanos+` - ?)`,
+		RunArgs{}.Kind(), self, after.Nanoseconds())
+	if err != nil {
+		return 0, err
+	}
+	_, err = b.exec(ctx, `DELETE FROM replicas WHERE seen_at < `+dbNanos+` - ?`, (24 * time.Hour).Nanoseconds())
+	return n, err
+}
+
+// leave marks a replica that stopped as silent since forever, so any job it could not hand back is taken over
+// at once.
+func (b *pgBackend) leave(ctx context.Context, id string) error {
+	_, err := b.exec(ctx, `UPDATE replicas SET seen_at = 0 WHERE id = ?`, id)
+	return err
+}
+func (b *pgBackend) close() error { b.pool.Close(); return nil }

@@ -19,6 +19,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -58,7 +59,11 @@ type Config struct {
 	// RetryBase, when set, replaces River's wait before a failed job's next attempt (attempt⁴ seconds, ±10%:
 	// 1 s, 16 s, 81 s, 256 s) by attempt⁴ × RetryBase. Tests make it short.
 	RetryBase time.Duration
-	Logger    zerolog.Logger
+	// ReplicaTimeout is how long a replica sharing PostgreSQL may go without saying it is alive before the
+	// others take over its running jobs; default 1m. It says so every sixth of it. SQLite has one process.
+	ReplicaTimeout time.Duration
+	ReplicaID      string // This replica's name among those sharing PostgreSQL; default host, pid and a random part.
+	Logger         zerolog.Logger
 }
 
 // Processor works one queued run. *bot.Bot implements it. On the job's last attempt ctx carries
@@ -114,6 +119,9 @@ type Store struct {
 	mu      sync.Mutex // Serialises Start, Stop and Close.
 	running bool
 	closed  bool
+	// watching ends the replica watch Start began on PostgreSQL; watched is closed when it has ended.
+	watching context.CancelFunc
+	watched  chan struct{}
 }
 
 var _ bot.Store = (*Store)(nil)
@@ -156,6 +164,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	} else {
 		rc.FetchPollInterval = postgresPoll
 		rc.Schema = cfg.Schema
+		rc.ID = cfg.ReplicaID // River records it in attempted_by: how a job's replica is known.
 		err = s.openPostgres(ctx, rc)
 	}
 	if err != nil {
@@ -174,11 +183,18 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Workers <= 0 {
 		c.Workers = 8
 	}
+	if c.ReplicaID == "" {
+		host, _ := os.Hostname()
+		c.ReplicaID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strings.ToLower(rand.Text()[:8]))
+	}
 	if c.JobTimeout <= 0 {
 		c.JobTimeout = 11 * time.Minute
 	}
 	if c.RescueAfter == 0 {
 		c.RescueAfter = c.JobTimeout + time.Minute
+	}
+	if c.ReplicaTimeout <= 0 {
+		c.ReplicaTimeout = time.Minute
 	}
 	if c.RescueAfter <= c.JobTimeout {
 		// Otherwise River would retry a job that is still legitimately running.
@@ -333,11 +349,79 @@ func (s *Store) Start(ctx context.Context, p Processor) error {
 	} else if n > 0 {
 		s.log.Warn().Int64("jobs", n).Msg("store: runs left running by a process that died are queued again")
 	}
+	if rs, ok := s.db.(replicaSet); ok {
+		if err := rs.beat(ctx, s.cfg.ReplicaID); err != nil {
+			return fmt.Errorf("store: register replica: %w", err)
+		}
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		s.watching, s.watched = cancel, make(chan struct{})
+		go s.watch(wctx, rs)
+	}
 	if err := s.queue.Start(context.WithoutCancel(ctx)); err != nil {
+		s.stopWatch()
 		return fmt.Errorf("store: start queue: %w", err)
 	}
 	s.running = true
 	return nil
+}
+
+// replicaSet is a database several replicas share: each says it is alive, and takes over the running jobs of
+// one that stopped saying so. The pipeline makes a taken-over run safe: one Dify had started is read back by
+// its id and never sent again (the same path as a restart after kill -9).
+type replicaSet interface {
+	beat(ctx context.Context, id string) error
+	// takeOver makes the running jobs of replicas silent for longer than after available again.
+	takeOver(ctx context.Context, self string, after time.Duration) (int64, error)
+	leave(ctx context.Context, id string) error
+}
+
+// watch keeps this replica's heartbeat and takes over dead replicas' jobs until ctx ends.
+func (s *Store) watch(ctx context.Context, rs replicaSet) {
+	defer close(s.watched)
+	every := s.cfg.ReplicaTimeout / 6
+	t := time.NewTicker(every)
+	defer t.Stop()
+	lastBeat := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		bctx, cancel := context.WithTimeout(ctx, every)
+		err := rs.beat(bctx, s.cfg.ReplicaID)
+		if err == nil {
+			lastBeat = time.Now()
+			var n int64
+			if n, err = rs.takeOver(bctx, s.cfg.ReplicaID, s.cfg.ReplicaTimeout); n > 0 {
+				s.log.Warn().Int64("jobs", n).Msg("store: runs of a replica that went silent are queued again here")
+			}
+		}
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			lvl := s.log.Warn()
+			if time.Since(lastBeat) > s.cfg.ReplicaTimeout-every {
+				// Others may soon take this replica's runs; the pipeline keeps them from running twice.
+				lvl = s.log.Error()
+			}
+			lvl.Err(err).Dur("silent", time.Since(lastBeat)).Msg("store: could not tell the other replicas this one is alive")
+		}
+	}
+}
+
+// stopWatch ends the replica watch, if any, and says this replica left so nothing of it waits for a timeout.
+func (s *Store) stopWatch() {
+	if s.watching == nil {
+		return
+	}
+	s.watching()
+	<-s.watched
+	s.watching = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.db.(replicaSet).leave(ctx, s.cfg.ReplicaID); err != nil {
+		s.log.Warn().Err(err).Msg("store: could not say this replica left")
+	}
 }
 
 // Stop stops fetching jobs and waits for the ones in flight until ctx is done; then it cancels them, and
@@ -353,6 +437,8 @@ func (s *Store) stopLocked(ctx context.Context) error {
 		return nil
 	}
 	s.running = false
+	// The watch ends after the queue: until then this replica's jobs are its own.
+	defer s.stopWatch()
 	if err := s.queue.Stop(ctx); err == nil {
 		return nil
 	}

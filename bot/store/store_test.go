@@ -802,3 +802,36 @@ func TestQueueStats(t *testing.T) {
 		}
 	})
 }
+
+// TestReplicaTakesOverASilentReplicasRuns leaves on PostgreSQL what a replica killed mid-run leaves (a running
+// job attempted by a replica whose heartbeat stopped) beside one of a replica that is still alive: a live
+// replica takes over the first within the replica timeout, long before River's rescuer, and leaves the second.
+func TestReplicaTakesOverASilentReplicasRuns(t *testing.T) {
+	t.Parallel()
+	d := storetest.Postgres(t)
+	s := d.Open(t, func(c *store.Config) { c.ReplicaTimeout, c.ReplicaID = 3*time.Second, "alive" })
+	dead, _, err := s.Enqueue(t.Context(), message("EvDead"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, _, err := s.Enqueue(t.Context(), message("EvBusy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// River's rescuer would wait JobTimeout + 1m (31 s here); the takeover must not.
+	d.Exec(t, `INSERT INTO replicas (id, started_at, seen_at) VALUES ('dead', 1, 1), ('other', 1, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000000)::BIGINT + 3600000000000)`)
+	d.Exec(t, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now(),
+		attempted_by = ARRAY[CASE WHEN args->>'run_id' = '`+dead.ID+`' THEN 'dead' ELSE 'other' END]`)
+	f := newFake(nil)
+	begun := time.Now()
+	start(t, s, f)
+	if c := f.next(t, 10*time.Second); c.runID != dead.ID {
+		t.Fatalf("processed %+v; want the dead replica's run %s", c, dead.ID)
+	}
+	t.Logf("taken over after %s", time.Since(begun).Round(10*time.Millisecond))
+	select {
+	case c := <-f.calls:
+		t.Errorf("processed %+v, but its replica is alive (run %s)", c, busy.ID)
+	case <-time.After(2 * time.Second):
+	}
+}

@@ -263,6 +263,74 @@ func TestTwoReplicasShareOnePostgres(t *testing.T) {
 	}
 }
 
+// TestKilledReplicaIsTakenOver kills one of two replicas on PostgreSQL with SIGKILL while Dify runs its
+// workflow: the other takes the run over within REPLICA_TIMEOUT (not River's rescuer's DIFY_TIMEOUT + 3 min),
+// reads it back from Dify instead of running it again, and answers once.
+func TestKilledReplicaIsTakenOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills real processes")
+	}
+	dbURL := storetest.Database(t)
+	sim := difytest.NewServer(difytest.Options{Latency: 2 * time.Second, PingEvery: 100 * time.Millisecond})
+	defer sim.Close()
+	env := map[string]string{"DIFY_BASE_URL": sim.URL(), "DATABASE_URL": dbURL, "REPLICA_TIMEOUT": "3s"}
+	a := startServe(t, mergeEnv(env, "DATA_DIR", t.TempDir()))
+	b := startServe(t, mergeEnv(env, "DATA_DIR", t.TempDir(), "WORKERS", "1"))
+	// B is busy with a run of its own, so A's run is A's.
+	b.send(t, "keep b busy", nil)
+	runID := a.send(t, "what is this?", pngFile(t))
+
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var difyRun string
+		conn.QueryRow(t.Context(), "SELECT dify_run_id FROM runs WHERE id = $1", runID).Scan(&difyRun)
+		if difyRun != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run never started in Dify\n%s", a.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	killed := time.Now()
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Wait()
+
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		var status string
+		conn.QueryRow(t.Context(), "SELECT status FROM runs WHERE id = $1", runID).Scan(&status)
+		if status == "succeeded" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the killed replica's run is %q 2 minutes later\n%s", status, b.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("answered by the other replica %s after the kill", time.Since(killed).Round(100*time.Millisecond))
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	b.cmd.Wait()
+	var replies int
+	var reply string
+	conn.QueryRow(t.Context(), "SELECT count(*) FROM steps WHERE run_id = $1 AND name = 'reply' AND status = 'done'", runID).Scan(&replies)
+	conn.QueryRow(t.Context(), "SELECT reply FROM runs WHERE id = $1", runID).Scan(&reply)
+	if replies != 1 || !strings.Contains(reply, "PNG image, 20×10 px") {
+		t.Errorf("%d reply steps done, reply %q; want exactly one with the answer", replies, reply)
+	}
+	// Two messages, two workflow runs: the killed replica's run was read back, not posted again.
+	if sim.Started() != 2 || sim.Calls(difytest.RouteRun) != 2 || sim.Calls(difytest.RouteRunDetail) == 0 {
+		t.Errorf("runs started %d, POSTs %d, detail reads %d; want 2, 2, >0", sim.Started(), sim.Calls(difytest.RouteRun), sim.Calls(difytest.RouteRunDetail))
+	}
+}
+
 func mergeEnv(env map[string]string, kv ...string) map[string]string {
 	out := map[string]string{}
 	for k, v := range env {

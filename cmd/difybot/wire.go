@@ -70,8 +70,9 @@ func build(ctx context.Context, cfg config.Config, log zerolog.Logger, specs []p
 		SQLitePath:  cfg.SQLitePath(),
 		Workers:     cfg.Workers,
 		// A job may take the whole Dify timeout plus fetching, uploading and replying.
-		JobTimeout: cfg.Dify.Timeout + 2*time.Minute,
-		Logger:     log.With().Str("component", "store").Logger(),
+		JobTimeout:     cfg.Dify.Timeout + 2*time.Minute,
+		ReplicaTimeout: cfg.ReplicaTimeout,
+		Logger:         log.With().Str("component", "store").Logger(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
