@@ -42,6 +42,7 @@ type Config struct {
 	FetchIdle     time.Duration // A download that brings no byte for this long is given up; default 15s.
 	HoldMax       time.Duration // How long a run waits for an open breaker; default 15m.
 	HoldRetry     time.Duration // How often a held run looks again; default 5s.
+	Share         Share         // One person's fair share of Dify; zero is no limit. The store enforces it (Admitter).
 	Language      Lang          // Default en.
 	TempDir       string        // Where images are spooled; default os.TempDir().
 	Metrics       *Metrics      // Optional; nil records nothing.
@@ -191,6 +192,9 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 			r.Choices = b.suggestions(ctx)
 		}
 		return b.finish(ctx, &r, p, steps, wait, nil)
+	}
+	if ok, err := b.admit(ctx, &r, p, steps); !ok {
+		return err
 	}
 	r.Status = RunRunning
 	if err := b.cfg.Store.SaveRun(ctx, r); err != nil {

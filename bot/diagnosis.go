@@ -100,6 +100,14 @@ func HeldText(lang Lang, code Code, ref string) string {
 	return withRef(heldEN, "Reference: ", ref)
 }
 
+// BusyText tells a person who sent more than their share per minute that this message waits a little.
+func BusyText(lang Lang, ref string) string {
+	if isJapanese(lang) {
+		return withRef(busyJA, "参照番号: ", ref)
+	}
+	return withRef(busyEN, "Reference: ", ref)
+}
+
 func withRef(text, label, ref string) string {
 	if ref == "" {
 		return text
@@ -111,6 +119,8 @@ const (
 	heldEN        = "The AI workflow service is having trouble right now, so your answer will be delayed. Your request has been kept and will be answered as soon as the service recovers."
 	heldJA        = "AIワークフローサービスで問題が発生しているため、回答が遅れています。リクエストはお預かりしており、サービスが復旧し次第お答えします。"
 	maintenanceEN = "The bot is under maintenance right now. Your request has been kept and will be answered when the maintenance ends."
+	busyEN        = "You have sent a lot of messages in a short time, so this one waits its turn. It has been kept and will be answered within a minute or so."
+	busyJA        = "短い時間にたくさんのメッセージを受け取ったため、このメッセージは順番をお待ちいただいています。お預かりしており、1分ほどでお答えします。"
 	maintenanceJA = "ボットは現在メンテナンス中です。リクエストはお預かりしており、メンテナンスが終わり次第お答えします。"
 )
 

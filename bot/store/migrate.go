@@ -116,6 +116,9 @@ var migrations = [][]string{
 	5: {
 		// A chat app's message id, announced by its stream, so a dropped stream or a crash reads the answer back.
 		`ALTER TABLE runs ADD COLUMN dify_message_id TEXT NOT NULL DEFAULT ''`,
+		// Whose message a run is (platform:user), for one person's fair share of Dify.
+		`ALTER TABLE runs ADD COLUMN person TEXT NOT NULL DEFAULT ''`,
+		`CREATE INDEX runs_person ON runs (person, created_at)`,
 		// Replicas and when each last said it is alive (the database's clock), so the others can take over
 		// the runs of one that died instead of waiting for River's rescuer.
 		`CREATE TABLE replicas (

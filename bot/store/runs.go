@@ -39,9 +39,9 @@ func (s *Store) Enqueue(ctx context.Context, m bot.Message) (bot.Run, bool, erro
 	}
 	dup := false
 	err = s.db.inTx(ctx, func(tx conn, insert insertJob) error {
-		n, err := tx.exec(ctx, `INSERT INTO runs (id, platform, event_id, status, message, created_at, updated_at, attempt)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (platform, event_id) DO NOTHING`,
-			r.ID, r.Platform, eventID, string(r.Status), string(msg), nanos(now), nanos(now), r.Attempt)
+		n, err := tx.exec(ctx, `INSERT INTO runs (id, platform, event_id, status, message, created_at, updated_at, attempt, person)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (platform, event_id) DO NOTHING`,
+			r.ID, r.Platform, eventID, string(r.Status), string(msg), nanos(now), nanos(now), r.Attempt, person(m))
 		if err != nil {
 			return err
 		}

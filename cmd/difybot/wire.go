@@ -115,6 +115,7 @@ func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Stor
 		ImagePrompt: cfg.Dify.ImagePrompt, PendingTTL: cfg.PendingTTL,
 		Timeout: cfg.Dify.Timeout, MaxImageBytes: cfg.MaxImageBytes, FetchTimeout: cfg.FetchTimeout, HoldMax: cfg.Breaker.HoldMax,
 		Language: bot.Lang(cfg.Language),
+		Share:    bot.Share{Runs: cfg.UserConcurrency, PerMinute: cfg.UserRate},
 	})
 	if err != nil {
 		return nil, err

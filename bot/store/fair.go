@@ -1,0 +1,86 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/difybot/difybot/bot"
+)
+
+var _ bot.Admitter = (*Store)(nil)
+
+// person names whose message m is, for their fair share; "" (no user) is never limited.
+func person(m bot.Message) string {
+	if m.UserID == "" {
+		return ""
+	}
+	return m.Platform + ":" + m.UserID
+}
+
+// Admit decides and marks in one transaction, so two replicas starting one person's runs at once cannot both
+// take the last slot: SQLite's transactions are serial, and on PostgreSQL the person's advisory lock orders them.
+// A run left running longer than RescueAfter belongs to a process that died and is not counted.
+func (s *Store) Admit(ctx context.Context, runID string, attempt int, share bot.Share, now time.Time) (bot.Admission, error) {
+	var a bot.Admission
+	err := s.db.inTx(ctx, func(tx conn, _ insertJob) error {
+		var who string
+		var created int64
+		err := tx.queryRow(ctx, `SELECT person, created_at FROM runs WHERE id = ? AND attempt = ?`, runID, attempt).Scan(&who, &created)
+		if errNoRows(err) {
+			return bot.ErrStaleAttempt
+		}
+		if err != nil {
+			return err
+		}
+		a.OK = who == "" || share.Runs <= 0 && share.PerMinute <= 0
+		if !a.OK {
+			if l, ok := s.db.(personLocker); ok {
+				if err := l.lockPerson(ctx, tx, who); err != nil {
+					return err
+				}
+			}
+			since, alive := nanos(now.Add(-time.Minute)), nanos(now.Add(-s.cfg.RescueAfter))
+			var oldest int64
+			err := tx.queryRow(ctx, `SELECT
+					COALESCE(SUM(CASE WHEN status = ? AND updated_at >= ? THEN 1 ELSE 0 END), 0),
+					COALESCE(SUM(CASE WHEN created_at >= ? AND created_at < ? THEN 1 ELSE 0 END), 0),
+					COALESCE(MIN(CASE WHEN created_at >= ? AND created_at < ? THEN created_at END), 0)
+				FROM runs WHERE person = ? AND id <> ? AND (status = ? OR created_at >= ?)`,
+				string(bot.RunRunning), alive, since, created, since, created, who, runID, string(bot.RunRunning), since).
+				Scan(&a.Running, &a.Recent, &oldest)
+			if err != nil {
+				return err
+			}
+			switch {
+			case share.PerMinute > 0 && a.Recent >= share.PerMinute:
+				a.Reason, a.RetryAt = "rate", fromNanos(oldest).Add(time.Minute)
+			case share.Runs > 0 && a.Running >= share.Runs:
+				a.Reason = "runs"
+			default:
+				a.OK = true
+			}
+		}
+		if !a.OK {
+			return nil
+		}
+		_, err = tx.exec(ctx, `UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND attempt = ?`,
+			string(bot.RunRunning), nanos(now), runID, attempt)
+		return err
+	})
+	if err != nil {
+		return bot.Admission{}, fmt.Errorf("store: admit run %s: %w", runID, err)
+	}
+	return a, nil
+}
+
+// personLocker is a back end whose transactions need an explicit lock to be serial for one person.
+type personLocker interface {
+	lockPerson(ctx context.Context, tx conn, person string) error
+}
+
+// lockPerson takes a transaction-scoped advisory lock on the person's name.
+func (b *pgBackend) lockPerson(ctx context.Context, tx conn, person string) error {
+	_, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, person)
+	return err
+}
