@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/difybot/difybot/internal/redirect"
 )
 
 // Config configures a Client. Only BaseURL and APIKey are required.
@@ -72,7 +74,7 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		base:      u,
 		key:       cfg.APIKey,
-		hc:        hc,
+		hc:        redirect.Guard(hc), // The key goes only to Dify's own origin, whatever a proxy redirects to.
 		log:       cfg.Logger,
 		breaker:   NewBreaker(cfg.Breaker, cfg.Logger),
 		retry:     cfg.Retry.withDefaults(),

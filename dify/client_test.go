@@ -1,6 +1,10 @@
 package dify
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,4 +27,30 @@ func newTestClient(t testing.TB, base string) *Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestKeyStaysOnDifysOrigin: a redirect to another port (or scheme) of the same host must not carry the key,
+// as Go's default policy would (it compares host names only).
+func TestKeyStaysOnDifysOrigin(t *testing.T) {
+	var leaked atomic.Value
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked.Store(r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"name":"x","description":"","tags":[],"mode":"workflow"}`))
+	}))
+	defer other.Close()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+testKey {
+			t.Errorf("the first hop did not get the key")
+		}
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusFound)
+	}))
+	defer front.Close()
+	c := newTestClient(t, front.URL+"/v1")
+	if _, err := c.Info(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := leaked.Load().(string); got != "" {
+		t.Errorf("the other port got Authorization %q", got)
+	}
 }
