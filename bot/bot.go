@@ -200,11 +200,7 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 	if err := b.cfg.Store.SaveRun(ctx, r); err != nil {
 		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
 	}
-	if pr, ok := p.(ProgressReporter); ok {
-		if err := pr.Progress(ctx, r.Message, Progress{RunID: r.ID, Attempt: r.Attempt, State: b.state(&r), Step: "start"}); err != nil {
-			log.Warn().Err(err).Msg("could not show that work started")
-		}
-	}
+	b.start(ctx, &r, p)
 
 	text, err := b.execute(ctx, &r, p, steps, q)
 	if ctx.Err() != nil {
@@ -247,6 +243,7 @@ func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) err
 	if r.RepliedAttempt == r.Attempt {
 		return b.queueRest(ctx, r) // A crash may have come between the delivery and queueing the next photos.
 	}
+	b.awaitFeedback(ctx, r, true)
 	keep := b.keepsFiles(ctx, r)
 	err := steps.do(ctx, StepReply, func(map[string]any) error {
 		err := p.Reply(ctx, r.Message, Reply{Text: r.Reply, Diagnosis: r.Diagnosis, Choices: r.Choices, RunID: r.ID, Attempt: r.Attempt, Final: true,
@@ -298,7 +295,7 @@ func (s runState) Get(k string) string { return s.r.State[k] }
 
 func (s runState) Set(ctx context.Context, k, v string) error {
 	setState(s.r, k, v)
-	return s.store.SaveRun(ctx, *s.r)
+	return s.store.SetState(ctx, s.r.ID, s.r.Attempt, k, v)
 }
 
 func setState(r *Run, k, v string) {

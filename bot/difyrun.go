@@ -153,6 +153,7 @@ func (b *Bot) onEvent(ctx context.Context, r *Run, p Platform) func(dify.Event) 
 		if pr == nil {
 			return
 		}
+		b.awaitFeedback(ctx, r, false) // The placeholder to edit, if the fast lane posted it.
 		shown = b.now()
 		if err := pr.Progress(ctx, r.Message, Progress{RunID: r.ID, Attempt: r.Attempt, State: b.state(r), Step: StepRun, Node: node, Done: done}); err != nil {
 			b.log.Warn().Err(err).Str("run_id", r.ID).Msg("could not show progress")

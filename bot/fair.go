@@ -60,14 +60,12 @@ func (b *Bot) admit(ctx context.Context, r *Run, p Platform, steps *stepLog) (bo
 	if !r.HeldNotified {
 		// Told once: a photo that queues behind the person's own earlier ones shows it was received; one over
 		// the rate hears that it will be answered shortly.
-		var err error
+		b.start(ctx, r, p)
 		if a.Reason == "rate" {
-			err = p.Reply(ctx, r.Message, Reply{Text: BusyText(b.cfg.Language, r.ID), RunID: r.ID, Attempt: r.Attempt, State: b.state(r)})
-		} else if pr, ok := p.(ProgressReporter); ok {
-			err = pr.Progress(ctx, r.Message, Progress{RunID: r.ID, Attempt: r.Attempt, State: b.state(r), Step: "start"})
-		}
-		if err != nil {
-			steps.log.Warn().Err(err).Msg("could not tell the person their message waits its turn")
+			b.awaitFeedback(ctx, r, true) // The notice goes where the placeholder is.
+			if err := p.Reply(ctx, r.Message, Reply{Text: BusyText(b.cfg.Language, r.ID), RunID: r.ID, Attempt: r.Attempt, State: b.state(r)}); err != nil {
+				steps.log.Warn().Err(err).Msg("could not tell the person their message waits its turn")
+			}
 		}
 		r.HeldNotified = true
 		steps.record(ctx, StepRun, b.now(), 0, "queued", nil, map[string]any{"reason": a.Reason,

@@ -83,12 +83,16 @@ type InboxConfig struct {
 	Store  Store
 	Logger zerolog.Logger
 	Now    func() time.Time
+	// Accepted, when set, gets each new run right after it is stored, for Bot.Feedback's fast lane; a full
+	// channel is skipped, never waited for (the worker then sends the first feedback).
+	Accepted chan<- Run
 }
 
 type inbox struct {
-	store Store
-	log   zerolog.Logger
-	now   func() time.Time
+	store    Store
+	log      zerolog.Logger
+	now      func() time.Time
+	accepted chan<- Run
 }
 
 // NewInbox returns the Inbox that stores messages in cfg.Store, whose queue the Bot works.
@@ -99,7 +103,7 @@ func NewInbox(cfg InboxConfig) (Inbox, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &inbox{store: cfg.Store, log: cfg.Logger, now: cfg.Now}, nil
+	return &inbox{store: cfg.Store, log: cfg.Logger, now: cfg.Now, accepted: cfg.Accepted}, nil
 }
 
 func (in *inbox) Accept(ctx context.Context, m Message) (Run, bool, error) {
@@ -111,6 +115,13 @@ func (in *inbox) Accept(ctx context.Context, m Message) (Run, bool, error) {
 		return r, false, fmt.Errorf("bot: accept %s event %s: %w", m.Platform, m.EventID, err)
 	}
 	in.log.Info().Str("run_id", r.ID).Str("platform", m.Platform).Str("event_id", m.EventID).Bool("duplicate", dup).Msg("message accepted")
+	if !dup && in.accepted != nil {
+		select {
+		case in.accepted <- r:
+		default:
+			in.log.Debug().Str("run_id", r.ID).Msg("the fast lane is full; the worker sends the first feedback")
+		}
+	}
 	return r, dup, nil
 }
 

@@ -44,6 +44,8 @@ type Run struct {
 	Choices []string `json:"choices,omitempty"`
 	// Batch is the run's share of several photos sent together, when one run could not take them all.
 	Batch *Batch `json:"batch,omitempty"`
+	// feedbackElsewhere is set (never stored) when another party claimed this attempt's first feedback.
+	feedbackElsewhere bool
 	// PostedAttempt is the last attempt that sent the run to Dify: that attempt must never send it again.
 	PostedAttempt int `json:"posted_attempt,omitempty"`
 	// RepliedAttempt is the last attempt whose final answer was delivered.
@@ -142,6 +144,11 @@ type Store interface {
 	Pending(ctx context.Context, runID string) (Pending, error)
 	// ExpirePending marks the messages whose wait ran out by now as expired and returns them.
 	ExpirePending(ctx context.Context, now time.Time) ([]Pending, error)
+	// SetState sets one key of the run's adapter state and nothing else, while the run is at attempt (else
+	// ErrStaleAttempt). SaveRun merges the state's keys in; neither ever drops a key.
+	SetState(ctx context.Context, runID string, attempt int, key, value string) error
+	// ClaimFeedback reports whether the caller is the first to take on the attempt's first feedback.
+	ClaimFeedback(ctx context.Context, runID string, attempt int) (bool, error)
 }
 
 // HoldError asks the queue to try the run again after a while instead of failing it (the breaker is open).

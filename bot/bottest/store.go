@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -20,15 +21,16 @@ import (
 // float64). It has no queue workers: Queued lists what a real store would have queued, for the test to process.
 // It is safe for concurrent use.
 type Store struct {
-	mu      sync.Mutex
-	seq     int
-	runs    map[string]bot.Run
-	byEvent map[eventKey]string // Run ids by platform and event id.
-	steps   map[string][]bot.Step
-	nodes   map[string][]bot.NodeEvent
-	convs   map[string]string
-	queued  []string
-	pending map[string]bot.Pending // By run id.
+	mu       sync.Mutex
+	seq      int
+	runs     map[string]bot.Run
+	byEvent  map[eventKey]string // Run ids by platform and event id.
+	steps    map[string][]bot.Step
+	nodes    map[string][]bot.NodeEvent
+	convs    map[string]string
+	queued   []string
+	pending  map[string]bot.Pending // By run id.
+	feedback map[string]int         // The attempt whose first feedback was claimed, by run id.
 }
 
 type eventKey struct{ platform, eventID string }
@@ -100,10 +102,55 @@ func (s *Store) SaveRun(_ context.Context, r bot.Run) error {
 	}
 	cur.Status, cur.UpdatedAt, cur.FinishedAt = r.Status, stamp(time.Now()), stamp(r.FinishedAt)
 	cur.DifyRunID, cur.DifyTaskID, cur.ConversationID, cur.Reply = r.DifyRunID, r.DifyTaskID, r.ConversationID, r.Reply
-	cur.Code, cur.Diagnosis, cur.HeldNotified, cur.State = r.Code, r.Diagnosis, r.HeldNotified, r.State
+	cur.Code, cur.Diagnosis, cur.HeldNotified = r.Code, r.Diagnosis, r.HeldNotified
+	cur.DifyMessageID = r.DifyMessageID
 	cur.PostedAttempt, cur.RepliedAttempt = r.PostedAttempt, r.RepliedAttempt
+	if len(r.State) > 0 { // Merged, as the real store does: a key another party set stays.
+		state := maps.Clone(cur.State)
+		if state == nil {
+			state = map[string]string{}
+		}
+		maps.Copy(state, r.State)
+		cur.State = state
+	}
 	s.runs[r.ID] = cur
 	return nil
+}
+
+// SetState sets one key of a run's adapter state.
+func (s *Store) SetState(_ context.Context, runID string, attempt int, key, value string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.runs[runID]
+	switch {
+	case !ok:
+		return fmt.Errorf("bottest: set state of run %s: %w", runID, bot.ErrNotFound)
+	case cur.Attempt != attempt:
+		return fmt.Errorf("bottest: set state of run %s attempt %d: %w", runID, attempt, bot.ErrStaleAttempt)
+	}
+	state := map[string]string{key: value}
+	for k, v := range cur.State {
+		if k != key {
+			state[k] = v
+		}
+	}
+	cur.State = state
+	s.runs[runID] = cur
+	return nil
+}
+
+// ClaimFeedback reports whether the caller is the first to take on the attempt's first feedback.
+func (s *Store) ClaimFeedback(_ context.Context, runID string, attempt int) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.feedback == nil {
+		s.feedback = map[string]int{}
+	}
+	if _, ok := s.runs[runID]; !ok || s.feedback[runID] >= attempt {
+		return false, nil
+	}
+	s.feedback[runID] = attempt
+	return true, nil
 }
 
 // Requeue queues a finished run again as a fresh attempt. The message, the conversation, the adapter state

@@ -72,7 +72,8 @@ func (s *Store) Run(ctx context.Context, id string) (bot.Run, error) {
 }
 
 // SaveRun writes the run's mutable fields and stamps UpdatedAt. The message, creation time and attempt
-// are not changed: they belong to Enqueue and Requeue.
+// are not changed: they belong to Enqueue and Requeue. State keys are merged in, never dropped: another party
+// (the fast lane's placeholder) may have set one this copy of the run has not seen.
 func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 	var diag string
 	if r.Diagnosis != nil {
@@ -85,6 +86,9 @@ func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 	state, err := jsonObject(r.State)
 	if err != nil {
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
+	}
+	if state == "" {
+		state = "{}"
 	}
 	choices, err := jsonOrEmpty(r.Choices, len(r.Choices) > 0)
 	if err != nil {
@@ -99,7 +103,7 @@ func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 		held = 1
 	}
 	n, err := s.db.exec(ctx, `UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, dify_run_id = ?,
-		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = ?,
+		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = `+s.d.mergeState+`,
 		posted_attempt = ?, replied_attempt = ?, choices = ?, batch = ?, dify_message_id = ? WHERE id = ? AND attempt = ?`,
 		string(r.Status), nanos(time.Now()), nanos(r.FinishedAt), r.DifyRunID, r.DifyTaskID, r.ConversationID,
 		r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, choices, batch, r.DifyMessageID, r.ID, r.Attempt)
@@ -498,4 +502,31 @@ func newRunID(t time.Time) string {
 		hi >>= 5
 	}
 	return "r_" + string(out[:])
+}
+
+// SetState sets one key of the run's adapter state, if the run is still at attempt (else bot.ErrStaleAttempt).
+// It writes nothing else, so a party holding an older copy of the run (the fast lane) cannot undo the worker's.
+func (s *Store) SetState(ctx context.Context, runID string, attempt int, key, value string) error {
+	patch, err := json.Marshal(map[string]string{key: value})
+	if err != nil {
+		return fmt.Errorf("store: set state of run %s: %w", runID, err)
+	}
+	n, err := s.db.exec(ctx, `UPDATE runs SET state = `+s.d.mergeState+` WHERE id = ? AND attempt = ?`, string(patch), runID, attempt)
+	if err != nil {
+		return fmt.Errorf("store: set state of run %s: %w", runID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("store: set state of run %s attempt %d: %w", runID, attempt, bot.ErrStaleAttempt)
+	}
+	return nil
+}
+
+// ClaimFeedback reports whether the caller is the first to take on the attempt's first feedback.
+func (s *Store) ClaimFeedback(ctx context.Context, runID string, attempt int) (bool, error) {
+	n, err := s.db.exec(ctx, `UPDATE runs SET feedback_attempt = ? WHERE id = ? AND attempt = ? AND feedback_attempt < ?`,
+		attempt, runID, attempt, attempt)
+	if err != nil {
+		return false, fmt.Errorf("store: claim feedback of run %s: %w", runID, err)
+	}
+	return n == 1, nil
 }

@@ -112,6 +112,7 @@ var schemaRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 type Store struct {
 	cfg    Config
 	db     backend
+	d      dialect
 	queue  queue
 	worker *runWorker
 	log    zerolog.Logger
@@ -238,6 +239,7 @@ func (s *Store) openSQLite(ctx context.Context, rc *river.Config) error {
 		if _, err := m.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil); err != nil {
 			return fmt.Errorf("river: %w", err)
 		}
+		s.d = sqliteDialect
 		if err := migrate(ctx, sqlConn{tx}, sqliteDialect); err != nil {
 			return err
 		}
@@ -326,6 +328,7 @@ func (s *Store) migratePostgres(ctx context.Context, pool *pgxpool.Pool, driver 
 		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	s.d = postgresDialect
 	if err := migrate(ctx, pgConn{tx}, postgresDialect); err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ type system struct {
 	store     *store.Store
 	bot       *bot.Bot
 	inbox     bot.Inbox
+	accepted  chan bot.Run // New runs, for the fast lane (bot.Feedback).
 	metrics   *bot.Metrics
 	infoOK    atomic.Int64  // When Dify last answered /v1/info, in Unix nanoseconds, for /readyz.
 	infoFresh time.Duration // How old that may be; infoFresh, or less in tests.
@@ -86,7 +87,9 @@ func build(ctx context.Context, cfg config.Config, log zerolog.Logger, specs []p
 }
 
 func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Store, specs []platformSpec, env platformEnv, extra []bot.Platform) (*system, error) {
-	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st, Logger: log})
+	// The fast lane's queue: big enough for a burst, and never waited for (the worker covers what it skips).
+	accepted := make(chan bot.Run, 256)
+	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st, Logger: log, Accepted: accepted})
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +123,7 @@ func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Stor
 	if err != nil {
 		return nil, err
 	}
-	return &system{cfg: cfg, log: log, dify: dc, store: st, bot: b, inbox: inbox, metrics: metrics, infoFresh: infoFresh,
+	return &system{cfg: cfg, log: log, dify: dc, store: st, bot: b, inbox: inbox, accepted: accepted, metrics: metrics, infoFresh: infoFresh,
 		limits: defaultLimits(), platforms: plats, adminExtra: map[string]http.Handler{}}, nil
 }
 
@@ -182,6 +185,7 @@ func (s *system) serve(ctx context.Context, handler http.Handler, ready func(add
 	var loops sync.WaitGroup
 	loops.Go(func() { s.syncBreaker(loopCtx) })
 	loops.Go(func() { s.expirePending(loopCtx) })
+	loops.Go(func() { s.bot.Feedback(loopCtx, s.accepted) })
 	for _, p := range s.platforms {
 		if r, ok := p.(runner); ok {
 			loops.Go(func() {

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,19 +34,43 @@ type system struct {
 	slack  *slacktest.Server
 	sim    *difytest.Sim
 	store  *store.Store
+	bot    *bot.Bot
 	events http.Handler
-	inter  http.Handler
-	log    *order // Webhook answers, Dify run requests and Slack writes, in the order they happened.
+	// postDelay slows the fake's chat.postMessage answers, so a placeholder is still being posted when the
+	// run ends.
+	postDelay atomic.Int64
+	inter     http.Handler
+	log       *order // Webhook answers, Dify run requests and Slack writes, in the order they happened.
 }
 
 // newSystem starts the system on the simulator's opts (scenario, shape); edit changes the bot's configuration.
 func newSystem(t testing.TB, opts difytest.Options, edit ...func(*bot.Config)) *system {
+	t.Helper()
+	s := newIdleSystem(t, opts, edit...)
+	s.startQueue(t)
+	return s
+}
+
+// startQueue lets the store's workers run the queued runs.
+func (s *system) startQueue(t testing.TB) {
+	t.Helper()
+	if err := s.store.Start(context.Background(), s.bot); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newIdleSystem is newSystem with the fast lane running but no worker yet: messages are acknowledged and
+// queued, and wait for startQueue.
+func newIdleSystem(t testing.TB, opts difytest.Options, edit ...func(*bot.Config)) *system {
 	t.Helper()
 	s := &system{log: &order{}}
 	s.slack = slacktest.Start(t, slacktest.Options{OnCall: func(c slacktest.Call) {
 		switch c.Method {
 		case "chat.postMessage", "chat.update":
 			s.log.add("slack " + c.Method + ": " + c.Form.Get("text"))
+		}
+		if c.Method == "chat.postMessage" {
+			time.Sleep(time.Duration(s.postDelay.Load())) // Slack's answer is on its way meanwhile.
 		}
 	}})
 	s.sim = difytest.NewHandler(opts)
@@ -72,7 +98,8 @@ func newSystem(t testing.TB, opts difytest.Options, edit ...func(*bot.Config)) *
 		t.Fatal(err)
 	}
 	s.store = st
-	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st})
+	accepted := make(chan bot.Run, 64) // As serve wires it: the fast lane sends the placeholder at once.
+	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st, Accepted: accepted})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,11 +112,14 @@ func newSystem(t testing.TB, opts difytest.Options, edit ...func(*bot.Config)) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Start(ctx, b); err != nil {
-		t.Fatal(err)
-	}
+	s.bot = b
+	lane, stopLane := context.WithCancel(ctx)
+	laneDone := make(chan struct{})
+	go func() { defer close(laneDone); b.Feedback(lane, accepted) }()
 	// Registered last, so it runs first: runs in flight are cancelled before Dify and Slack go away.
 	t.Cleanup(func() {
+		stopLane()
+		<-laneDone
 		if err := st.Close(); err != nil {
 			t.Errorf("store Close: %v", err)
 		}
@@ -411,4 +441,63 @@ func TestEndToEndStalledDownloadIsAnswered(t *testing.T) {
 		t.Errorf("answered after %s, want about the idle limit", took)
 	}
 	t.Logf("answered after %s: %s", took.Round(time.Millisecond), r.Diagnosis.Detail)
+}
+
+// The placeholder comes from the fast lane right after the ack, even while no worker is free, and the worker
+// later edits that same message: one chat.postMessage per message, however the two race.
+func TestEndToEndPlaceholderAtOnceThenEdited(t *testing.T) {
+	s := newIdleSystem(t, difytest.Options{})
+	s.deliver(t, s.imageDM(t), 0)
+	eventually(t, e2eWait, "the placeholder, with no worker running", func() bool {
+		return len(s.slack.CallsTo("chat.postMessage")) == 1
+	})
+	if n := s.sim.Calls(difytest.RouteRun); n != 0 {
+		t.Fatalf("%d workflow runs before the queue started", n)
+	}
+	placeholder := s.slack.CallsTo("chat.postMessage")[0]
+	if !strings.Contains(placeholder.Form.Get("text"), "Working") && !strings.Contains(placeholder.Form.Get("text"), "working") {
+		t.Errorf("first post %q, want the placeholder", placeholder.Form.Get("text"))
+	}
+	s.startQueue(t)
+	answer := s.updateContaining(t, "PNG image")
+	if posts := s.slack.CallsTo("chat.postMessage"); len(posts) != 1 || answer.Form.Get("ts") == "" {
+		t.Fatalf("%d chat.postMessage calls, answer edit of ts %q; want the placeholder edited", len(posts), answer.Form.Get("ts"))
+	}
+}
+
+// Many messages at once: workers and the fast lane race for each message's first feedback, and every message
+// still gets exactly one message in Slack, edited into its answer.
+func TestEndToEndFastLaneRacesTheWorkers(t *testing.T) {
+	s := newSystem(t, difytest.Options{})
+	s.postDelay.Store(int64(300 * time.Millisecond)) // Longer than a run of the simulator.
+	const n = 20
+	for i := range n {
+		body := edited(t, payload(t, "message_im.json", s.slack), func(p map[string]any) {
+			p["event_id"] = fmt.Sprintf("EvRace%02d", i)
+			ev := p["event"].(map[string]any)
+			ev["channel"], ev["ts"], ev["text"] = fmt.Sprintf("D%02d", i), fmt.Sprintf("1763800%03d.000100", i), fmt.Sprintf("question %d", i)
+		})
+		s.deliver(t, body, 0)
+	}
+	eventually(t, e2eWait, "every message answered", func() bool {
+		runs, err := s.store.ListRuns(context.Background(), bot.RunFilter{Limit: 100})
+		if err != nil || len(runs) != n {
+			return false
+		}
+		for _, r := range runs {
+			if r.RepliedAttempt != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	posts := map[string]int{}
+	for _, c := range s.slack.CallsTo("chat.postMessage") {
+		posts[c.Form.Get("channel")]++
+	}
+	for i := range n {
+		if ch := fmt.Sprintf("D%02d", i); posts[ch] != 1 {
+			t.Errorf("channel %s got %d chat.postMessage calls, want 1 (the placeholder, then edited)", ch, posts[ch])
+		}
+	}
 }
