@@ -142,14 +142,25 @@ func (b *sqliteBackend) inTx(ctx context.Context, fn func(tx conn, insert insert
 		return err
 	}
 	defer func() { _ = tx.Rollback() }() // A no-op after Commit.
+	var inserted *RunArgs
 	err = fn(sqlConn{tx}, func(ctx context.Context, args RunArgs) error {
 		_, err := b.client.InsertTx(ctx, tx, args, nil)
+		inserted = &args
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if inserted != nil {
+		// SQLite has no NOTIFY, and River wakes its producer only after inserts made outside a transaction.
+		// Inserting the committed job again is refused as a duplicate (unique by args) and wakes it, so the
+		// job is picked up now rather than at the next poll; if this fails, the poll still finds it.
+		_, _ = b.client.Insert(context.WithoutCancel(ctx), *inserted, nil)
+	}
+	return nil
 }
 
 func (b *sqliteBackend) ping(ctx context.Context) error { return b.db.PingContext(ctx) }

@@ -96,9 +96,9 @@ const (
 	cancelGrace = 10 * time.Second
 	// fetchCooldown is the least time between two fetches of one queue.
 	fetchCooldown = 10 * time.Millisecond
-	// sqlitePoll is how often an idle SQLite replica looks for jobs: SQLite has no LISTEN/NOTIFY, so this
-	// bounds how long a new message waits.
-	sqlitePoll = 20 * time.Millisecond
+	// sqlitePoll is how often an idle SQLite replica looks for jobs. A new message wakes the queue itself
+	// (sqliteBackend.inTx), so the poll only finds jobs whose wait ended (retries, holds): idle, it costs little.
+	sqlitePoll = 500 * time.Millisecond
 	// postgresPoll is only a fallback: on PostgreSQL, River wakes on NOTIFY when a job is inserted.
 	postgresPoll = 500 * time.Millisecond
 )

@@ -173,8 +173,8 @@ func (b *bench) machine() {
 func (b *bench) ack(ctx context.Context) error {
 	fmt.Fprintf(b.out, "### Ack latency (%s webhooks, open loop, %s per step; difysim %s per node, 3 nodes; WORKERS=8)\n\n",
 		b.o.platform, b.o.duration, b.o.latency)
-	fmt.Fprintln(b.out, "| store | rate | webhooks | ack p50 | ack p90 | ack p99 | ack max | errors | sender lag max | all answered after | answered/s | serve peak RSS |")
-	fmt.Fprintln(b.out, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(b.out, "| store | rate | webhooks | ack p50 | ack p90 | ack p99 | ack max | errors | sender lag max | first feedback p50 | p99 | all answered after | answered/s | serve CPU per message | serve peak RSS |")
+	fmt.Fprintln(b.out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, st := range b.stores() {
 		for _, rate := range b.o.rates {
 			b.logf("ack: %s at %g/s", st, rate)
@@ -202,6 +202,7 @@ func (b *bench) ackRow(ctx context.Context, st string, rate float64) error {
 		msgs[i] = r.Message(b.platformOf(i), fmt.Sprintf("load %d", i), nil)
 	}
 	base := r.Serve.URL()
+	cpu0, _ := loadtest.ReadCPU(r.Serve.PID())
 	shots := loadtest.Fire(ctx, loadtest.Client(), rate, n, 4096, func(i int) (*http.Request, error) { return msgs[i].Request(base, 0) })
 	var lat []time.Duration
 	var errs int
@@ -218,6 +219,15 @@ func (b *bench) ackRow(ctx context.Context, st string, rate float64) error {
 	sent := time.Now()
 	last, missing := waitAnswered(ctx, r, msgs, b.o.drain)
 	mem, _ := loadtest.ReadMem(r.Serve.PID())
+	cpu1, _ := loadtest.ReadCPU(r.Serve.PID())
+	convs := r.Conversations()
+	var fb []time.Duration
+	for i, m := range msgs {
+		if c := convs[m.Conv]; shots[i].Status/100 == 2 && !c.FirstFeedback.IsZero() {
+			fb = append(fb, c.FirstFeedback.Sub(shots[i].Sent))
+		}
+	}
+	f := loadtest.Summarize(fb)
 	d := loadtest.Summarize(lat)
 	answered := fmt.Sprintf("%.1f s", last.Sub(sent).Seconds())
 	perSec := fmt.Sprintf("%.0f", float64(n-missing)/last.Sub(first).Seconds())
@@ -227,8 +237,10 @@ func (b *bench) ackRow(ctx context.Context, st string, rate float64) error {
 	if last.Before(sent) {
 		answered = "0 s (while sending)"
 	}
-	fmt.Fprintf(b.out, "| %s | %g/s | %d | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n", st, rate, n,
-		loadtest.Ms(d.P50), loadtest.Ms(d.P90), loadtest.Ms(d.P99), loadtest.Ms(d.Max), errs, loadtest.Ms(lag), answered, perSec, loadtest.MB(mem.HWM))
+	perMsg := fmt.Sprintf("%.1f ms", float64(cpu1-cpu0)/float64(time.Millisecond)/float64(max(n-missing, 1)))
+	fmt.Fprintf(b.out, "| %s | %g/s | %d | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", st, rate, n,
+		loadtest.Ms(d.P50), loadtest.Ms(d.P90), loadtest.Ms(d.P99), loadtest.Ms(d.Max), errs, loadtest.Ms(lag),
+		loadtest.Ms(f.P50), loadtest.Ms(f.P99), answered, perSec, perMsg, loadtest.MB(mem.HWM))
 	return nil
 }
 

@@ -80,6 +80,9 @@ type Conv struct {
 	FirstFinal  time.Time
 	FirstHeld   time.Time
 	FirstWrite  time.Time     // The first message of any kind.
+	// FirstFeedback is when the person first saw that the bot had the message: Slack's placeholder (or any first
+	// message), LINE's loading animation or first message.
+	FirstFeedback time.Time
 	Busy        time.Duration // Time the fake spent answering calls for this conversation.
 	Calls       int
 }
@@ -118,6 +121,9 @@ func (c *convs) delivered(key, text string, at time.Time, visible bool) {
 	k, code := Classify(text)
 	if v.FirstWrite.IsZero() {
 		v.FirstWrite = at
+	}
+	if v.FirstFeedback.IsZero() {
+		v.FirstFeedback = at
 	}
 	switch {
 	case k.Final():
@@ -178,6 +184,11 @@ func (c *convs) slackCall(call slacktest.Call) {
 func (c *convs) lineCall(call linetest.Call) {
 	switch {
 	case call.Path == linetest.PathLoading:
+		c.mu.Lock()
+		if v := c.get(call.To); v.FirstFeedback.IsZero() {
+			v.FirstFeedback = call.At
+		}
+		c.mu.Unlock()
 	case (call.Path == linetest.PathReply || call.Path == linetest.PathPush) && call.Status == http.StatusOK:
 		for _, m := range call.Messages {
 			c.delivered(call.To, m.Text, call.At, true)

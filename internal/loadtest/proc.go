@@ -229,3 +229,20 @@ func ReadMem(pid int) (Mem, error) {
 	}
 	return m, sc.Err()
 }
+
+// ReadCPU returns the user plus system CPU time a process has used, from /proc/PID/stat (clock ticks of 10 ms).
+func ReadCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; the fields after its closing parenthesis are plain.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("loadtest: /proc/%d/stat: unexpected format", pid)
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -126,12 +127,27 @@ func (s *system) settled(t testing.TB, n int) []bot.Run {
 }
 
 // posted returns the chat.postMessage calls whose text contains sub.
+// posted returns the bot's messages whose text contains sub: posted as they are, or the fast lane's placeholder
+// edited into them. Each is given as a chat.postMessage would show it, with its ts and thread.
 func (s *system) posted(sub string) []slacktest.Call {
 	var out []slacktest.Call
 	for _, c := range s.slack.CallsTo("chat.postMessage") {
 		if strings.Contains(c.Form.Get("text"), sub) {
 			out = append(out, c)
 		}
+	}
+	for _, c := range s.slack.CallsTo("chat.update") {
+		if !strings.Contains(c.Form.Get("text"), sub) {
+			continue
+		}
+		c.TS = c.Form.Get("ts")
+		c.Form = maps.Clone(c.Form)
+		for _, m := range s.slack.Messages() {
+			if m.TS == c.TS {
+				c.Form.Set("thread_ts", m.ThreadTS)
+			}
+		}
+		out = append(out, c)
 	}
 	return out
 }
