@@ -79,12 +79,12 @@ type Conv struct {
 	Outcome     string
 	FirstFinal  time.Time
 	FirstHeld   time.Time
-	FirstWrite  time.Time     // The first message of any kind.
+	FirstWrite  time.Time // The first message of any kind.
 	// FirstFeedback is when the person first saw that the bot had the message: Slack's placeholder (or any first
 	// message), LINE's loading animation or first message.
 	FirstFeedback time.Time
-	Busy        time.Duration // Time the fake spent answering calls for this conversation.
-	Calls       int
+	Busy          time.Duration // Time the fake spent answering calls for this conversation.
+	Calls         int
 }
 
 // convs is the conversations of a fake, keyed by Slack channel or LINE chat, counted from its calls.
