@@ -208,7 +208,9 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 		// replica, resumes it, waiting for a workflow that already started instead of telling the person it failed.
 		return fmt.Errorf("bot: run %s interrupted: %w", r.ID, ctx.Err())
 	}
-	if errors.Is(err, dify.ErrBreakerOpen) || errors.Is(err, dify.ErrMaintenance) {
+	if errors.Is(err, dify.ErrBreakerOpen) || errors.Is(err, dify.ErrMaintenance) || dify.ConcurrencyLimited(err) {
+		// Dify cannot take the run now (and did not start it): it waits in the queue, never fails for that,
+		// until HoldMax.
 		return b.hold(ctx, &r, p, steps, err)
 	}
 	return b.finish(ctx, &r, p, steps, text, err)

@@ -222,13 +222,13 @@ func TestDiagnose(t *testing.T) {
 			err: &dify.APIError{Op: "upload file", Method: "POST", Path: "/v1/files/upload", Status: 415, Code: "unsupported_file_type", Message: "File type not allowed."}},
 
 		// dify_rate_limited
-		{name: "429 too_many_requests", code: bot.CodeDifyRateLimited, retryable: true, outage: true,
+		{name: "429 too_many_requests", code: bot.CodeDifyRateLimited, retryable: true, outage: false,
 			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 429, Code: "too_many_requests", Message: msgConcurrency}},
-		{name: "concurrency cap at 400", code: bot.CodeDifyRateLimited, retryable: true, outage: true,
+		{name: "concurrency cap at 400", code: bot.CodeDifyRateLimited, retryable: true, outage: false,
 			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 400, Code: "invalid_param", Message: msgConcurrency}},
-		{name: "concurrency cap at 500", code: bot.CodeDifyRateLimited, retryable: true, outage: true,
+		{name: "concurrency cap at 500", code: bot.CodeDifyRateLimited, retryable: true, outage: false,
 			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 500, Code: "internal_server_error", Message: msgConcurrency}},
-		{name: "concurrency cap under rate_limit_error", code: bot.CodeDifyRateLimited, retryable: true, outage: true,
+		{name: "concurrency cap under rate_limit_error", code: bot.CodeDifyRateLimited, retryable: true, outage: false,
 			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 429, Code: "rate_limit_error", Message: msgConcurrency}},
 		{name: "Cloudflare 1015 plain", code: bot.CodeDifyRateLimited, retryable: true, outage: true,
 			err: &dify.APIError{Op: "run workflow", Method: "POST", Path: msgWorkflowPath, Status: 429, Body: "error code: 1015", ContentType: "text/plain", RetryAfter: 7 * time.Second}},

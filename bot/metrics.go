@@ -19,6 +19,8 @@ type MetricsConfig struct {
 	// QueueStats reports the jobs waiting and the age of the oldest, at scrape time. When it is nil or fails,
 	// the queue gauges are left out of that scrape rather than reported as a misleading zero.
 	QueueStats func(ctx context.Context) (depth int, oldest time.Duration, err error)
+	// Limit is read at scrape time for difybot_dify_concurrency_limit and difybot_dify_in_flight.
+	Limit func() dify.LimitStatus
 	// Platforms are the configured platform names; their run counters start at zero so rate() works at once.
 	Platforms []string
 	Logger    zerolog.Logger
@@ -99,6 +101,15 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.Breaker != nil {
 		m.reg.MustRegister(breakerCollector{status: cfg.Breaker.Status})
+	}
+	if cfg.Limit != nil {
+		limit := cfg.Limit
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "difybot_dify_concurrency_limit",
+			Help: "The adaptive cap on runs this replica has in flight against Dify: it shrinks at Dify's 429 too_many_requests and grows while runs succeed, up to WORKERS."},
+			func() float64 { return float64(limit().Limit) }))
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "difybot_dify_in_flight",
+			Help: "Runs this replica has in flight against Dify now."},
+			func() float64 { return float64(limit().InFlight) }))
 	}
 	if cfg.QueueStats != nil {
 		m.reg.MustRegister(&queueCollector{stats: cfg.QueueStats, errors: m.queueErrors, log: cfg.Logger})

@@ -189,7 +189,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.DatabaseURL = l.databaseURL("DATABASE_URL")
 	c.DataDir = l.str("DATA_DIR", "./data")
-	c.Workers = int(l.positive("WORKERS", 8, math.MaxInt32))
+	c.Workers = int(l.positive("WORKERS", 64, math.MaxInt32))
 	c.MaxImageBytes = l.size("MAX_IMAGE_BYTES", 10<<20)
 	c.FetchTimeout = l.duration("FETCH_TIMEOUT", 60*time.Second)
 	c.ReplicaTimeout = l.duration("REPLICA_TIMEOUT", time.Minute)

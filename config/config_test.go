@@ -57,7 +57,7 @@ func TestLoadDefaults(t *testing.T) {
 		HTTPAddr:        ":8080",
 		DataDir:         "./data",
 		PendingTTL:      10 * time.Minute,
-		Workers:         8,
+		Workers:         64,
 		MaxImageBytes:   10485760,
 		FetchTimeout:    60 * time.Second,
 		ReplicaTimeout:  time.Minute,
@@ -89,7 +89,7 @@ func TestLoadEmptyMeansDefault(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load error: %v", err)
 	}
-	if got.Dify.Timeout != 10*time.Minute || got.Workers != 8 || got.Log.Level != "info" {
+	if got.Dify.Timeout != 10*time.Minute || got.Workers != 64 || got.Log.Level != "info" {
 		t.Errorf("got Timeout=%v Workers=%d Level=%q; want defaults", got.Dify.Timeout, got.Workers, got.Log.Level)
 	}
 }

@@ -35,6 +35,8 @@ type Config struct {
 	Retry      RetryPolicy
 	// PollEvery is the interval for polling a run whose stream dropped; default 2s.
 	PollEvery time.Duration
+	// Limit configures the adaptive cap on runs in flight (Limiter).
+	Limit LimitConfig
 }
 
 // Client talks to one Dify app. It is safe for concurrent use.
@@ -48,6 +50,7 @@ type Client struct {
 	pollEvery time.Duration
 	// streamOnly is set once the app refused a blocking chat message: it is an agent app, so stream from the start.
 	streamOnly atomic.Bool
+	limiter    *Limiter
 }
 
 // New returns a Client for cfg.
@@ -79,6 +82,7 @@ func New(cfg Config) (*Client, error) {
 		breaker:   NewBreaker(cfg.Breaker, cfg.Logger),
 		retry:     cfg.Retry.withDefaults(),
 		pollEvery: cfg.PollEvery,
+		limiter:   NewLimiter(cfg.Limit),
 	}
 	if c.pollEvery <= 0 {
 		c.pollEvery = 2 * time.Second
@@ -88,6 +92,9 @@ func New(cfg Config) (*Client, error) {
 
 // Breaker returns the client's breaker, for the ops override and status.
 func (c *Client) Breaker() *Breaker { return c.breaker }
+
+// Limit returns the adaptive cap on runs in flight and how many are.
+func (c *Client) Limit() LimitStatus { return c.limiter.Status() }
 
 // Ready returns nil when the breaker lets calls through, else ErrBreakerOpen or ErrMaintenance.
 func (c *Client) Ready() error { return c.breaker.Ready() }

@@ -190,9 +190,11 @@ func IsOutage(err error) bool {
 		switch {
 		case isPlanLimit(ae):
 			return false // Dify is well; the workspace's quota is used up.
-		case ae.Status >= 500 || ae.Status == http.StatusTooManyRequests:
-			return true
 		case isRateLimit(ae):
+			// Dify is well and runs as many as it allows: the Limiter backs off, and tripping the breaker would
+			// hold every run for what is a matter of capacity.
+			return false
+		case ae.Status >= 500 || ae.Status == http.StatusTooManyRequests:
 			return true
 		case ae.IsHTML() && !ae.InStream && ae.Status != http.StatusRequestEntityTooLarge && ae.Status != http.StatusNotFound:
 			return true // A proxy page where Dify should have answered.

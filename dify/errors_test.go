@@ -54,7 +54,7 @@ func TestResponseError(t *testing.T) {
 			want:   APIError{Body: "error code: 1015", RetryAfter: 7 * time.Second}, outage: true},
 		{name: "concurrency cap at 400", status: 400, ctype: "application/json",
 			body: `{"code":"invalid_param","message":"Too many requests. Please try again later. The current maximum concurrent requests allowed for app-1 is 2.","status":400}`,
-			want: APIError{Code: "invalid_param", Message: "Too many requests. Please try again later. The current maximum concurrent requests allowed for app-1 is 2."}, outage: true},
+			want: APIError{Code: "invalid_param", Message: "Too many requests. Please try again later. The current maximum concurrent requests allowed for app-1 is 2."}}, // Capacity, not an outage: the Limiter backs off.
 		{name: "plan quota is not an outage", status: 429, ctype: "application/json",
 			body: `{"code":"rate_limit_error","message":"Workflow execution quota limit reached for tenant 8f0a3c52","status":429}`,
 			want: APIError{Code: "rate_limit_error", Message: "Workflow execution quota limit reached for tenant 8f0a3c52"}},

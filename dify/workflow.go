@@ -152,12 +152,18 @@ func (c *Client) RunWorkflow(ctx context.Context, req RunRequest) (*Run, error) 
 func (c *Client) runCall(ctx context.Context, op string, st *runState, user string, tries Tries, answered func() bool,
 	attempt func() error, recovered func(*Run) error) error {
 	try := func() error {
+		// Each try holds a slot of the limiter while it may run in Dify; a refused one waits for the next.
+		ticket, err := c.limiter.acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("dify: %s: waiting for a free run slot: %w", op, err)
+		}
+		defer func() { c.limiter.release(ticket, concurrencyLimited(err)) }()
 		if tries.OnSend != nil {
-			if err := tries.OnSend(); err != nil {
+			if err = tries.OnSend(); err != nil {
 				return err
 			}
 		}
-		err := attempt()
+		err = attempt()
 		if err != nil && tries.OnNotStarted != nil && !answered() && NotStarted(err) {
 			tries.OnNotStarted(err)
 		}

@@ -54,8 +54,10 @@ type Config struct {
 	Token   string // ADMIN_TOKEN; empty turns every /admin/ route into a 404.
 	Store   Store
 	Breaker BreakerSwitch
-	Logger  zerolog.Logger
-	Now     func() time.Time
+	// Limit, when set, reports the adaptive cap on runs in flight against Dify (dify.Client.Limit).
+	Limit  func() dify.LimitStatus
+	Logger zerolog.Logger
+	Now    func() time.Time
 	// Extra are more admin routes, keyed by their path under /admin/ (such as "/admin/sim/scenario"); they sit
 	// behind the same token and answer every method on that path themselves.
 	Extra map[string]http.Handler

@@ -27,6 +27,8 @@ type breakerView struct {
 	Counts      breakerCounts        `json:"counts"`
 	LastChange  *bot.BreakerSetting  `json:"last_change"` // Null when no operator ever switched it.
 	History     []bot.BreakerSetting `json:"history"`     // Newest first.
+	// Concurrency is this replica's adaptive cap on runs in flight against Dify and how many are.
+	Concurrency *dify.LimitStatus `json:"concurrency,omitempty"`
 }
 
 // breakerCounts are the automatic breaker's counts in its current window.
@@ -58,6 +60,10 @@ func (a *api) readBreaker(ctx context.Context) (breakerView, error) {
 	v := breakerView{Mode: set.Mode, AppliedMode: st.Mode, State: st.State, AutoState: st.Auto, Since: st.Since,
 		Counts:  breakerCounts{Requests: st.Requests, Failures: st.Failures, Successes: st.Success},
 		History: hist}
+	if a.cfg.Limit != nil {
+		l := a.cfg.Limit()
+		v.Concurrency = &l
+	}
 	if v.Mode == "" {
 		v.Mode = string(dify.ModeAuto)
 	}

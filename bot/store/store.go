@@ -267,7 +267,9 @@ func (s *Store) openPostgres(ctx context.Context, rc *river.Config) error {
 	if !strings.Contains(s.cfg.DatabaseURL, "pool_max_conns") {
 		// pgx defaults to max(4, cores) connections, shared by acks, every worker and River itself; too few
 		// made acks wait for a connection (docs/benchmarks.md: ack p99 31 ms → 17 ms at 200/s with 16).
-		pc.MaxConns = max(pc.MaxConns, int32(s.cfg.Workers)+8)
+		// Workers hold a connection only for short writes, never across a Dify call, so beyond 32 more of
+		// them need no more connections (and replicas must fit PostgreSQL's max_connections, 100 by default).
+		pc.MaxConns = max(pc.MaxConns, int32(min(s.cfg.Workers, 32))+8)
 	}
 	if s.cfg.Schema != "" {
 		// River names its schema itself; ours are unqualified, so they follow the search path.

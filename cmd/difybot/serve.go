@@ -68,7 +68,7 @@ func (s *system) routes() (http.Handler, error) {
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	// With no ADMIN_TOKEN, admin.New answers 404 everywhere: the admin API is off.
 	adm, err := admin.New(admin.Config{
-		Token: s.cfg.AdminToken.Reveal(), Store: s.store, Breaker: s.dify.Breaker(), Extra: s.adminExtra,
+		Token: s.cfg.AdminToken.Reveal(), Store: s.store, Breaker: s.dify.Breaker(), Limit: s.dify.Limit, Extra: s.adminExtra,
 		Logger: s.log.With().Str("component", "admin").Logger(), Redact: s.secrets(),
 	})
 	if err != nil {

@@ -62,6 +62,7 @@ func build(ctx context.Context, cfg config.Config, log zerolog.Logger, specs []p
 		APIKey:  cfg.Dify.APIKey.Reveal(),
 		Logger:  log.With().Str("component", "dify").Logger(),
 		Breaker: dify.BreakerConfig{FailureRatio: cfg.Breaker.FailureRatio, MinRequests: cfg.Breaker.MinRequests, OpenFor: cfg.Breaker.OpenFor},
+		Limit:   dify.LimitConfig{Max: cfg.Workers},
 	})
 	if err != nil {
 		return nil, err
@@ -109,7 +110,7 @@ func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Stor
 	for _, p := range extra {
 		names = append(names, p.Name())
 	}
-	metrics := bot.NewMetrics(bot.MetricsConfig{Breaker: dc.Breaker(), QueueStats: st.QueueStats, Platforms: names, Logger: log})
+	metrics := bot.NewMetrics(bot.MetricsConfig{Breaker: dc.Breaker(), Limit: dc.Limit, QueueStats: st.QueueStats, Platforms: names, Logger: log})
 	b, err := bot.New(bot.Config{
 		Metrics: metrics,
 		Store:   st, Workflows: dc, Platforms: all, Logger: log,

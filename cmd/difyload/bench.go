@@ -47,13 +47,17 @@ func (b *bench) stores() []string {
 
 // rig starts a fresh setup on st ("sqlite" or "postgres"); close it with the returned function.
 func (b *bench) rig(ctx context.Context, st string, latency time.Duration, env map[string]string) (*loadtest.Rig, func(), error) {
+	return b.rigWith(ctx, st, difytest.Options{Latency: latency, PingEvery: time.Second}, env)
+}
+
+// rigWith is rig with the simulator's options in full.
+func (b *bench) rigWith(ctx context.Context, st string, sim difytest.Options, env map[string]string) (*loadtest.Rig, func(), error) {
 	b.n++
 	dir := filepath.Join(b.dir, fmt.Sprintf("rig-%02d-%s", b.n, st))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, err
 	}
-	cfg := loadtest.RigConfig{Bin: b.bin, Dir: dir, Env: env,
-		Sim: difytest.Options{Latency: latency, PingEvery: time.Second}}
+	cfg := loadtest.RigConfig{Bin: b.bin, Dir: dir, Env: env, Sim: sim}
 	drop := func() {}
 	if st == "postgres" {
 		u, d, err := loadtest.NewDatabase(ctx, b.o.postgres)
@@ -137,8 +141,10 @@ func (b *bench) all(ctx context.Context) error {
 			err = b.rss(ctx)
 		case "breaker":
 			err = b.breaker(ctx)
+		case "limit":
+			err = b.limit(ctx)
 		default:
-			err = fmt.Errorf("-run: unknown measurement %q (ack, e2e, rss, breaker)", exp)
+			err = fmt.Errorf("-run: unknown measurement %q (ack, e2e, rss, breaker, limit)", exp)
 		}
 		if err != nil {
 			return err
@@ -606,5 +612,95 @@ func send(ctx context.Context, o options, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "| %s | %g/s | %d | %d | %s | %d | %s | %s | %s | %s |\n", base, o.rate, n, len(lat), strings.Join(other, " "),
 		failed, loadtest.Ms(d.P50), loadtest.Ms(d.P90), loadtest.Ms(d.P99), loadtest.Ms(d.Max))
+	return nil
+}
+
+// limit measures how throughput follows Dify's own concurrency cap: difysim takes limitCap runs at once and
+// answers 429 too_many_requests beyond, each run takes 2 s, and messages arrive faster than that allows. The
+// ideal is limitCap / 2 s answered per second, nothing failed, and the bot's adaptive limit near limitCap.
+func (b *bench) limit(ctx context.Context) error {
+	const limitCap, rate, seconds = 40, 25.0, 30
+	fmt.Fprintf(b.out, "### Following Dify's limit (difysim takes %d runs at once, 429 beyond; 2 s runs; %g msg/s for %d s; WORKERS=64)\n\n", limitCap, rate, seconds)
+	fmt.Fprintln(b.out, "| store | messages | answered | failed | answered/s (first to last answer) | ideal | limit after 10 s: min / median / max | Dify's peak runs at once | 429s |")
+	fmt.Fprintln(b.out, "|---|---|---|---|---|---|---|---|---|")
+	for _, st := range b.stores() {
+		b.logf("limit: %s", st)
+		if err := b.limitRow(ctx, st, limitCap, rate, seconds); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(b.out)
+	return nil
+}
+
+func (b *bench) limitRow(ctx context.Context, st string, limitCap int, rate float64, seconds int) error {
+	r, done, err := b.rigWith(ctx, st, difytest.Options{Latency: 2 * time.Second / 3, PingEvery: time.Second, MaxActive: limitCap}, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := b.warm(ctx, r); err != nil {
+		return err
+	}
+	n := int(rate * float64(seconds))
+	msgs := make([]loadtest.Msg, n)
+	for i := range msgs {
+		msgs[i] = r.Message(b.platformOf(i), fmt.Sprintf("limit %d", i), nil)
+	}
+	base := r.Serve.URL()
+	// Sample the bot's limit while it works.
+	var samples []int
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-sampleCtx.Done():
+				return
+			case <-t.C:
+			}
+			if v, ok := loadtest.Gauge(base+"/metrics", "difybot_dify_concurrency_limit"); ok && time.Since(start) > 10*time.Second {
+				samples = append(samples, int(v))
+			}
+		}
+	}()
+	posts0, started0 := r.Sim.Calls(difytest.RouteRun), r.Sim.Started()
+	shots := loadtest.Fire(ctx, loadtest.Client(), rate, n, 4096, func(i int) (*http.Request, error) { return msgs[i].Request(base, 0) })
+	_, missing := waitAnswered(ctx, r, msgs, 5*time.Minute)
+	stopSampling()
+	<-sampled
+	convs := r.Conversations()
+	var first, last time.Time
+	answered, failed := 0, 0
+	for i, m := range msgs {
+		c := convs[m.Conv]
+		if shots[i].Status/100 != 2 || c.FirstFinal.IsZero() {
+			continue
+		}
+		if c.Outcome != "answer" {
+			failed++
+			continue
+		}
+		answered++
+		if first.IsZero() || c.FirstFinal.Before(first) {
+			first = c.FirstFinal
+		}
+		if c.FirstFinal.After(last) {
+			last = c.FirstFinal
+		}
+	}
+	slices.Sort(samples)
+	lim := "n/a"
+	if len(samples) > 0 {
+		lim = fmt.Sprintf("%d / %d / %d", samples[0], samples[len(samples)/2], samples[len(samples)-1])
+	}
+	perSec := float64(answered) / max(last.Sub(first).Seconds(), 1)
+	refused := (r.Sim.Calls(difytest.RouteRun) - posts0) - (r.Sim.Started() - started0)
+	fmt.Fprintf(b.out, "| %s | %d | %d | %d (+%d unanswered) | %.1f | %.1f | %s | %d | %d |\n", st, n, answered, failed, missing, perSec,
+		float64(limitCap)/2, lim, r.Sim.PeakActive(), refused)
 	return nil
 }

@@ -33,6 +33,9 @@ type Options struct {
 	Latency       time.Duration // How long each workflow node takes; default 0 (the slow scenario uses 2s).
 	PingEvery     time.Duration // The interval of "event: ping" in streams; default 10s, as Dify.
 	MaxImageBytes int64         // Dify's UPLOAD_IMAGE_FILE_SIZE_LIMIT; default 10 MiB.
+	// MaxActive is Dify's APP_MAX_ACTIVE_REQUESTS: a run request beyond that many runs in progress answers 429
+	// too_many_requests, as 1.x does; 0 is no limit.
+	MaxActive int
 }
 
 // Request is one request the fake received. It never holds the API key.
@@ -74,6 +77,8 @@ type Sim struct {
 	messages recent[[]*run] // Chat messages by conversation id, oldest first.
 	users    recent[string] // End-user row ids by user string, as Dify creates them.
 	seq      int            // Workflow run sequence numbers (0.6 sends them).
+	active   int            // Runs in progress, for MaxActive.
+	peak     int            // The most runs ever in progress at once.
 }
 
 // maxKept bounds each store of the fake (uploads, runs, conversations, end users).
@@ -383,4 +388,29 @@ func decodeObject(r *http.Request, body []byte) (map[string]json.RawMessage, *ap
 		return nil, &apiErr{http.StatusBadRequest, "bad_request", "Invalid JSON payload received or JSON payload is empty.", ""}
 	}
 	return m, nil
+}
+
+// PeakActive is the most runs the fake had in progress at once.
+func (s *Sim) PeakActive() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
+// admitRun takes a place among the runs in progress, or reports that MaxActive are running.
+func (s *Sim) admitRun() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opts.MaxActive > 0 && s.active >= s.opts.MaxActive {
+		return false
+	}
+	s.active++
+	s.peak = max(s.peak, s.active)
+	return true
+}
+
+func (s *Sim) runEnded() {
+	s.mu.Lock()
+	s.active--
+	s.mu.Unlock()
 }

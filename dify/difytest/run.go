@@ -126,6 +126,10 @@ func (s *Sim) runWorkflow(w http.ResponseWriter, r *http.Request, c *call) {
 	if c.sc.outcome.node == "code" {
 		nodes = []node{startNode, llmNode, codeNode, endNode}
 	}
+	if !s.admitRun() {
+		writeErr(w, d, apiErr{http.StatusTooManyRequests, "too_many_requests", s.maxActiveMessage(), ""})
+		return
+	}
 	p := s.newPlan(c.sc, "workflow", user, ra, nodes, s.answer(c.sh, got.text, got))
 	s.serveRun(w, r, p, ra.streaming)
 }
@@ -194,6 +198,10 @@ func (s *Sim) chat(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	if c.sc.outcome.kind == cutEarly {
 		cutEarlyAnswer(w, ra.streaming)
+		return
+	}
+	if !s.admitRun() {
+		writeErr(w, d, apiErr{http.StatusTooManyRequests, "too_many_requests", s.maxActiveMessage(), ""})
 		return
 	}
 	s.mu.Lock()
@@ -420,9 +428,11 @@ func (s *Sim) serveRun(w http.ResponseWriter, r *http.Request, p *plan, streamin
 	if closed {
 		cancel()
 		s.execute(ctx, p) // It ends at once, stopped; the channel holds all it sends.
+		s.runEnded()
 	} else {
 		go func() {
 			defer s.runs.Done()
+			defer s.runEnded()
 			defer cancel()
 			defer context.AfterFunc(s.base, cancel)()
 			s.execute(ctx, p)
@@ -936,4 +946,9 @@ func (s *Sim) listMessages(w http.ResponseWriter, r *http.Request, c *call) {
 			{"created_at", rn.createdAt.Unix()}, {"status", status}, {"error", nullable(rn.err)}})
 	}
 	writeJSON(w, d, http.StatusOK, obj{{"limit", limit}, {"has_more", from > 0}, {"data", data}})
+}
+
+// maxActiveMessage is Dify's text for APP_MAX_ACTIVE_REQUESTS (dify-api.md §1.3).
+func (s *Sim) maxActiveMessage() string {
+	return fmt.Sprintf("Too many requests. Please try again later. The current maximum concurrent requests allowed for %s is %d.", appID, s.opts.MaxActive)
 }
