@@ -240,7 +240,7 @@ func (s *Store) openSQLite(ctx context.Context, rc *river.Config) error {
 			return fmt.Errorf("river: %w", err)
 		}
 		s.d = sqliteDialect
-		if err := migrate(ctx, sqlConn{tx}, sqliteDialect); err != nil {
+		if err := migrate(ctx, sqlConn{q: tx}, sqliteDialect); err != nil {
 			return err
 		}
 		return tx.Commit()
@@ -254,7 +254,8 @@ func (s *Store) openSQLite(ctx context.Context, rc *river.Config) error {
 		_ = db.Close()
 		return fmt.Errorf("store: %w", err)
 	}
-	s.db = &sqliteBackend{sqlConn: sqlConn{db}, db: db, client: client}
+	stmts := &stmtCache{db: db}
+	s.db = &sqliteBackend{sqlConn: sqlConn{q: db, stmts: stmts}, db: db, stmts: stmts, client: client}
 	s.queue = client
 	return nil
 }
