@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -43,13 +42,13 @@ type runResult struct {
 }
 
 func runOnce(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("run")
 	image := fs.String("image", "", "path of an image to send")
 	text := fs.String("text", "", "text to send")
 	asJSON := fs.Bool("json", false, "print the outcome as JSON on stdout")
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	getenv, err := fs.parse(args, getenv, stdout, stderr)
+	if err != nil {
+		return err
 	}
 	if *image == "" && *text == "" {
 		fmt.Fprintln(stderr, "difybot run: give -image, -text or both")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -17,16 +16,18 @@ import (
 )
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	getenv, err := newFlags("serve").parse(args, getenv, stdout, stderr)
+	if err != nil {
+		return err
 	}
 	sys, err := boot(ctx, getenv, stderr, platformEnv{})
 	if err != nil {
 		return err
 	}
 	defer sys.Close()
+	if len(sys.platforms) == 0 {
+		sys.log.Warn().Msg(noPlatform + "; /readyz answers 503 until one is")
+	}
 	mux, err := sys.routes()
 	if err != nil {
 		return err
@@ -83,16 +84,24 @@ func (s *system) routes() (http.Handler, error) {
 	return newBodyGuard(s.limits).wrap(mux), nil
 }
 
+// noPlatform is serve's warning, and /readyz's reason, when no chat platform is configured.
+const noPlatform = "no chat platform is configured, so no message can arrive: set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or SLACK_APP_TOKEN, or LINE_CHANNEL_SECRET with LINE_CHANNEL_TOKEN (difybot doctor checks them)"
+
 // infoFresh is how recently Dify must have answered /v1/info for the replica to count as ready.
 const infoFresh = time.Minute
 
-// readyz reports whether this replica can do its work: the store answers, Dify answered /v1/info within the
-// last minute (asked again only when that is stale, so probes cost Dify one call a minute), and the breaker lets
-// calls through.
+// readyz reports whether this replica can do its work: a chat platform is configured, the store answers, Dify
+// answered /v1/info within the last minute (asked again only when that is stale, so probes cost Dify one call a
+// minute), and the breaker lets calls through. A replica with no platform is not ready, though nothing in it is
+// broken: it can never receive a message, and a rollout of such a configuration should stop at its first replica
+// and say why, not go on looking healthy. Liveness (/healthz) is unaffected, so nothing restarts it in a loop.
 func (s *system) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	var reasons []string
+	if len(s.platforms) == 0 {
+		reasons = append(reasons, noPlatform)
+	}
 	if err := s.store.Ping(ctx); err != nil {
 		reasons = append(reasons, "store unreachable: "+err.Error())
 	}
