@@ -19,8 +19,10 @@ func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
 	return h.Handler.Handle(ctx, r)
 }
 
-func (h quietHandler) WithAttrs(as []slog.Attr) slog.Handler { return quietHandler{h.Handler.WithAttrs(as)} }
-func (h quietHandler) WithGroup(n string) slog.Handler       { return quietHandler{h.Handler.WithGroup(n)} }
+func (h quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietHandler{h.Handler.WithAttrs(as)}
+}
+func (h quietHandler) WithGroup(n string) slog.Handler { return quietHandler{h.Handler.WithGroup(n)} }
 
 func demote(l slog.Level) slog.Level {
 	if l == slog.LevelInfo {
