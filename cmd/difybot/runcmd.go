@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -53,6 +54,22 @@ func runOnce(ctx context.Context, args []string, getenv func(string) string, std
 	if *image == "" && *text == "" {
 		fmt.Fprintln(stderr, "difybot run: give -image, -text or both")
 		return exitError(2)
+	}
+	if *image != "" {
+		// A local file that cannot be read is the command line's mistake, not a chat platform's download
+		// failure: say which file and why, before anything runs.
+		f, err := os.Open(*image)
+		if err == nil {
+			var st os.FileInfo
+			if st, err = f.Stat(); err == nil && st.IsDir() {
+				err = errors.New("is a directory")
+			}
+			f.Close()
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "difybot run: -image %s: %v\n", *image, unwrapPath(err))
+			return exitError(2)
+		}
 	}
 	cfg, err := loadConfig(getenv, stderr, true)
 	if err != nil {
@@ -120,4 +137,13 @@ func runOnce(ctx context.Context, args []string, getenv func(string) string, std
 		return exitError(1)
 	}
 	return nil
+}
+
+// unwrapPath drops the *fs.PathError's repetition of the path the message already names.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
