@@ -63,6 +63,10 @@ type Config struct {
 	// raw error or a reply happens to carry one. The token is always redacted. Values under 8 bytes are ignored:
 	// they would match ordinary text.
 	Redact []string
+	// About fills the replica's sections of a run's debug bundle (GET /admin/runs/{id}/bundle); nil leaves them out.
+	About About
+	// OpenFile reads a run's attachments again for the page's thumbnails; nil turns them off.
+	OpenFile OpenFile
 }
 
 // Admin API limits.
@@ -133,11 +137,14 @@ func New(cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/runs", a.listRuns)
 	mux.HandleFunc("GET /admin/runs/{id}", a.getRun)
+	mux.HandleFunc("GET /admin/runs/{id}/bundle", a.getBundle)
+	mux.HandleFunc("GET /admin/runs/{id}/files/{n}", a.getFile)
 	mux.HandleFunc("GET /admin/breaker", a.getBreaker)
 	mux.HandleFunc("PUT /admin/breaker", a.putBreaker)
 	// Method-less fallbacks turn the mux's plain-text 405 and 404 into JSON the page can show.
 	mux.HandleFunc("/admin/runs", methodNotAllowed("GET"))
 	mux.HandleFunc("/admin/runs/{id}", methodNotAllowed("GET"))
+	mux.HandleFunc("/admin/runs/{id}/bundle", methodNotAllowed("GET"))
 	mux.HandleFunc("/admin/breaker", methodNotAllowed("GET, PUT"))
 	mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, http.StatusNotFound, "no admin route "+r.Method+" "+r.URL.Path)

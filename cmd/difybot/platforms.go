@@ -111,7 +111,7 @@ func newWeb(cfg config.Config, env platformEnv) (platform, error) {
 		dir = "" // The chat's own temporary directory: doctor leaves DATA_DIR as it was.
 	}
 	return web.New(web.Config{Inbox: env.inbox, Logger: env.log, UploadDir: dir,
-		MaxImageBytes: cfg.MaxImageBytes, Token: token})
+		MaxImageBytes: cfg.MaxImageBytes, Token: token, Language: bot.Lang(cfg.Language)})
 }
 
 // threadsOf shares the threads the Slack bot is in between replicas through the store.

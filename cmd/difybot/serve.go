@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"time"
 
@@ -70,7 +71,8 @@ func (s *system) routes() (http.Handler, error) {
 	// With no ADMIN_TOKEN, admin.New answers 404 everywhere: the admin API is off.
 	adm, err := admin.New(admin.Config{
 		Token: s.cfg.AdminToken.Reveal(), Store: s.store, Breaker: s.dify.Breaker(), Extra: s.adminExtra,
-		Logger: s.log.With().Str("component", "admin").Logger(), Redact: s.secrets(),
+		Logger: s.log.With().Str("component", "admin").Logger(), Redact: s.secrets(), About: s.about,
+		OpenFile: s.openFile,
 	})
 	if err != nil {
 		return nil, err
@@ -122,6 +124,40 @@ func (s *system) readyz(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "reasons": reasons, "breaker": st})
+}
+
+// about is this replica's part of a run's debug bundle: what it is, what it found of the Dify app, and its
+// configuration with every secret as [redacted] (config.Secret marshals so; the admin API's redactor is the
+// second line for anything else).
+func (s *system) about(ctx context.Context) map[string]any {
+	names := []string{}
+	for _, p := range s.platforms {
+		names = append(names, p.Name())
+	}
+	out := map[string]any{
+		"versions":  map[string]string{"difybot": versionLine(), "go": runtime.Version(), "os_arch": runtime.GOOS + "/" + runtime.GOARCH},
+		"platforms": names,
+		"config":    s.cfg,
+		"breaker":   s.dify.Breaker().Status(),
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if app, err := s.bot.App(ctx); err != nil {
+		out["app"] = map[string]string{"error": bot.Diagnose(err).Summary}
+	} else {
+		out["app"] = app
+	}
+	return out
+}
+
+// openFile reads a run's attachment again through the platform it came from, for the admin page.
+func (s *system) openFile(ctx context.Context, r bot.Run, f bot.File) (io.ReadCloser, error) {
+	for _, p := range s.platforms {
+		if p.Name() == r.Platform {
+			return p.OpenFile(ctx, r.Message, f)
+		}
+	}
+	return nil, fmt.Errorf("no platform %q on this replica", r.Platform)
 }
 
 // secrets are the configured secret values, which the admin API removes from anything it returns.
