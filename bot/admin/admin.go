@@ -102,7 +102,7 @@ func preparePage(page []byte) ([]byte, string) {
 		tag := string(m[1])
 		hashes[tag] = append(hashes[tag], "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
 	}
-	csp := fmt.Sprintf("default-src 'none'; script-src %s; style-src %s; connect-src 'self'; img-src 'self' data:; "+
+	csp := fmt.Sprintf("default-src 'none'; script-src %s; style-src %s; connect-src 'self'; img-src 'self' data: blob:; "+
 		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 		strings.Join(append(hashes["script"], "'self'"), " "), strings.Join(append(hashes["style"], "'self'"), " "))
 	return page, csp

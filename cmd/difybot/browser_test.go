@@ -2,13 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,33 +50,7 @@ func TestDemoInABrowser(t *testing.T) {
 		c.Call("Emulation.setDeviceMetricsOverride", map[string]any{"width": w, "height": 900, "deviceScaleFactor": 1, "mobile": w < 600})
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout syncBuffer
-	done := make(chan error, 1)
-	go func() { // Ends when ctx is cancelled at the end of the test.
-		done <- run(ctx, []string{"demo", "-addr", "127.0.0.1:0"}, env(map[string]string{"DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn"}), nil, &stdout, io.Discard)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo: %v", err)
-		}
-	})
-	var base, token string
-	deadline := time.Now().Add(30 * time.Second)
-	for base == "" || token == "" {
-		out := stdout.String()
-		if m := regexp.MustCompile(`web chat\s+(http://\S+)/`).FindStringSubmatch(out); m != nil {
-			base = m[1]
-		}
-		if m := regexp.MustCompile(`admin token: (\S+)`).FindStringSubmatch(out); m != nil {
-			token = m[1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("demo did not print its URLs:\n%s", out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	base, token := startDemo(t)
 
 	// 1. Send a photo in the web chat: the simulator's answer comes back.
 	c.Navigate(base + "/")
