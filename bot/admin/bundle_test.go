@@ -4,26 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/difybot/difybot/bot"
-	"github.com/difybot/difybot/bot/store"
-	"github.com/difybot/difybot/dify"
-	"github.com/rs/zerolog"
 )
 
 // TestAdminBundle: one file with the run, its steps, nodes and diagnosis and the replica's sections, offered as a
 // download, with every planted secret redacted, including ones the About sections themselves carry.
 func TestAdminBundle(t *testing.T) {
-	st, err := store.Open(t.Context(), store.Config{SQLitePath: filepath.Join(t.TempDir(), "admin.db"), Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	e := &adminEnv{store: st, breaker: dify.NewBreaker(dify.BreakerConfig{}, zerolog.Nop()), now: time.Date(2025, 6, 1, 9, 30, 0, 0, time.UTC)}
 	about := func(context.Context) map[string]any {
 		return map[string]any{
 			"versions": map[string]string{"difybot": "v1.2.3"},
@@ -31,8 +21,7 @@ func TestAdminBundle(t *testing.T) {
 			"config":   map[string]string{"DIFY_API_KEY": "[redacted]", "careless": "key " + leakDifyKey},
 		}
 	}
-	e.handler = mustNew(t, Config{Token: adminTestToken, Store: st, Breaker: e.breaker, Logger: zerolog.Nop(),
-		Now: func() time.Time { return e.now }, Redact: []string{leakDifyKey, leakSlackToken}, About: about})
+	e := newAdminEnv(t, nil, func(c *Config) { c.About = about })
 	failed := e.seed(t, []seedRun{{"slack", bot.RunFailed, bot.CodeDifyRateLimited}})[0]
 
 	rec := e.do(t, "GET", "/admin/runs/"+failed.ID+"/bundle", "Bearer "+adminTestToken, "")

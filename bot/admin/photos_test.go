@@ -8,22 +8,12 @@ import (
 	"image/png"
 	"io"
 	"net/http"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/difybot/difybot/bot"
-	"github.com/difybot/difybot/bot/store"
-	"github.com/difybot/difybot/dify"
-	"github.com/rs/zerolog"
 )
 
 func TestAdminFiles(t *testing.T) {
-	st, err := store.Open(t.Context(), store.Config{SQLitePath: filepath.Join(t.TempDir(), "admin.db"), Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	var photo bytes.Buffer
 	png.Encode(&photo, image.NewGray(image.Rect(0, 0, 4, 3)))
 	var serve []byte
@@ -34,8 +24,7 @@ func TestAdminFiles(t *testing.T) {
 		}
 		return io.NopCloser(bytes.NewReader(serve)), fail
 	}
-	e := &adminEnv{store: st, breaker: dify.NewBreaker(dify.BreakerConfig{}, zerolog.Nop()), now: time.Now()}
-	e.handler = mustNew(t, Config{Token: adminTestToken, Store: st, Breaker: e.breaker, Logger: zerolog.Nop(), OpenFile: open})
+	e := newAdminEnv(t, nil, func(c *Config) { c.OpenFile = open })
 	run := e.seed(t, []seedRun{{"line", bot.RunSucceeded, ""}})[0]
 
 	for _, tt := range []struct {

@@ -37,14 +37,7 @@ func (s *syncBuffer) String() string {
 // TestDemoInABrowser is issue 4's walk-through: the demo, the web chat, the admin page and the breaker switch,
 // driven in headless Chromium. Screenshots go to $DIFYBOT_SCREENSHOTS when set.
 func TestDemoInABrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("drives a browser")
-	}
-	c := cdptest.Start(t)
-	shots := os.Getenv("DIFYBOT_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
+	c, shots := startBrowser(t)
 	if w, err := strconv.Atoi(os.Getenv("DIFYBOT_SCREENSHOT_WIDTH")); err == nil && w > 0 {
 		// A phone's width (390) or a laptop's (1280), to look at the pages as people will.
 		c.Call("Emulation.setDeviceMetricsOverride", map[string]any{"width": w, "height": 900, "deviceScaleFactor": 1, "mobile": w < 600})
@@ -115,6 +108,21 @@ func TestDemoInABrowser(t *testing.T) {
 	c.Eval(`[...document.querySelectorAll(".chip")].find(b => b.textContent === "Is anything damaged?").click(); true`)
 	c.WaitFor("the answer with the photo and the chip's question", `[...document.querySelectorAll(".msg.bot")].some(e => e.dataset.final === "true" && e.innerText.includes("PNG image, 64×48 px") && e.innerText.includes("You said: Is anything damaged?") && e.innerText.includes('question="Is anything damaged?", photo=1 file'))`)
 	c.Screenshot(filepath.Join(shots, "8-web-chat-answer.png"))
+}
+
+// startBrowser starts Chromium (skipping the test in -short mode or without one) and returns the directory for
+// screenshots: $DIFYBOT_SCREENSHOTS, else a temporary one.
+func startBrowser(t *testing.T) (*cdptest.Page, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("drives a browser")
+	}
+	c := cdptest.Start(t)
+	shots := os.Getenv("DIFYBOT_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	return c, shots
 }
 
 func putJSON(t testing.TB, url, token, body string) {

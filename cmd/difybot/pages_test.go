@@ -23,14 +23,7 @@ import (
 // than the window, the answer in view once its photo has loaded, the admin page following a run without a
 // click, and the debug bundle downloaded without a secret in it. Screenshots go to $DIFYBOT_SCREENSHOTS.
 func TestPagesAtTwoSizes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("drives a browser")
-	}
-	c := cdptest.Start(t)
-	shots := os.Getenv("DIFYBOT_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
+	c, shots := startBrowser(t)
 	base, token := startDemo(t)
 	downloads := t.TempDir()
 	c.Call("Browser.setDownloadBehavior", map[string]any{"behavior": "allow", "downloadPath": downloads})
