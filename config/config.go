@@ -520,14 +520,19 @@ func (l *loader) difyBaseURL(name, def string) string {
 	}
 	u, problem := parseHTTPURL(v)
 	if problem != "" {
-		l.bad(name, shown(v), problem, "e.g. https://dify.example.com/v1")
+		hint := "e.g. https://dify.example.com/v1"
+		if !strings.Contains(v, "://") {
+			// localhost:5001 parses as the scheme "localhost".
+			hint = fmt.Sprintf("did you mean %q?", "http://"+strings.TrimRight(shown(v), "/")+"/v1")
+		}
+		l.bad(name, shown(v), problem, hint)
 		return def
 	}
 	v = strings.TrimRight(v, "/")
 	if path := strings.TrimRight(u.Path, "/"); !strings.HasSuffix(path, "/v1") {
-		hint := "Dify's service API lives under /v1"
-		if strings.Contains(path, "/v1/") {
-			hint = "give the base up to /v1, not an endpoint"
+		hint := fmt.Sprintf("Dify's service API lives under /v1: did you mean %q?", shown(v)+"/v1")
+		if i := strings.Index(path, "/v1/"); i >= 0 {
+			hint = fmt.Sprintf("give the base up to /v1, not an endpoint: %q", shown(v)[:len(shown(v))-len(path)+i+3])
 		}
 		l.bad(name, shown(v), "must end with /v1", hint)
 		return def

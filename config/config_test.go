@@ -279,7 +279,7 @@ func TestLoadQuoted(t *testing.T) {
 func TestLoadDifyBaseURLWithoutV1(t *testing.T) {
 	for _, v := range []string{"https://dify.example.com", "https://dify.example.com/"} {
 		_, err := config.Load(env(map[string]string{"DIFY_BASE_URL": v}))
-		const want = `DIFY_BASE_URL: must end with /v1 (got "https://dify.example.com"); Dify's service API lives under /v1`
+		const want = `DIFY_BASE_URL: must end with /v1 (got "https://dify.example.com"); Dify's service API lives under /v1: did you mean "https://dify.example.com/v1"?`
 		if err == nil || err.Error() != want {
 			t.Errorf("DIFY_BASE_URL=%q: error = %v; want %s", v, err, want)
 		}
@@ -633,5 +633,18 @@ func TestLoadErrorIsJoined(t *testing.T) {
 	var joined interface{ Unwrap() []error }
 	if !errors.As(err, &joined) || len(joined.Unwrap()) != 2 {
 		t.Errorf("Load error = %v; want two joined errors", err)
+	}
+}
+
+// TestGroupsListWhatLoadReads keeps --help's variable list in step with Load: the same names, in the same order.
+func TestGroupsListWhatLoadReads(t *testing.T) {
+	var listed []string
+	for _, g := range config.Groups() {
+		for _, v := range g.Vars {
+			listed = append(listed, v.Name)
+		}
+	}
+	if read := readNames(t); !slices.Equal(listed, read) {
+		t.Errorf("Groups lists\n%v\nbut Load reads\n%v", listed, read)
 	}
 }

@@ -65,6 +65,10 @@ type Config struct {
 	// raw error or a reply happens to carry one. The token is always redacted. Values under 8 bytes are ignored:
 	// they would match ordinary text.
 	Redact []string
+	// About fills the replica's sections of a run's debug bundle (GET /admin/runs/{id}/bundle); nil leaves them out.
+	About About
+	// OpenFile reads a run's attachments again for the page's thumbnails; nil turns them off.
+	OpenFile OpenFile
 }
 
 // Admin API limits.
@@ -100,7 +104,7 @@ func preparePage(page []byte) ([]byte, string) {
 		tag := string(m[1])
 		hashes[tag] = append(hashes[tag], "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
 	}
-	csp := fmt.Sprintf("default-src 'none'; script-src %s; style-src %s; connect-src 'self'; img-src 'self' data:; "+
+	csp := fmt.Sprintf("default-src 'none'; script-src %s; style-src %s; connect-src 'self'; img-src 'self' data: blob:; "+
 		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 		strings.Join(append(hashes["script"], "'self'"), " "), strings.Join(append(hashes["style"], "'self'"), " "))
 	return page, csp
@@ -135,11 +139,14 @@ func New(cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/runs", a.listRuns)
 	mux.HandleFunc("GET /admin/runs/{id}", a.getRun)
+	mux.HandleFunc("GET /admin/runs/{id}/bundle", a.getBundle)
+	mux.HandleFunc("GET /admin/runs/{id}/files/{n}", a.getFile)
 	mux.HandleFunc("GET /admin/breaker", a.getBreaker)
 	mux.HandleFunc("PUT /admin/breaker", a.putBreaker)
 	// Method-less fallbacks turn the mux's plain-text 405 and 404 into JSON the page can show.
 	mux.HandleFunc("/admin/runs", methodNotAllowed("GET"))
 	mux.HandleFunc("/admin/runs/{id}", methodNotAllowed("GET"))
+	mux.HandleFunc("/admin/runs/{id}/bundle", methodNotAllowed("GET"))
 	mux.HandleFunc("/admin/breaker", methodNotAllowed("GET, PUT"))
 	mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, http.StatusNotFound, "no admin route "+r.Method+" "+r.URL.Path)

@@ -56,7 +56,8 @@ type adminEnv struct {
 // adminExchange is one request (without its headers, which hold the token) and the whole response.
 type adminExchange struct{ request, response string }
 
-func newAdminEnv(t *testing.T, extra map[string]http.Handler) *adminEnv {
+// newAdminEnv builds the handler; edit, when given, changes its Config first (About, OpenFile).
+func newAdminEnv(t *testing.T, extra map[string]http.Handler, edit ...func(*Config)) *adminEnv {
 	t.Helper()
 	st, err := store.Open(t.Context(), store.Config{SQLitePath: filepath.Join(t.TempDir(), "admin.db"), Logger: zerolog.Nop()})
 	if err != nil {
@@ -65,8 +66,12 @@ func newAdminEnv(t *testing.T, extra map[string]http.Handler) *adminEnv {
 	t.Cleanup(func() { st.Close() })
 	e := &adminEnv{store: st, breaker: dify.NewBreaker(dify.BreakerConfig{}, zerolog.Nop()),
 		now: time.Date(2025, 6, 1, 9, 30, 0, 0, time.UTC)}
-	e.handler = mustNew(t, Config{Token: adminTestToken, Store: st, Breaker: e.breaker, Logger: zerolog.Nop(),
-		Now: func() time.Time { return e.now }, Extra: extra, Redact: []string{leakDifyKey, leakSlackToken}})
+	cfg := Config{Token: adminTestToken, Store: st, Breaker: e.breaker, Logger: zerolog.Nop(),
+		Now: func() time.Time { return e.now }, Extra: extra, Redact: []string{leakDifyKey, leakSlackToken}}
+	for _, f := range edit {
+		f(&cfg)
+	}
+	e.handler = mustNew(t, cfg)
 	return e
 }
 

@@ -271,25 +271,33 @@ func clipRunes(s string, n int) string {
 func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func (a *api) getRun(w http.ResponseWriter, r *http.Request) {
+	d, ok := a.detail(w, r)
+	if ok {
+		a.writeJSON(w, http.StatusOK, d)
+	}
+}
+
+// detail loads a run with its steps and node events, or answers the request with why it could not.
+func (a *api) detail(w http.ResponseWriter, r *http.Request) (runDetail, bool) {
 	id := r.PathValue("id")
 	run, err := a.cfg.Store.Run(r.Context(), id)
 	if errors.Is(err, bot.ErrNotFound) {
 		a.writeError(w, http.StatusNotFound, fmt.Sprintf("no run %q", clipRunes(id, 60)))
-		return
+		return runDetail{}, false
 	}
 	if err != nil {
 		a.internal(w, r, "load run", err)
-		return
+		return runDetail{}, false
 	}
 	steps, err := a.cfg.Store.Steps(r.Context(), id)
 	if err != nil {
 		a.internal(w, r, "load steps", err)
-		return
+		return runDetail{}, false
 	}
 	events, err := a.cfg.Store.NodeEvents(r.Context(), id)
 	if err != nil {
 		a.internal(w, r, "load node events", err)
-		return
+		return runDetail{}, false
 	}
 	d := runDetail{Run: a.viewRun(run), Steps: make([]stepView, 0, len(steps)), NodeEvents: events,
 		Nodes: mergeNodes(events, run.Status == bot.RunSucceeded || run.Status == bot.RunFailed), Diagnosis: run.Diagnosis}
@@ -301,7 +309,7 @@ func (a *api) getRun(w http.ResponseWriter, r *http.Request) {
 			Name: s.Name, Status: s.Status, Start: s.Start, DurationMS: durationMS(s.Duration), Code: s.Code, Error: s.Error,
 			Fields: s.Fields})
 	}
-	a.writeJSON(w, http.StatusOK, d)
+	return d, true
 }
 
 func (a *api) viewRun(r bot.Run) runView {

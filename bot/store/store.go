@@ -154,7 +154,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		MaxAttempts:          maxAttempts,
 		FetchCooldown:        fetchCooldown,
-		Logger:               slog.New(zerolog.NewSlogHandler(cfg.Logger)),
+		Logger:               slog.New(quietHandler{zerolog.NewSlogHandler(cfg.Logger)}),
 	}
 	if cfg.RetryBase > 0 {
 		rc.RetryPolicy = retryPolicy{base: cfg.RetryBase}

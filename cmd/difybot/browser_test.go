@@ -2,13 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,46 +37,13 @@ func (s *syncBuffer) String() string {
 // TestDemoInABrowser is issue 4's walk-through: the demo, the web chat, the admin page and the breaker switch,
 // driven in headless Chromium. Screenshots go to $DIFYBOT_SCREENSHOTS when set.
 func TestDemoInABrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("drives a browser")
-	}
-	c := cdptest.Start(t)
-	shots := os.Getenv("DIFYBOT_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
+	c, shots := startBrowser(t)
 	if w, err := strconv.Atoi(os.Getenv("DIFYBOT_SCREENSHOT_WIDTH")); err == nil && w > 0 {
 		// A phone's width (390) or a laptop's (1280), to look at the pages as people will.
 		c.Call("Emulation.setDeviceMetricsOverride", map[string]any{"width": w, "height": 900, "deviceScaleFactor": 1, "mobile": w < 600})
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout syncBuffer
-	done := make(chan error, 1)
-	go func() { // Ends when ctx is cancelled at the end of the test.
-		done <- run(ctx, []string{"demo", "-addr", "127.0.0.1:0"}, env(map[string]string{"DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn"}), nil, &stdout, io.Discard)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo: %v", err)
-		}
-	})
-	var base, token string
-	deadline := time.Now().Add(30 * time.Second)
-	for base == "" || token == "" {
-		out := stdout.String()
-		if m := regexp.MustCompile(`web chat\s+(http://\S+)/`).FindStringSubmatch(out); m != nil {
-			base = m[1]
-		}
-		if m := regexp.MustCompile(`admin token: (\S+)`).FindStringSubmatch(out); m != nil {
-			token = m[1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("demo did not print its URLs:\n%s", out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	base, token := startDemo(t)
 
 	// 1. Send a photo in the web chat: the simulator's answer comes back.
 	c.Navigate(base + "/")
@@ -143,6 +108,21 @@ func TestDemoInABrowser(t *testing.T) {
 	c.Eval(`[...document.querySelectorAll(".chip")].find(b => b.textContent === "Is anything damaged?").click(); true`)
 	c.WaitFor("the answer with the photo and the chip's question", `[...document.querySelectorAll(".msg.bot")].some(e => e.dataset.final === "true" && e.innerText.includes("PNG image, 64×48 px") && e.innerText.includes("You said: Is anything damaged?") && e.innerText.includes('question="Is anything damaged?", photo=1 file'))`)
 	c.Screenshot(filepath.Join(shots, "8-web-chat-answer.png"))
+}
+
+// startBrowser starts Chromium (skipping the test in -short mode or without one) and returns the directory for
+// screenshots: $DIFYBOT_SCREENSHOTS, else a temporary one.
+func startBrowser(t *testing.T) (*cdptest.Page, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("drives a browser")
+	}
+	c := cdptest.Start(t)
+	shots := os.Getenv("DIFYBOT_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	return c, shots
 }
 
 func putJSON(t testing.TB, url, token, body string) {

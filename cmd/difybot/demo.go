@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,13 +18,12 @@ import (
 const demoLatency = 400 * time.Millisecond
 
 func demo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("demo")
 	addr := fs.String("addr", "", "listen address (default HTTP_ADDR or :8080)")
 	scenario := fs.String("scenario", "ok", "the simulator's starting scenario (see difysim -list)")
 	shape := fs.String("shape", difytest.DefaultShape, "the simulated app's starting shape: its mode and start form (see difysim -list)")
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	if _, err := fs.parse(args, getenv, stdout, stderr); err != nil {
+		return err
 	}
 	if !slices.ContainsFunc(difytest.Shapes(), func(s difytest.Shape) bool { return s.Name == *shape }) {
 		fmt.Fprintf(stderr, "demo: unknown shape %q (difysim -list shows them)\n", *shape)

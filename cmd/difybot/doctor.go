@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -35,6 +34,11 @@ func (c *checklist) report(ch bot.Check) {
 	c.fail(ch.Name, ch.Detail, ch.Fixes...)
 }
 
+// skip is a check not run, because a problem already reported is its root cause, or a platform left off.
+func (c *checklist) skip(name, why string) {
+	fmt.Fprintf(c.w, "➖ %s: %s\n", name, why)
+}
+
 func (c *checklist) fail(name, problem string, fixes ...string) {
 	c.failed++
 	fmt.Fprintf(c.w, "❌ %s: %s\n", name, problem)
@@ -43,10 +47,11 @@ func (c *checklist) fail(name, problem string, fixes ...string) {
 	}
 }
 
-// failDiag reports a Dify failure with the diagnosis's summary and checks.
+// failDiag reports a Dify failure with the diagnosis's summary and checks, less "run difybot doctor": this is it.
 func (c *checklist) failDiag(name string, err error) {
 	d := bot.Diagnose(err)
-	c.fail(name, fmt.Sprintf("%s (%s)", d.Summary, d.Code), d.Checks...)
+	fixes := slices.DeleteFunc(d.Checks, func(s string) bool { return strings.HasPrefix(s, "difybot doctor") })
+	c.fail(name, fmt.Sprintf("%s (%s)", d.Summary, d.Code), fixes...)
 }
 
 const doctorTimeout = 15 * time.Second
@@ -56,28 +61,43 @@ func doctor(ctx context.Context, args []string, getenv func(string) string, stdo
 }
 
 func doctorWith(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, specs []platformSpec) error {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	getenv, err := newFlags("doctor").parse(args, getenv, stdout, stderr)
+	if err != nil {
+		return err
 	}
 	c := &checklist{w: stdout}
 	cfg, err := config.Load(getenv)
-	if err != nil {
-		for _, e := range splitJoined(err) {
-			name, msg, _ := strings.Cut(e.Error(), ": ")
-			c.fail(name, msg)
+	problems := splitJoined(errors.Join(err, cfg.RequireServe()))
+	// A platform's variables are reported with the platform; the others here. A problem with the base URL
+	// or the key is the root cause of every Dify check, so those are not run.
+	byPlatform := map[string][]string{}
+	var blocksDify []string
+	for _, e := range problems {
+		name, msg, _ := strings.Cut(e.Error(), ": ")
+		if sp, ok := specOf(specs, name); ok {
+			byPlatform[sp.name] = append(byPlatform[sp.name], e.Error())
+			continue
 		}
-	} else {
+		problem, fix, _ := strings.Cut(msg, "; ")
+		c.fail(name, problem, nonEmpty(fix)...)
+		if name == "DIFY_BASE_URL" || name == "DIFY_API_KEY" {
+			blocksDify = append(blocksDify, name)
+		}
+	}
+	if len(problems) == 0 {
 		c.ok("configuration", "every variable is valid")
 	}
-	if err := cfg.RequireServe(); err != nil {
-		c.fail("DIFY_API_KEY", err.Error())
+	if len(blocksDify) > 0 {
+		verb := " is fixed"
+		if len(blocksDify) > 1 {
+			verb = " are fixed"
+		}
+		c.skip("Dify", "not checked until "+strings.Join(blocksDify, " and ")+verb)
 	} else {
 		checkDify(ctx, c, cfg)
 	}
 	checkStore(ctx, c, cfg)
-	checkPlatforms(ctx, c, cfg, specs)
+	checkPlatforms(ctx, c, cfg, getenv, specs, byPlatform)
 	if c.failed > 0 {
 		fmt.Fprintf(stdout, "\n%d problem(s) found.\n", c.failed)
 		return exitError(1)
@@ -86,9 +106,33 @@ func doctorWith(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+// specOf finds the platform a variable belongs to by its prefix: SLACK_, LINE_, WEB_.
+func specOf(specs []platformSpec, name string) (platformSpec, bool) {
+	for _, sp := range specs {
+		if strings.HasPrefix(name, strings.ToUpper(sp.name)+"_") {
+			return sp, true
+		}
+	}
+	return platformSpec{}, false
+}
+
 func splitJoined(err error) []error {
+	if err == nil {
+		return nil
+	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, splitJoined(e)...)
+		}
+		return out
 	}
 	return []error{err}
 }
@@ -190,40 +234,84 @@ func reportInput(c *checklist, app *bot.App, env, setting, used string, image bo
 	}
 }
 
+// checkStore looks at the store without creating or migrating anything: doctor may run in any directory.
 func checkStore(ctx context.Context, c *checklist, cfg config.Config) {
 	ctx, cancel := context.WithTimeout(ctx, doctorTimeout)
 	defer cancel()
-	where := cfg.SQLitePath()
-	if cfg.DatabaseURL != "" {
-		where = "PostgreSQL (DATABASE_URL)"
-	}
-	st, err := store.Open(ctx, store.Config{DatabaseURL: cfg.DatabaseURL.Reveal(), SQLitePath: cfg.SQLitePath(), Workers: 1, Logger: zerolog.Nop()})
+	found, err := store.Check(ctx, store.Config{DatabaseURL: cfg.DatabaseURL.Reveal(), SQLitePath: cfg.SQLitePath()})
 	if err != nil {
-		c.fail("store", fmt.Sprintf("%s: %v", where, err), "check DATABASE_URL, or that DATA_DIR is writable")
+		where := cfg.SQLitePath()
+		fix := "check DATA_DIR, or set DATABASE_URL to use PostgreSQL"
+		if cfg.DatabaseURL != "" {
+			where, fix = "PostgreSQL (DATABASE_URL)", "check DATABASE_URL: host, port, user, password and database, and that PostgreSQL accepts connections from here"
+		}
+		c.fail("store", fmt.Sprintf("%s: %v", where, err), fix)
 		return
 	}
-	defer st.Close()
-	c.ok("store", where+" opened and migrated")
+	c.ok("store", found)
 }
 
-// checkPlatforms runs each platform's own checks, through the same adapter serve builds.
-func checkPlatforms(ctx context.Context, c *checklist, cfg config.Config, specs []platformSpec) {
-	env := platformEnv{inbox: doctorInbox{}, log: zerolog.Nop()}
+// checkPlatforms runs each platform's own checks, through the same adapter serve builds. A platform whose
+// variables have problems is reported once, with them (and as half configured when it is not on); serve with
+// no platform on would never receive a message, which is a problem of its own.
+func checkPlatforms(ctx context.Context, c *checklist, cfg config.Config, getenv func(string) string, specs []platformSpec, problems map[string][]string) {
+	env := platformEnv{inbox: doctorInbox{}, log: zerolog.Nop(), check: true}
+	on := 0
+	var off []platformSpec
 	for _, sp := range specs {
 		p, err := sp.build(cfg, env)
 		switch {
+		case len(problems[sp.name]) > 0:
+			label := sp.title
+			if p == nil && err == nil && anySet(getenv, sp) {
+				label += ": half configured"
+			}
+			for _, pr := range problems[sp.name] {
+				problem, fix, _ := strings.Cut(pr, "; ")
+				c.fail(label, problem, nonEmpty(fix)...)
+			}
 		case err != nil:
 			c.fail(sp.title, err.Error())
-		case p == nil && sp.hint != "":
-			c.ok(sp.title, "not configured ("+sp.hint+")")
-		case p != nil:
+		case p == nil:
+			if sp.hint != "" {
+				off = append(off, sp)
+			}
+		default:
+			on++
 			ctx, cancel := context.WithTimeout(ctx, doctorTimeout)
-			for _, ch := range p.Checks(ctx) {
+			checks := p.Checks(ctx)
+			cancel()
+			if len(checks) == 0 { // The web chat talks to no outside service.
+				c.ok(sp.title, "on")
+			}
+			for _, ch := range checks {
 				c.report(ch)
 			}
-			cancel()
 		}
 	}
+	if on == 0 && len(problems) == 0 {
+		var fixes []string
+		for _, sp := range off {
+			fixes = append(fixes, sp.title+": "+sp.hint)
+		}
+		c.fail("platforms", "none configured: serve would start and never receive a message", fixes...)
+		return
+	}
+	for _, sp := range off {
+		c.skip(sp.title, "off ("+sp.hint+")")
+	}
+}
+
+// anySet reports whether any of a platform's variables is set.
+func anySet(getenv func(string) string, sp platformSpec) bool {
+	for _, g := range config.Groups() {
+		for _, v := range g.Vars {
+			if s, ok := specOf([]platformSpec{sp}, v.Name); ok && s.name == sp.name && strings.TrimSpace(getenv(v.Name)) != "" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // doctorInbox stands in for the queue while doctor builds adapters: doctor never accepts a message.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -23,14 +24,25 @@ func TestDoctor(t *testing.T) {
 		shape    string
 		env      map[string]string
 		want     []string // Lines that must appear.
+		lack     []string // Text that must not.
 		ok       bool
 	}{
 		{name: "healthy", scenario: "ok", ok: true,
-			want: []string{"✅ Dify app:", `✅ DIFY_IMAGE_INPUT: auto: "photo"`, `✅ DIFY_TEXT_INPUT: auto: "query"`, "✅ store:", "All checks passed."}},
+			want: []string{"✅ Dify app:", `✅ DIFY_IMAGE_INPUT: auto: "photo"`, `✅ DIFY_TEXT_INPUT: auto: "query"`, "✅ store:", "✅ web chat: on", "All checks passed."}},
 		{name: "base URL without /v1", scenario: "ok", env: map[string]string{"DIFY_BASE_URL": "SIM_ROOT"},
-			want: []string{"❌ DIFY_BASE_URL: must end with /v1"}},
+			want: []string{"❌ DIFY_BASE_URL: must end with /v1", "➖ Dify: not checked until DIFY_BASE_URL is fixed", "1 problem(s) found."},
+			lack: []string{"Dify app", "✅ configuration"}},
+		{name: "host and port without a scheme", env: map[string]string{"DIFY_BASE_URL": "localhost:5001"},
+			want: []string{`❌ DIFY_BASE_URL: must be an http:// or https:// URL with a host (got "localhost:5001")`, `fix: did you mean "http://localhost:5001/v1"?`, "1 problem(s) found."},
+			lack: []string{"Dify app", "dify_unreachable"}},
+		{name: "Slack with only the bot token", scenario: "ok", env: map[string]string{"SLACK_BOT_TOKEN": "xoxb-1-2-3", "WEB_CHAT": "", "ADMIN_TOKEN": ""},
+			want: []string{"❌ Slack: half configured: SLACK_SIGNING_SECRET: required because SLACK_BOT_TOKEN is set", "➖ LINE: off", "1 problem(s) found."},
+			lack: []string{"not configured", "❌ platforms", "❌ SLACK_SIGNING_SECRET"}},
+		{name: "no platform", scenario: "ok", env: map[string]string{"WEB_CHAT": "", "ADMIN_TOKEN": ""},
+			want: []string{"❌ platforms: none configured", "fix: Slack: set SLACK_BOT_TOKEN", "fix: LINE: set LINE_CHANNEL_SECRET", "1 problem(s) found."},
+			lack: []string{"✅ Slack", "✅ LINE"}},
 		{name: "bad key", scenario: "auth_invalid",
-			want: []string{"❌ Dify app:", "dify_auth_invalid", "fix:"}},
+			want: []string{"❌ Dify app:", "dify_auth_invalid", "fix:"}, lack: []string{"fix: difybot doctor"}},
 		{name: "chat key on a workflow setting", scenario: "chat_ok", env: map[string]string{"DIFY_APP_MODE": "workflow"},
 			want: []string{"❌ DIFY_APP_MODE: set to workflow, but the key belongs to a advanced-chat app"}},
 		{name: "unpublished workflow", scenario: "not_published",
@@ -55,7 +67,8 @@ func TestDoctor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			vars := map[string]string{"DIFY_API_KEY": "app-test", "DATA_DIR": t.TempDir()}
+			// The web chat is the platform, so the other cases fail only for what they are about.
+			vars := map[string]string{"DIFY_API_KEY": "app-test", "DATA_DIR": t.TempDir(), "WEB_CHAT": "on", "ADMIN_TOKEN": "0123456789abcdef0123"}
 			if tt.scenario != "" {
 				sim := difytest.NewServer(difytest.Options{Scenario: tt.scenario, Shape: tt.shape, PingEvery: time.Second})
 				defer sim.Close()
@@ -75,6 +88,11 @@ func TestDoctor(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
 			}
+			for _, l := range tt.lack {
+				if strings.Contains(out, l) {
+					t.Errorf("output has %q:\n%s", l, out)
+				}
+			}
 			var ex exitError
 			switch {
 			case tt.ok && err != nil:
@@ -84,6 +102,9 @@ func TestDoctor(t *testing.T) {
 			}
 			if strings.Contains(out, "app-test") {
 				t.Error("doctor printed the API key")
+			}
+			if left, _ := os.ReadDir(vars["DATA_DIR"]); len(left) > 0 {
+				t.Errorf("doctor created %s in DATA_DIR", left[0].Name())
 			}
 		})
 	}

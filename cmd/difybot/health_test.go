@@ -33,27 +33,31 @@ func newSystem(t testing.TB, vars map[string]string) *system {
 	return sys
 }
 
-func TestReadyzFollowsDify(t *testing.T) {
-	sim := difytest.NewServer(difytest.Options{})
-	sys := newSystem(t, map[string]string{"DIFY_BASE_URL": sim.URL(), "DIFY_API_KEY": "app-test"})
-	sys.infoFresh = 0 // Ask Dify on every probe, so the test sees the change at once.
+// readyz asks sys's /readyz.
+func readyz(t testing.TB, sys *system) (int, map[string]any) {
+	t.Helper()
 	mux, err := sys.routes()
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-
-	get := func() (int, map[string]any) {
-		res, err := http.Get(srv.URL + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var body map[string]any
-		json.NewDecoder(res.Body).Decode(&body)
-		return res.StatusCode, body
+	res, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer res.Body.Close()
+	var body map[string]any
+	json.NewDecoder(res.Body).Decode(&body)
+	return res.StatusCode, body
+}
+
+func TestReadyzFollowsDify(t *testing.T) {
+	sim := difytest.NewServer(difytest.Options{})
+	// The web chat is a platform: the replica can receive messages.
+	sys := newSystem(t, map[string]string{"DIFY_BASE_URL": sim.URL(), "DIFY_API_KEY": "app-test", "WEB_CHAT": "on", "ADMIN_TOKEN": "0123456789abcdef0123"})
+	sys.infoFresh = 0 // Ask Dify on every probe, so the test sees the change at once.
+	get := func() (int, map[string]any) { return readyz(t, sys) }
 	if status, body := get(); status != 200 || body["ready"] != true {
 		t.Fatalf("with Dify up: %d %v", status, body)
 	}
@@ -65,6 +69,18 @@ func TestReadyzFollowsDify(t *testing.T) {
 	}
 	if strings.Contains(string(reasons), "app-test") {
 		t.Error("readyz shows the API key")
+	}
+}
+
+// TestReadyzWithoutPlatform: a replica no message can reach is not ready, and says why.
+func TestReadyzWithoutPlatform(t *testing.T) {
+	sim := difytest.NewServer(difytest.Options{})
+	defer sim.Close()
+	sys := newSystem(t, map[string]string{"DIFY_BASE_URL": sim.URL(), "DIFY_API_KEY": "app-test"})
+	status, body := readyz(t, sys)
+	reasons, _ := json.Marshal(body["reasons"])
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(reasons), "no chat platform is configured") {
+		t.Errorf("with no platform: %d %s", status, reasons)
 	}
 }
 

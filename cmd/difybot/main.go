@@ -4,6 +4,9 @@
 //	difybot doctor                   check the configuration, Dify and the platforms
 //	difybot run -image F -text T     one message through the pipeline, steps printed
 //	difybot demo                     the bot with a simulated Dify, web chat and admin page
+//	difybot version                  the version, commit and Go version
+//
+// Configuration comes from the environment and ./.env (or -env-file F); `difybot COMMAND --help` lists it.
 package main
 
 import (
@@ -38,31 +41,41 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e))
 // run is the whole program, with the operating system passed in so tests can drive it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		printUsage(stdout)
+		return nil
+	case len(args) > 0 && args[0] != "" && args[0][0] != '-':
 		cmd, args = args[0], args[1:]
 	}
+	if cmd == "help" { // difybot help [command]
+		if len(args) == 0 {
+			printUsage(stdout)
+			return nil
+		}
+		cmd, args = args[0], []string{"-h"}
+	}
+	var err error
 	switch cmd {
 	case "serve":
-		return serve(ctx, args, getenv, stdout, stderr)
+		err = serve(ctx, args, getenv, stdout, stderr)
 	case "doctor":
-		return doctor(ctx, args, getenv, stdout, stderr)
+		err = doctor(ctx, args, getenv, stdout, stderr)
 	case "run":
-		return runOnce(ctx, args, getenv, stdout, stderr)
+		err = runOnce(ctx, args, getenv, stdout, stderr)
 	case "demo":
-		return demo(ctx, args, getenv, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		err = demo(ctx, args, getenv, stdout, stderr)
+	case "version":
+		err = version(args, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "difybot: unknown command %q\n\n", cmd)
+		printUsage(stderr)
+		return exitError(2)
+	}
+	if errors.Is(err, errHelpShown) {
 		return nil
 	}
-	fmt.Fprintf(stderr, "difybot: unknown command %q\n\n%s", cmd, usage)
-	return exitError(2)
+	return err
 }
 
-const usage = `usage: difybot [command] [flags]
-
-commands:
-  serve                         run the bot (default); configured by environment variables (see .env.example)
-  doctor                        check the configuration, Dify and the platforms; exit 1 on any problem
-  run -image F -text T [-json]  send one message through the pipeline and print its steps and reply
-  demo                          run the bot with a simulated Dify, the web chat and the admin page
-`
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }

@@ -43,6 +43,7 @@ type platformEnv struct {
 	store *store.Store // nil in doctor, which stores nothing.
 	log   zerolog.Logger
 	demo  bool // `difybot demo`: the web chat is on, without a token.
+	check bool // doctor: the platform is built to be checked and must create nothing.
 }
 
 // platforms lists every chat platform difybot serves. Adding one is a package under platforms/ and one line here
@@ -105,8 +106,12 @@ func newWeb(cfg config.Config, env platformEnv) (platform, error) {
 	if env.demo {
 		token = ""
 	}
-	return web.New(web.Config{Inbox: env.inbox, Logger: env.log, UploadDir: filepath.Join(cfg.DataDir, "web"),
-		MaxImageBytes: cfg.MaxImageBytes, Token: token})
+	dir := filepath.Join(cfg.DataDir, "web")
+	if env.check {
+		dir = "" // The chat's own temporary directory: doctor leaves DATA_DIR as it was.
+	}
+	return web.New(web.Config{Inbox: env.inbox, Logger: env.log, UploadDir: dir,
+		MaxImageBytes: cfg.MaxImageBytes, Token: token, Language: bot.Lang(cfg.Language)})
 }
 
 // threadsOf shares the threads the Slack bot is in between replicas through the store.

@@ -5,9 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -43,17 +43,33 @@ type runResult struct {
 }
 
 func runOnce(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("run")
 	image := fs.String("image", "", "path of an image to send")
 	text := fs.String("text", "", "text to send")
 	asJSON := fs.Bool("json", false, "print the outcome as JSON on stdout")
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	getenv, err := fs.parse(args, getenv, stdout, stderr)
+	if err != nil {
+		return err
 	}
 	if *image == "" && *text == "" {
 		fmt.Fprintln(stderr, "difybot run: give -image, -text or both")
 		return exitError(2)
+	}
+	if *image != "" {
+		// A local file that cannot be read is the command line's mistake, not a chat platform's download
+		// failure: say which file and why, before anything runs.
+		f, err := os.Open(*image)
+		if err == nil {
+			var st os.FileInfo
+			if st, err = f.Stat(); err == nil && st.IsDir() {
+				err = errors.New("is a directory")
+			}
+			f.Close()
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "difybot run: -image %s: %v\n", *image, unwrapPath(err))
+			return exitError(2)
+		}
 	}
 	cfg, err := loadConfig(getenv, stderr, true)
 	if err != nil {
@@ -121,4 +137,13 @@ func runOnce(ctx context.Context, args []string, getenv func(string) string, std
 		return exitError(1)
 	}
 	return nil
+}
+
+// unwrapPath drops the *fs.PathError's repetition of the path the message already names.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"time"
 
@@ -17,16 +17,18 @@ import (
 )
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+	getenv, err := newFlags("serve").parse(args, getenv, stdout, stderr)
+	if err != nil {
+		return err
 	}
 	sys, err := boot(ctx, getenv, stderr, platformEnv{})
 	if err != nil {
 		return err
 	}
 	defer sys.Close()
+	if len(sys.platforms) == 0 {
+		sys.log.Warn().Msg(noPlatform + "; /readyz answers 503 until one is")
+	}
 	mux, err := sys.routes()
 	if err != nil {
 		return err
@@ -69,7 +71,8 @@ func (s *system) routes() (http.Handler, error) {
 	// With no ADMIN_TOKEN, admin.New answers 404 everywhere: the admin API is off.
 	adm, err := admin.New(admin.Config{
 		Token: s.cfg.AdminToken.Reveal(), Store: s.store, Breaker: s.dify.Breaker(), Limit: s.dify.Limit, Extra: s.adminExtra,
-		Logger: s.log.With().Str("component", "admin").Logger(), Redact: s.secrets(),
+		Logger: s.log.With().Str("component", "admin").Logger(), Redact: s.secrets(), About: s.about,
+		OpenFile: s.openFile,
 	})
 	if err != nil {
 		return nil, err
@@ -83,16 +86,24 @@ func (s *system) routes() (http.Handler, error) {
 	return newBodyGuard(s.limits).wrap(mux), nil
 }
 
+// noPlatform is serve's warning, and /readyz's reason, when no chat platform is configured.
+const noPlatform = "no chat platform is configured, so no message can arrive: set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or SLACK_APP_TOKEN, or LINE_CHANNEL_SECRET with LINE_CHANNEL_TOKEN (difybot doctor checks them)"
+
 // infoFresh is how recently Dify must have answered /v1/info for the replica to count as ready.
 const infoFresh = time.Minute
 
-// readyz reports whether this replica can do its work: the store answers, Dify answered /v1/info within the
-// last minute (asked again only when that is stale, so probes cost Dify one call a minute), and the breaker lets
-// calls through.
+// readyz reports whether this replica can do its work: a chat platform is configured, the store answers, Dify
+// answered /v1/info within the last minute (asked again only when that is stale, so probes cost Dify one call a
+// minute), and the breaker lets calls through. A replica with no platform is not ready, though nothing in it is
+// broken: it can never receive a message, and a rollout of such a configuration should stop at its first replica
+// and say why, not go on looking healthy. Liveness (/healthz) is unaffected, so nothing restarts it in a loop.
 func (s *system) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	var reasons []string
+	if len(s.platforms) == 0 {
+		reasons = append(reasons, noPlatform)
+	}
 	if err := s.store.Ping(ctx); err != nil {
 		reasons = append(reasons, "store unreachable: "+err.Error())
 	}
@@ -113,6 +124,40 @@ func (s *system) readyz(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "reasons": reasons, "breaker": st})
+}
+
+// about is this replica's part of a run's debug bundle: what it is, what it found of the Dify app, and its
+// configuration with every secret as [redacted] (config.Secret marshals so; the admin API's redactor is the
+// second line for anything else).
+func (s *system) about(ctx context.Context) map[string]any {
+	names := []string{}
+	for _, p := range s.platforms {
+		names = append(names, p.Name())
+	}
+	out := map[string]any{
+		"versions":  map[string]string{"difybot": versionLine(), "go": runtime.Version(), "os_arch": runtime.GOOS + "/" + runtime.GOARCH},
+		"platforms": names,
+		"config":    s.cfg,
+		"breaker":   s.dify.Breaker().Status(),
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if app, err := s.bot.App(ctx); err != nil {
+		out["app"] = map[string]string{"error": bot.Diagnose(err).Summary}
+	} else {
+		out["app"] = app
+	}
+	return out
+}
+
+// openFile reads a run's attachment again through the platform it came from, for the admin page.
+func (s *system) openFile(ctx context.Context, r bot.Run, f bot.File) (io.ReadCloser, error) {
+	for _, p := range s.platforms {
+		if p.Name() == r.Platform {
+			return p.OpenFile(ctx, r.Message, f)
+		}
+	}
+	return nil, fmt.Errorf("no platform %q on this replica", r.Platform)
 }
 
 // secrets are the configured secret values, which the admin API removes from anything it returns.

@@ -63,7 +63,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	scenario := fs.String("scenario", "ok", "starting scenario (see -list)")
 	shape := fs.String("shape", difytest.DefaultShape, "the app's shape: mode and start form (see -list)")
 	latency := fs.Duration("latency", 0, "how long each workflow node takes (0: the scenario's default)")
-	key := fs.String("key", "app-test", "the API key the fake accepts")
+	key := fs.String("key", "", "the one API key to accept (default: any key that starts with app-)")
 	list := fs.Bool("list", false, "print the scenario and shape catalogues and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -85,14 +85,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		return usageError{fmt.Errorf("unknown shape %q (difysim -list shows them)", *shape)}
 	}
 
-	sim := difytest.NewHandler(difytest.Options{APIKey: *key, Scenario: *scenario, Shape: *shape, Latency: *latency})
+	sim := difytest.NewHandler(difytest.Options{APIKey: *key, AnyAppKey: *key == "", Scenario: *scenario, Shape: *shape, Latency: *latency})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	base := baseURL(ln.Addr())
-	fmt.Fprintf(stderr, "difysim: serving the Dify Service API at %s (scenario %s, shape %s)\n", base, *scenario, *shape)
+	keyNote, keyShown := "any key that starts with app-", "app-test"
+	if *key != "" {
+		keyNote, keyShown = "only the key given with -key", *key
+	}
+	fmt.Fprintf(stderr, `difysim: serving the Dify Service API at %s (scenario %s, shape %s), accepting %s.
+Point difybot at it with:
+  DIFY_BASE_URL=%s
+  DIFY_API_KEY=%s
+`, base, *scenario, *shape, keyNote, base, keyShown)
 	if ready != nil {
 		ready(base)
 	}

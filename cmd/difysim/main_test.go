@@ -127,8 +127,9 @@ func TestServe(t *testing.T) {
 		t.Errorf("open stream did not end stopped:\n%s", rest)
 	}
 	log := stderr.String()
-	if !strings.HasPrefix(log, "difysim: serving the Dify Service API at "+base+" (scenario ok, shape default)\n") ||
-		!strings.HasPrefix(base, "http://127.0.0.1:") || !strings.HasSuffix(log, "difysim: stopped\n") {
+	banner := "difysim: serving the Dify Service API at " + base + " (scenario ok, shape default), accepting only the key given with -key.\n" +
+		"Point difybot at it with:\n  DIFY_BASE_URL=" + base + "\n  DIFY_API_KEY=app-sim\n"
+	if !strings.HasPrefix(log, banner) || !strings.HasPrefix(base, "http://127.0.0.1:") || !strings.HasSuffix(log, "difysim: stopped\n") {
 		t.Errorf("log %q (base %s)", log, base)
 	}
 }
@@ -149,22 +150,25 @@ func TestServeShape(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("serve ended early: %v", err)
 	}
-	req, _ := http.NewRequest(http.MethodGet, base+"/info", nil)
-	req.Header.Set("Authorization", "Bearer app-test")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !bytes.Contains(body, []byte(`"mode":"agent"`)) {
-		t.Errorf("GET /v1/info: %s", body)
+	// Without -key, any app- key is accepted (a made-up one from a README), and nothing else.
+	for key, want := range map[string]int{"app-made-up-by-a-new-user": 200, "app-test": 200, "dataset-x": 401, "app-": 401} {
+		req, _ := http.NewRequest(http.MethodGet, base+"/info", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || (want == 200 && !bytes.Contains(body, []byte(`"mode":"agent"`))) {
+			t.Errorf("GET /v1/info with %s: %d %s", key, resp.StatusCode, body)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("serve: %v", err)
 	}
-	if want := "(scenario plan_limit, shape agent)\n"; !strings.Contains(stderr.String(), want) {
+	if want := "(scenario plan_limit, shape agent), accepting any key that starts with app-.\n"; !strings.Contains(stderr.String(), want) {
 		t.Errorf("banner %q does not say %q", stderr.String(), want)
 	}
 }

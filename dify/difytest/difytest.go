@@ -28,6 +28,7 @@ import (
 // Options configures the fake. The zero value is usable.
 type Options struct {
 	APIKey        string        // The accepted bearer key; default "app-test".
+	AnyAppKey     bool          // Accept any key of the form app-… instead of APIKey (difysim without -key).
 	Scenario      string        // The starting scenario; default "ok".
 	Shape         string        // The app's shape (Shapes); default DefaultShape, the app the scenarios describe.
 	Latency       time.Duration // How long each workflow node takes; default 0 (the slow scenario uses 2s).
@@ -320,10 +321,17 @@ func (s *Sim) authorize(r *http.Request, sc *scenario) *apiErr {
 	if !strings.EqualFold(scheme, "bearer") {
 		return unauthorized("Authorization scheme must be 'Bearer'")
 	}
-	if sc.badKey || token != s.opts.APIKey {
+	if sc.badKey || !s.keyOK(token) {
 		return unauthorized("Access token is invalid")
 	}
 	return nil
+}
+
+func (s *Sim) keyOK(token string) bool {
+	if s.opts.AnyAppKey {
+		return len(token) > len("app-") && strings.HasPrefix(token, "app-")
+	}
+	return token == s.opts.APIKey
 }
 
 // getScenario answers GET /_sim/scenario.

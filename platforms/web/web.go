@@ -68,8 +68,9 @@ type Config struct {
 	// UploadTimeout is how long a message with its image may take to arrive; default 60 s, or MaxImageBytes at
 	// 256 KiB/s when that is longer (a phone on a slow link).
 	UploadTimeout time.Duration
-	Token         string // When set, the API needs "Authorization: Bearer <Token>" (serve mode).
-	KeepRuns      int    // Runs whose events are kept for late listeners; default 1000.
+	Token         string   // When set, the API needs "Authorization: Bearer <Token>" (serve mode).
+	KeepRuns      int      // Runs whose events are kept for late listeners; default 1000.
+	Language      bot.Lang // The language of what the chat itself says (a refused upload); default en.
 }
 
 // Chat is the web platform: an HTTP handler for the page and its API, and a bot.Platform.
@@ -201,7 +202,7 @@ func (c *Chat) postMessage(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "the form could not be read: "+tooLarge(err, c.cfg.MaxImageBytes))
+			c.refuse(w, err, id)
 			return
 		}
 		switch p.FormName() {
@@ -233,10 +234,10 @@ func (c *Chat) postMessage(w http.ResponseWriter, r *http.Request) {
 			f.Close()
 			switch {
 			case err != nil:
-				writeError(w, http.StatusBadRequest, "the image could not be read: "+tooLarge(err, c.cfg.MaxImageBytes))
+				c.refuse(w, err, id)
 				return
 			case n > c.cfg.MaxImageBytes:
-				writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the image is larger than %d MB", c.cfg.MaxImageBytes>>20))
+				c.refuse(w, errTooLarge, id)
 				return
 			case n == 0:
 				continue
@@ -267,12 +268,24 @@ func (c *Chat) postMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]any{"run_id": run.ID, "duplicate": dup})
 }
 
-func tooLarge(err error, max int64) string {
+var errTooLarge = errors.New("the image is over MaxImageBytes")
+
+// refuse answers an upload that could not be taken. One over MaxImageBytes gets image_too_large's text in the
+// chat's language with the limit and a reference (the message's id, which the log line carries), since no run
+// exists to refer to; anything else is the form being cut off or malformed.
+func (c *Chat) refuse(w http.ResponseWriter, err error, id string) {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return fmt.Sprintf("the image is larger than %d MB", max>>20)
+	if !errors.Is(err, errTooLarge) && !errors.As(err, &mbe) {
+		writeError(w, http.StatusBadRequest, "the form could not be read: "+err.Error())
+		return
 	}
-	return err.Error()
+	if !idRE.MatchString(id) {
+		id = NewID()
+	}
+	c.cfg.Logger.Info().Str("ref", id).Int64("max_image_bytes", c.cfg.MaxImageBytes).Str("code", string(bot.CodeImageTooLarge)).
+		Msg("web: an image over MAX_IMAGE_BYTES was refused")
+	writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{
+		"error": bot.UploadTooLargeText(c.cfg.Language, c.cfg.MaxImageBytes, id), "code": string(bot.CodeImageTooLarge)})
 }
 
 // streamWriteTimeout is how long one write of the event stream may take. The stream itself lasts as long as

@@ -194,7 +194,7 @@ func TestBadInput(t *testing.T) {
 		{"wrong token", "nope", map[string]string{"id": "abcdefgh", "session": "abcdefgh", "text": "x"}, nil, 401, "token"},
 		{"empty message", "s3cret-token-for-tests", map[string]string{"id": "abcdefgh", "session": "abcdefgh"}, nil, 400, "type a message"},
 		{"bad id", "s3cret-token-for-tests", map[string]string{"id": "x", "session": "abcdefgh", "text": "x"}, nil, 400, "id and session"},
-		{"too large", "s3cret-token-for-tests", map[string]string{"id": "abcdefgh", "session": "abcdefgh"}, make([]byte, 2<<20), 413, "larger than 1 MB"},
+		{"too large", "s3cret-token-for-tests", map[string]string{"id": "abcdefgh", "session": "abcdefgh"}, make([]byte, 2<<20), 413, "up to 1 MiB. Please send a smaller image, such as a screenshot or a photo at a lower resolution.\nReference: abcdefgh"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,6 +206,30 @@ func TestBadInput(t *testing.T) {
 				t.Error("the token leaked into an error")
 			}
 		})
+	}
+}
+
+// TestTooLargeInTheChatsLanguage: the refusal of a photo over MAX_IMAGE_BYTES is the catalogue's, in
+// BOT_LANGUAGE, with the limit in the unit it was set in and a reference.
+func TestTooLargeInTheChatsLanguage(t *testing.T) {
+	for _, tt := range []struct {
+		lang  bot.Lang
+		limit int64
+		want  string
+	}{
+		{bot.LangJA, 10 << 20, "画像が大きすぎます（ボットが受け付けるのは 10 MiB までです）。スクリーンショットや解像度を下げた写真など、より小さい画像を送ってください。\n参照番号: abcdefgh"},
+		{bot.LangEN, 10e6, "Your image is too large: the bot takes images up to 10 MB."},
+	} {
+		chat, err := web.New(web.Config{Inbox: &bottest.Inbox{}, UploadDir: t.TempDir(), MaxImageBytes: tt.limit, Language: tt.lang})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(chat.Routes()[0].Handler)
+		status, out := post(t, srv, "", map[string]string{"id": "abcdefgh", "session": "abcdefgh"}, make([]byte, 11<<20))
+		srv.Close()
+		if msg, _ := out["error"].(string); status != 413 || !strings.HasPrefix(msg, tt.want) || out["code"] != "image_too_large" {
+			t.Errorf("%s: got %d %v, want 413 with %q", tt.lang, status, out, tt.want)
+		}
 	}
 }
 
