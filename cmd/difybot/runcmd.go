@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/difybot/difybot/bot"
 )
@@ -83,6 +84,9 @@ func runOnce(ctx context.Context, args []string, getenv func(string) string, std
 	defer os.RemoveAll(tmp)
 	cfg.DatabaseURL, cfg.DataDir = "", tmp
 	cfg.Log.Format = "console" // Steps are printed live for a person.
+	// One run has no queue to wait in: what serve would hold (an open breaker, Dify's concurrency cap) ends
+	// it with the diagnosis at once.
+	cfg.Breaker.HoldMax = time.Nanosecond
 	log := newLogger(cfg.Log, stderr)
 
 	cli := &cliPlatform{}
@@ -105,11 +109,7 @@ func runOnce(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	if err := sys.bot.Process(ctx, r.ID); err != nil {
-		var held *bot.HoldError
-		if !errors.As(err, &held) {
-			return err
-		}
-		fmt.Fprintln(stderr, "difybot run: the breaker is open; not waiting")
+		return err
 	}
 	if r, err = sys.store.Run(ctx, r.ID); err != nil {
 		return err
