@@ -139,6 +139,7 @@ type Store interface {
 	Pending(ctx context.Context, runID string) (Pending, error)
 	// ExpirePending marks the messages whose wait ran out by now as expired and returns them.
 	ExpirePending(ctx context.Context, now time.Time) ([]Pending, error)
+	OutputFileStore
 }
 
 // HoldError asks the queue to try the run again after a while instead of failing it (the breaker is open).

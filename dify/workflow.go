@@ -61,15 +61,17 @@ type Tries struct {
 
 // Run is a workflow run's outcome as Dify reports it.
 type Run struct {
-	ID          string         `json:"id"`
-	TaskID      string         `json:"task_id,omitempty"`
-	WorkflowID  string         `json:"workflow_id"`
-	Status      string         `json:"status"`
-	Outputs     map[string]any `json:"outputs"`
-	Error       string         `json:"error"`
-	ElapsedTime float64        `json:"elapsed_time"`
-	TotalTokens int64          `json:"total_tokens"`
-	TotalSteps  int64          `json:"total_steps"`
+	ID         string         `json:"id"`
+	TaskID     string         `json:"task_id,omitempty"`
+	WorkflowID string         `json:"workflow_id"`
+	Status     string         `json:"status"`
+	Outputs    map[string]any `json:"outputs"`
+	// OutputsJSON is the outputs as Dify sent them, which keeps the order of an object's keys.
+	OutputsJSON json.RawMessage `json:"-"`
+	Error       string          `json:"error"`
+	ElapsedTime float64         `json:"elapsed_time"`
+	TotalTokens int64           `json:"total_tokens"`
+	TotalSteps  int64           `json:"total_steps"`
 	// Recovered is true when the stream dropped and the outcome came from polling the run.
 	Recovered bool `json:"recovered,omitempty"`
 	// Files are the files the run produced, once each: file objects among the outputs (alone or in a list) and
@@ -386,7 +388,7 @@ type runJSON struct {
 func (r runJSON) run() *Run {
 	return &Run{ID: r.ID, WorkflowID: r.WorkflowID, Status: r.Status, Outputs: decodeOutputs(r.Outputs),
 		Error: r.Error, ElapsedTime: r.ElapsedTime, TotalTokens: int64(r.TotalTokens), TotalSteps: int64(r.TotalSteps),
-		Files: filesIn(r.Outputs)}
+		Files: filesIn(r.Outputs), OutputsJSON: r.Outputs}
 }
 
 func (d EventData) run(ev Event) *Run {

@@ -29,6 +29,8 @@ type Store struct {
 	convs   map[string]string
 	queued  []string
 	pending map[string]bot.Pending // By run id.
+	files   map[string]*storedFile // Output files by id.
+	key     []byte                 // The signing key.
 }
 
 type eventKey struct{ platform, eventID string }
