@@ -7,7 +7,7 @@
 // independently of the scenario, so that a required form or an agent app can also be rate-limited or down.
 // The fake enforces the form as Dify does, and its answers echo what it received.
 //
-// Besides /v1 the handler serves a control API: GET /_sim/scenario, PUT /_sim/scenario {"scenario":"NAME"},
+// Besides /v1 the handler serves the files runs produce (/files/tools/…, signed links) and a control API: GET /_sim/scenario, PUT /_sim/scenario {"scenario":"NAME"},
 // GET /_sim/scenarios (the catalogue), and the same for shapes: GET|PUT /_sim/shape, GET /_sim/shapes.
 package difytest
 
@@ -33,6 +33,8 @@ type Options struct {
 	Latency       time.Duration // How long each workflow node takes; default 0 (the slow scenario uses 2s).
 	PingEvery     time.Duration // The interval of "event: ping" in streams; default 10s, as Dify.
 	MaxImageBytes int64         // Dify's UPLOAD_IMAGE_FILE_SIZE_LIMIT; default 10 MiB.
+	// FilesExpireAfter is how long a file link the fake signs works (Dify's FILES_ACCESS_TIMEOUT); default 300s.
+	FilesExpireAfter time.Duration
 }
 
 // Request is one request the fake received. It never holds the API key.
@@ -72,6 +74,8 @@ type Sim struct {
 	runByTas recent[*run]
 	convs    recent[string] // Conversation ids and the user who started each.
 	users    recent[string] // End-user row ids by user string, as Dify creates them.
+	files    recent[*simFile]    // Files runs produced, by id.
+	lastFile map[string]*simFile // The latest file made under each name.
 	seq      int            // Workflow run sequence numbers (0.6 sends them).
 }
 
@@ -121,6 +125,9 @@ func NewHandler(opts Options) *Sim {
 	if opts.MaxImageBytes <= 0 {
 		opts.MaxImageBytes = 10 << 20
 	}
+	if opts.FilesExpireAfter <= 0 {
+		opts.FilesExpireAfter = 300 * time.Second
+	}
 	s := &Sim{
 		opts:      opts,
 		mux:       http.NewServeMux(),
@@ -128,6 +135,7 @@ func NewHandler(opts Options) *Sim {
 		shapes:    shapeCatalogue(),
 		calls:     map[string]int{},
 		seen:      map[string]int{},
+		lastFile:  map[string]*simFile{},
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	if err := s.SetScenario(opts.Scenario); err != nil {
@@ -144,6 +152,7 @@ func NewHandler(opts Options) *Sim {
 	s.mux.Handle(RouteStop, s.endpoint(s.stop))
 	s.mux.Handle(RouteChat, s.endpoint(s.chat))
 	s.mux.Handle(RouteChatStop, s.endpoint(s.stop))
+	s.mux.HandleFunc(RouteFile, s.serveFile)
 	s.mux.Handle("/", s.endpoint(nil))
 	s.mux.HandleFunc("GET /_sim/scenario", s.getScenario)
 	s.mux.HandleFunc("PUT /_sim/scenario", s.putScenario)
