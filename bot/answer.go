@@ -147,6 +147,9 @@ func onlyFiles(v any) bool {
 // render writes an output as text: a string as it is (reasoning removed), a scalar as JSON writes it, an object
 // as "**key**: value" lines and a list as "- item" lines, nested ones indented. Files and nulls are left out.
 func render(v any) string {
+	if onlyFiles(v) {
+		return ""
+	}
 	var b strings.Builder
 	renderInto(&b, v, "")
 	return strings.TrimRight(b.String(), "\n")
@@ -160,7 +163,11 @@ func renderInto(b *strings.Builder, v any, indent string) {
 				continue
 			}
 			if s, ok := scalar(f.val); ok {
-				b.WriteString(indent + "**" + f.key + "**: " + oneLine(s, indent+"  ") + "\n")
+				sep := ": "
+				if strings.Contains(s, "\n") {
+					sep = ":"
+				}
+				b.WriteString(indent + "**" + f.key + "**" + sep + oneLine(s, indent+"  ") + "\n")
 				continue
 			}
 			b.WriteString(indent + "**" + f.key + "**:\n")

@@ -390,16 +390,26 @@ func newFileID() string {
 func fileNote(lang Lang, name string, err error) string {
 	var big *outputTooLarge
 	if errors.As(err, &big) {
-		mb := (big.max + 1<<20 - 1) >> 20
 		if isJapanese(lang) {
-			return fmt.Sprintf("（ファイル「%s」は %d MB を超えるため送れませんでした。）", name, mb)
+			return fmt.Sprintf("（ファイル「%s」は %s を超えるため送れませんでした。）", name, sizeText(big.max))
 		}
-		return fmt.Sprintf("(The file %s was not sent: it is larger than %d MB.)", name, mb)
+		return fmt.Sprintf("(The file %s was not sent: it is larger than %s.)", name, sizeText(big.max))
 	}
 	if isJapanese(lang) {
 		return fmt.Sprintf("（ファイル「%s」を Dify から受け取れなかったため、送れませんでした。）", name)
 	}
 	return fmt.Sprintf("(The file %s could not be fetched from Dify, so it is not attached.)", name)
+}
+
+// sizeText writes a size limit the way people read it: 20 MB, 500 KB, 100 bytes.
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%d MB", n>>20)
+	case n >= 1<<10:
+		return fmt.Sprintf("%d KB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // withNotes adds the notes about files that could not be sent under the text.
