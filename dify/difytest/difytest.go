@@ -72,11 +72,11 @@ type Sim struct {
 	uploads  recent[*upload]
 	runByID  recent[*run]
 	runByTas recent[*run]
-	convs    recent[string] // Conversation ids and the user who started each.
-	users    recent[string] // End-user row ids by user string, as Dify creates them.
+	convs    recent[string]      // Conversation ids and the user who started each.
+	users    recent[string]      // End-user row ids by user string, as Dify creates them.
 	files    recent[*simFile]    // Files runs produced, by id.
 	lastFile map[string]*simFile // The latest file made under each name.
-	seq      int            // Workflow run sequence numbers (0.6 sends them).
+	seq      int                 // Workflow run sequence numbers (0.6 sends them).
 }
 
 // maxKept bounds each store of the fake (uploads, runs, conversations, end users).

@@ -21,10 +21,10 @@ func TestPartsOfAnAnswerWithFiles(t *testing.T) {
 		file bot.ReplyFile
 		want string // "image" or the link text's start.
 	}{
-		{"a small PNG", file("a.png", "image/png", 500 << 10, 0, u), "image"},
-		{"a large JPEG with its preview", file("a.jpg", "image/jpeg", 3 << 20, 200 << 10, u), "image"},
-		{"over 10 MB", file("big.jpg", "image/jpeg", 12 << 20, 300 << 10, u), "📎 big.jpg\n" + u},
-		{"no preview could be made", file("b.png", "image/png", 3 << 20, 0, u), "📎 b.png\n" + u},
+		{"a small PNG", file("a.png", "image/png", 500<<10, 0, u), "image"},
+		{"a large JPEG with its preview", file("a.jpg", "image/jpeg", 3<<20, 200<<10, u), "image"},
+		{"over 10 MB", file("big.jpg", "image/jpeg", 12<<20, 300<<10, u), "📎 big.jpg\n" + u},
+		{"no preview could be made", file("b.png", "image/png", 3<<20, 0, u), "📎 b.png\n" + u},
 		{"a GIF", file("c.gif", "image/gif", 1000, 0, u), "📎 c.gif\n" + u},
 		{"a CSV", file("d.csv", "text/csv", 100, 0, u), "📎 d.csv\n" + u},
 		{"plain http", file("e.png", "image/png", 100, 0, "http://bot.example.com/files/f"), "📎 e.png\nhttp://bot.example.com/files/f"},

@@ -94,4 +94,3 @@ func OutputFilesContract(t *testing.T, s bot.Store) {
 		t.Errorf("SigningKey changed between calls: %v", err)
 	}
 }
-
