@@ -241,6 +241,19 @@ func oneLine(s, indent string) string {
 	return "\n" + indent + strings.ReplaceAll(s, "\n", "\n"+indent)
 }
 
+// sameKeys reports whether fields has exactly the keys of m.
+func sameKeys(fields []field, m map[string]any) bool {
+	if fields == nil || len(fields) != len(m) {
+		return false
+	}
+	for _, f := range fields {
+		if _, ok := m[f.key]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // outputTexts chooses what of the outputs is shown, and returns it with the keys used. Configured keys
 // (DIFY_OUTPUT_KEY, comma-separated) are shown in their order; auto takes the first of the usual names that has
 // text, else the only string output, else the only output that is not a file. A file output gives no text: it is sent as a file.
@@ -249,8 +262,8 @@ func outputTexts(outputs map[string]any, raw json.RawMessage, keys string) (stri
 	if v, ok := decodeOrdered(raw); ok {
 		fields, _ = v.([]field)
 	}
-	if fields == nil {
-		fields, _ = ordered(outputs).([]field)
+	if !sameKeys(fields, outputs) {
+		fields, _ = ordered(outputs).([]field) // No raw JSON (0.x sent a string), or it is not these outputs.
 	}
 	get := func(k string) (any, bool) {
 		for _, f := range fields {

@@ -71,11 +71,9 @@ type ReplyFile struct {
 	// URL is Path under PUBLIC_URL, and PreviewURL its preview's (the file itself when it is small enough);
 	// both are "" when PUBLIC_URL is not set.
 	URL, PreviewURL string
-	open            func(ctx context.Context, preview bool) (io.ReadCloser, error)
+	// Open streams the file's bytes (from the store). The caller closes it.
+	Open func(ctx context.Context) (io.ReadCloser, error)
 }
-
-// Open streams the file's bytes from the store.
-func (f ReplyFile) Open(ctx context.Context) (io.ReadCloser, error) { return f.open(ctx, false) }
 
 // OutputFileStore keeps the files of runs' answers and the key that signs their links. It is part of Store.
 type OutputFileStore interface {
@@ -213,8 +211,8 @@ func (b *Bot) outputFiles(ctx context.Context, r *Run) ([]ReplyFile, error) {
 		if f.Attempt != r.Attempt {
 			continue
 		}
-		rf := ReplyFile{OutputFile: f, open: func(ctx context.Context, preview bool) (io.ReadCloser, error) {
-			_, data, err := b.cfg.Store.OutputFileData(ctx, f.ID, preview)
+		rf := ReplyFile{OutputFile: f, Open: func(ctx context.Context) (io.ReadCloser, error) {
+			_, data, err := b.cfg.Store.OutputFileData(ctx, f.ID, false)
 			if err != nil {
 				return nil, fmt.Errorf("open output file %s: %w", f.ID, err)
 			}

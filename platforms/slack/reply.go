@@ -180,6 +180,9 @@ func (a *Adapter) Reply(ctx context.Context, m bot.Message, r bot.Reply) error {
 			return fmt.Errorf("slack reply: %w", err)
 		}
 	}
+	if r.Final && len(r.Files) > 0 {
+		return a.sendFiles(ctx, m, r) // Under the text, in the thread.
+	}
 	return nil
 }
 
