@@ -94,7 +94,9 @@ type OutputFileStore interface {
 
 // fileSigner signs and checks /files links with the store's key, read once.
 type fileSigner struct {
-	store OutputFileStore
+	store interface {
+		SigningKey(ctx context.Context) ([]byte, error)
+	}
 	mu    sync.Mutex
 	key   []byte
 }
@@ -133,6 +135,14 @@ func (s *fileSigner) path(ctx context.Context, f OutputFile, preview bool) (stri
 		q.Set("v", "preview")
 	}
 	return "/files/" + url.PathEscape(f.ID) + "?" + q.Encode(), nil
+}
+
+// FilePath returns f's signed link on this bot, "/files/{id}?…", valid until f expires. keys is where the
+// signing key lives (the store).
+func FilePath(ctx context.Context, keys interface {
+	SigningKey(ctx context.Context) ([]byte, error)
+}, f OutputFile) (string, error) {
+	return (&fileSigner{store: keys}).path(ctx, f, false)
 }
 
 // FilesConfig configures FilesHandler. Store is required.
