@@ -97,8 +97,8 @@ type fileSigner struct {
 	store interface {
 		SigningKey(ctx context.Context) ([]byte, error)
 	}
-	mu    sync.Mutex
-	key   []byte
+	mu  sync.Mutex
+	key []byte
 }
 
 func (s *fileSigner) keyOf(ctx context.Context) ([]byte, error) {
