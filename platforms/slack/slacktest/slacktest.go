@@ -124,6 +124,7 @@ type Server struct {
 	uploads   map[string]*Upload
 	order     []string                                    // Upload ids in the order they were asked for.
 	fail      map[string]func(w http.ResponseWriter) bool // By method: answer instead of the fake.
+	hold      map[string]chan struct{}                    // By method: answer only once closed.
 	socketURL string
 }
 
@@ -136,7 +137,7 @@ func NewServer(opts Options) *Server {
 		opts.Scopes = DefaultScopes
 	}
 	s := &Server{opts: opts, msgs: map[string]*Message{}, files: map[string]*File{}, uploads: map[string]*Upload{},
-		fail: map[string]func(http.ResponseWriter) bool{}}
+		fail: map[string]func(http.ResponseWriter) bool{}, hold: map[string]chan struct{}{}}
 	mux := http.NewServeMux()
 	for name, h := range map[string]func(c *Call) map[string]any{
 		"auth.test":                    s.authTest,
@@ -201,6 +202,20 @@ func (s *Server) FailWith(method string, fn func(w http.ResponseWriter) bool) {
 		return
 	}
 	s.fail[method] = fn
+}
+
+// HoldAnswer makes method do its work but hold its answer until release is called (or the caller goes away), as
+// when the caller crashes after Slack acted and before it heard so.
+func (s *Server) HoldAnswer(method string) (release func()) {
+	gate := make(chan struct{})
+	s.with(func() { s.hold[method] = gate })
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.with(func() { delete(s.hold, method) })
+			close(gate)
+		})
+	}
 }
 
 // SetSocketURL is the websocket URL apps.connections.open answers.
@@ -331,6 +346,16 @@ func (s *Server) method(name string, h func(c *Call) map[string]any) http.Handle
 		c.Error, _ = res["error"].(string)
 		s.mu.Unlock()
 		s.end(c, http.StatusOK) // Before the answer, so a caller that has it finds the call complete.
+		s.mu.Lock()
+		gate := s.hold[name]
+		s.mu.Unlock()
+		if gate != nil {
+			select { // Done, but not answered: the caller cannot know it was.
+			case <-gate:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		writeJSON(w, http.StatusOK, res)
 	})
 }
