@@ -34,7 +34,7 @@ const (
 	outCSV                         // The text and a CSV.
 	outFileList                    // The text and a list of files: the image and the CSV.
 	outThink                       // The text, with the model's <think> reasoning in front.
-	outObject                      // An object, no text: {"result": {label, confidence, tags, box}}.
+	outObject                      // An object, no text: {"result": {label, confidence, tags, box, description}}.
 	outExpired                     // The text and an image whose link has already expired.
 	outChatFiles                   // A chatflow's answer with message_file events and message_end.files.
 )
@@ -153,7 +153,7 @@ func (p *plan) outputs(s *Sim, textKey string) (obj, []obj) {
 		return text, []obj{fo}
 	case outObject:
 		return obj{{"result", obj{{"label", "cat"}, {"confidence", 0.93}, {"tags", []string{"animal", "indoor"}},
-			{"box", obj{{"x", 12}, {"y", 8}, {"w", 40}, {"h", 30}}}}}}, nil
+			{"box", obj{{"x", 12}, {"y", 8}, {"w", 40}, {"h", 30}}}, {"description", p.answer}}}}, nil
 	}
 	return text, nil
 }

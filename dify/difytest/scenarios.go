@@ -252,7 +252,7 @@ func catalogue() map[string]*scenario {
 			output: outExpired},
 		{Scenario: Scenario{"think_output", "", "The LLM node's text starts with its <think>…</think> reasoning, as Dify's default tagged mode leaves it."},
 			output: outThink},
-		{Scenario: Scenario{"object_output", "", "The workflow answers an object, no text: {\"result\": {label, confidence, tags, box}}."},
+		{Scenario: Scenario{"object_output", "", "The workflow answers an object, no text: {\"result\": {label, confidence, tags, box, description}}."},
 			output: outObject},
 		{Scenario: Scenario{"chat_files", "", "A chatflow whose answer carries an image: message_file before message_end, and the file in message_end.files."},
 			mode: "advanced-chat", output: outChatFiles},
