@@ -79,10 +79,9 @@ var (
 	}}
 )
 
-// textsFor reads ja, ja-JP and ja_JP as Japanese; anything else is English.
+// textsFor gives the adapter's texts in l.
 func textsFor(l bot.Lang) texts {
-	s := strings.ToLower(string(l))
-	if s == "ja" || strings.HasPrefix(s, "ja-") || strings.HasPrefix(s, "ja_") {
+	if l.Japanese() {
 		return textsJA
 	}
 	return textsEN

@@ -1,8 +1,6 @@
 package slack
 
 import (
-	"strings"
-
 	"github.com/difybot/difybot/bot"
 )
 
@@ -44,10 +42,9 @@ var (
 	}
 )
 
-// textsFor reads ja, ja-JP and ja_JP as Japanese, like bot.Diagnosis.UserText; anything else is English.
+// textsFor gives the adapter's texts in l, read as bot.Diagnosis.UserText reads it.
 func textsFor(l bot.Lang) texts {
-	s := strings.ToLower(string(l))
-	if s == "ja" || strings.HasPrefix(s, "ja-") || strings.HasPrefix(s, "ja_") {
+	if l.Japanese() {
 		return textsJA
 	}
 	return textsEN
