@@ -206,6 +206,9 @@ func FilesHandler(cfg FilesConfig) http.Handler {
 		h.Set("Content-Type", ctype)
 		h.Set("Content-Disposition", mime.FormatMediaType(disp, map[string]string{"filename": f.Name}))
 		h.Set("Cache-Control", "private, max-age=3600")
+		// The server's write timeout suits webhooks' small answers; a file may take longer on a slow phone link
+		// (at least 128 KiB/s).
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(30*time.Second + time.Duration(len(data)/(128<<10))*time.Second))
 		http.ServeContent(w, r, "", f.CreatedAt, bytes.NewReader(data))
 	})
 }
