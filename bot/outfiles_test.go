@@ -282,3 +282,21 @@ func TestLargeImageGetsAPreview(t *testing.T) {
 		t.Errorf("preview %+v, %v", cfg, err)
 	}
 }
+
+// BenchmarkPreview measures making LINE's preview of a 12-megapixel photo (a 4000×3000 JPEG of noise, the
+// worst case for its size).
+func BenchmarkPreview(b *testing.B) {
+	img := image.NewRGBA(image.Rect(0, 0, 4000, 3000))
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(rng.Uint32())
+	}
+	var src bytes.Buffer
+	jpeg.Encode(&src, img, &jpeg.Options{Quality: 90})
+	b.SetBytes(int64(src.Len()))
+	for b.Loop() {
+		if _, err := bot.MakePreview(src.Bytes(), bot.PreviewMaxBytes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
