@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -51,6 +52,10 @@ func (instantDify) SendChatMessage(context.Context, dify.ChatRequest) (*dify.Cha
 func (instantDify) WaitRun(context.Context, string) (*dify.Run, error) { return nil, nil }
 func (instantDify) WaitMessage(context.Context, string, string, string) (*dify.ChatReply, error) {
 	return nil, nil
+}
+
+func (instantDify) OpenFile(context.Context, dify.OutputFile) (io.ReadCloser, string, error) {
+	return nil, "", errors.New("no files here")
 }
 
 func (d instantDify) Ready() error { return d.breaker.Ready() }

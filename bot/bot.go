@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 type Workflows interface {
 	AppSource
 	UploadFile(ctx context.Context, u dify.Upload) (*dify.File, error)
+	// OpenFile starts downloading a file of an answer: its body and the type its server claims.
+	OpenFile(ctx context.Context, f dify.OutputFile) (io.ReadCloser, string, error)
 	RunWorkflow(ctx context.Context, req dify.RunRequest) (*dify.Run, error)
 	SendChatMessage(ctx context.Context, req dify.ChatRequest) (*dify.ChatReply, error)
 	WaitRun(ctx context.Context, runID string) (*dify.Run, error)
@@ -34,7 +37,12 @@ type Config struct {
 	ImagePrompt  string            // IMAGE_PROMPT: the text sent with a photo that comes alone.
 	PendingTTL   time.Duration     // How long a message waits for the rest of its request; default 10m.
 	ResponseMode dify.ResponseMode // Default streaming.
-	OutputKey    string            // auto or an output name.
+	OutputKey    string            // auto, or output names separated by commas, shown in that order.
+
+	// PublicURL is the bot's public base (PUBLIC_URL), for links to the files it sends; "" when unknown.
+	PublicURL          string
+	MaxOutputFileBytes int64         // MAX_OUTPUT_FILE_BYTES; default DefaultMaxOutputFileBytes.
+	OutputFileTTL      time.Duration // OUTPUT_FILE_TTL; default DefaultOutputFileTTL.
 
 	Timeout       time.Duration // One Dify run; default 10m.
 	MaxImageBytes int64         // Default 10 MiB.
@@ -55,6 +63,7 @@ type Bot struct {
 	log       zerolog.Logger
 	platforms map[string]Platform
 	app       appCache
+	signer    *fileSigner
 }
 
 // New returns a Bot for cfg.
@@ -92,7 +101,14 @@ func New(cfg Config) (*Bot, error) {
 	if cfg.PendingTTL <= 0 {
 		cfg.PendingTTL = DefaultPendingTTL
 	}
-	b := &Bot{cfg: cfg, log: cfg.Logger, platforms: map[string]Platform{}}
+	if cfg.MaxOutputFileBytes <= 0 {
+		cfg.MaxOutputFileBytes = DefaultMaxOutputFileBytes
+	}
+	if cfg.OutputFileTTL <= 0 {
+		cfg.OutputFileTTL = DefaultOutputFileTTL
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	b := &Bot{cfg: cfg, log: cfg.Logger, platforms: map[string]Platform{}, signer: &fileSigner{store: cfg.Store}}
 	for _, p := range cfg.Platforms {
 		if _, dup := b.platforms[p.Name()]; dup {
 			return nil, fmt.Errorf("bot: two platforms are named %q", p.Name())
@@ -247,9 +263,19 @@ func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) err
 	}
 	b.awaitFeedback(ctx, r, true)
 	keep := b.keepsFiles(ctx, r)
-	err := steps.do(ctx, StepReply, func(map[string]any) error {
+	err := steps.do(ctx, StepReply, func(fields map[string]any) error {
+		var files []ReplyFile
+		if r.Status == RunSucceeded {
+			var err error
+			if files, err = b.outputFiles(ctx, r); err != nil {
+				return err // The store failed: the queue tries the delivery again.
+			}
+			if len(files) > 0 {
+				fields["files"] = len(files)
+			}
+		}
 		err := p.Reply(ctx, r.Message, Reply{Text: r.Reply, Diagnosis: r.Diagnosis, Choices: r.Choices, RunID: r.ID, Attempt: r.Attempt, Final: true,
-			KeepFiles: keep, State: b.state(r)})
+			KeepFiles: keep, State: b.state(r), Files: files})
 		if err != nil {
 			var be *Error
 			if !errors.As(err, &be) {
@@ -347,14 +373,13 @@ func (b *Bot) execute(ctx context.Context, r *Run, p Platform, steps *stepLog, q
 			return "", err
 		}
 	}
-	var outputs map[string]any
-	var answer string
+	var ans difyAnswer
 	err := steps.do(ctx, StepRun, func(fields map[string]any) error {
 		var err error
 		if len(q.took) > 0 {
 			fields["completes"] = q.took
 		}
-		outputs, answer, err = b.runDify(ctx, r, p, q.text, refs, fields)
+		ans, err = b.runDify(ctx, r, p, q.text, refs, fields)
 		return err
 	})
 	if err != nil {
@@ -362,15 +387,24 @@ func (b *Bot) execute(ctx context.Context, r *Run, p Platform, steps *stepLog, q
 	}
 	var text string
 	err = steps.do(ctx, StepFormat, func(fields map[string]any) error {
-		var key string
-		text, key = answer, "answer"
-		if outputs != nil {
-			text, key = pickOutput(outputs, b.cfg.OutputKey)
+		// The files first: Dify's links to them expire within minutes.
+		kept, notes := b.fetchOutputs(ctx, r, ans.files, fields)
+		key := "answer"
+		text = stripThink(ans.answer)
+		switch {
+		case ans.replaced != "":
+			text, key = stripThink(ans.replaced), "text_replace"
+		case ans.outputs != nil:
+			text, key = outputTexts(ans.outputs, ans.outputsJSON, b.cfg.OutputKey)
 		}
 		fields["output_key"], fields["chars"] = key, len([]rune(text))
 		if strings.TrimSpace(text) == "" {
-			return Classified(CodeDifyNoOutput, "format", fmt.Errorf("the run succeeded without a usable output (outputs: %s)", outputKeys(outputs)))
+			if len(kept) == 0 && len(notes) == 0 {
+				return Classified(CodeDifyNoOutput, "format", fmt.Errorf("the run succeeded without a usable output (outputs: %s)", outputKeys(ans.outputs)))
+			}
+			text = "📎 " + strings.Join(kept, ", ") // The answer is its files: the text names them.
 		}
+		text = withNotes(text, notes)
 		return nil
 	})
 	return text, err

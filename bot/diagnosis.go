@@ -124,7 +124,10 @@ const (
 	maintenanceJA = "ボットは現在メンテナンス中です。リクエストはお預かりしており、メンテナンスが終わり次第お答えします。"
 )
 
-func isJapanese(l Lang) bool {
+func isJapanese(l Lang) bool { return l.Japanese() }
+
+// Japanese reports whether l is Japanese: ja, ja-JP and ja_JP are; anything else is read as English.
+func (l Lang) Japanese() bool {
 	s := strings.ToLower(string(l))
 	return s == "ja" || strings.HasPrefix(s, "ja-") || strings.HasPrefix(s, "ja_")
 }

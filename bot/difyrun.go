@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,43 +11,57 @@ import (
 	"github.com/difybot/difybot/dify"
 )
 
+// difyAnswer is what a run or chat message answered: a workflow's outputs, or a chat app's answer, and the
+// files either carries.
+type difyAnswer struct {
+	outputs     map[string]any  // nil for a chat answer.
+	outputsJSON json.RawMessage // The outputs as sent, keeping their keys' order.
+	answer      string
+	replaced    string // A workflow's text_replace: it replaces the text shown.
+	files       []dify.OutputFile
+}
+
+func runAnswer(run *dify.Run) difyAnswer {
+	if answer, ok := run.Outputs["answer"].(string); ok && len(run.Outputs) == 1 {
+		return difyAnswer{answer: answer, files: run.Files}
+	}
+	return difyAnswer{outputs: run.Outputs, outputsJSON: run.OutputsJSON, replaced: run.Replaced, files: run.Files}
+}
+
 // runDify runs the workflow or chat app (step 6), or waits for the run a crashed attempt started.
-func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs []dify.FileRef, fields map[string]any) (map[string]any, string, error) {
+func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs []dify.FileRef, fields map[string]any) (difyAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	if r.DifyRunID != "" {
 		fields["dify_run_id"], fields["resumed"] = r.DifyRunID, true
 		run, err := b.cfg.Workflows.WaitRun(ctx, r.DifyRunID)
 		if err != nil {
-			return nil, "", err
+			return difyAnswer{}, err
 		}
-		if answer, ok := run.Outputs["answer"].(string); ok && len(run.Outputs) == 1 {
-			return nil, answer, nil
-		}
-		return run.Outputs, "", nil
+		return runAnswer(run), nil
 	}
 	if r.DifyMessageID != "" && r.ConversationID != "" {
 		// A chat app's message a crashed attempt sent: its answer is read from the conversation.
 		fields["dify_message_id"], fields["resumed"] = r.DifyMessageID, true
 		reply, err := b.cfg.Workflows.WaitMessage(ctx, r.ConversationID, r.DifyMessageID, difyUser(r.Message))
 		if err != nil {
-			return nil, "", err
+			return difyAnswer{}, err
 		}
 		if err := b.keepConversation(ctx, r, "", reply, fields); err != nil {
-			return nil, "", err
+			return difyAnswer{}, err
 		}
-		return nil, reply.Answer, nil
+		return difyAnswer{answer: reply.Answer, files: reply.Files}, nil
 	}
 	if r.PostedAttempt == r.Attempt {
 		// We may have started a run whose id never reached us; posting again could run it twice.
-		return nil, "", Classified(CodeInternal, "run", errors.New("an earlier attempt was interrupted after sending the run to Dify and before Dify confirmed it; it is not sent again so it cannot run twice"))
+		return difyAnswer{}, Classified(CodeInternal, "run", errors.New("an earlier attempt was interrupted after sending the run to Dify and before Dify confirmed it; it is not sent again so it cannot run twice"))
 	}
 	a, err := b.App(ctx)
 	if err != nil {
-		return nil, "", err
+		return difyAnswer{}, err
 	}
 	if f := a.Missing; f != nil {
-		return nil, "", Classified(CodeDifyInputInvalid, "inputs", fmt.Errorf("the workflow's start form requires %q (%s) and difybot has no value for it: set it in DIFY_INPUTS, give it a default in the Start node, or make it optional", f.Variable, f.Type))
+		return difyAnswer{}, Classified(CodeDifyInputInvalid, "inputs", fmt.Errorf("the workflow's start form requires %q (%s) and difybot has no value for it: set it in DIFY_INPUTS, give it a default in the Start node, or make it optional", f.Variable, f.Type))
 	}
 	tries := b.posted(ctx, r)
 	onEvent := b.onEvent(ctx, r, p)
@@ -56,7 +71,7 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 		key := r.Message.ConversationKey()
 		conv, err := b.cfg.Store.Conversation(ctx, key)
 		if err != nil {
-			return nil, "", fmt.Errorf("load conversation: %w", err)
+			return difyAnswer{}, fmt.Errorf("load conversation: %w", err)
 		}
 		query := text
 		if strings.TrimSpace(query) == "" {
@@ -74,15 +89,15 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 			reply, err = send("")
 		}
 		if err != nil {
-			return nil, "", err
+			return difyAnswer{}, err
 		}
 		if reply.Recovered {
 			fields["recovered"] = true
 		}
 		if err := b.keepConversation(ctx, r, conv, reply, fields); err != nil {
-			return nil, "", err
+			return difyAnswer{}, err
 		}
-		return nil, reply.Answer, nil
+		return difyAnswer{answer: reply.Answer, files: reply.Files}, nil
 	}
 	inputs, files := a.inputs(text, refs)
 	run, err := b.cfg.Workflows.RunWorkflow(ctx, dify.RunRequest{Inputs: inputs, User: user, Files: files, Mode: b.cfg.ResponseMode, OnEvent: onEvent, Tries: tries})
@@ -93,9 +108,9 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 		}
 	}
 	if err != nil {
-		return nil, "", err
+		return difyAnswer{}, err
 	}
-	return run.Outputs, "", nil
+	return runAnswer(run), nil
 }
 
 // keepConversation remembers the conversation a chat reply belongs to, so the person's next message goes on in it.
@@ -206,40 +221,6 @@ func difyUser(m Message) string { return m.Platform + "-" + m.UserID }
 
 // outputPreference is DIFY_OUTPUT_KEY=auto's order.
 var outputPreference = []string{"text", "answer", "result", "output"}
-
-// pickOutput chooses the output to reply with: the configured key, else the usual names, else the only string.
-func pickOutput(outputs map[string]any, key string) (string, string) {
-	if key != "" && key != "auto" {
-		return stringify(outputs[key]), key
-	}
-	for _, k := range outputPreference {
-		if s, ok := outputs[k].(string); ok && s != "" {
-			return s, k
-		}
-	}
-	var only, onlyKey string
-	n := 0
-	for k, v := range outputs {
-		if s, ok := v.(string); ok {
-			only, onlyKey = s, k
-			n++
-		}
-	}
-	if n == 1 {
-		return only, onlyKey
-	}
-	return "", ""
-}
-
-func stringify(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	}
-	return fmt.Sprint(v)
-}
 
 func outputKeys(m map[string]any) string {
 	if len(m) == 0 {

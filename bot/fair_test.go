@@ -4,22 +4,12 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/difybot/difybot/bot"
 	"github.com/difybot/difybot/dify/difytest"
 )
-
-// clock is a settable time for the bot under test.
-type clock struct {
-	mu  sync.Mutex
-	add time.Duration
-}
-
-func (c *clock) now() time.Time       { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.add) }
-func (c *clock) skip(d time.Duration) { c.mu.Lock(); c.add += d; c.mu.Unlock() }
 
 func TestOnePersonsShare(t *testing.T) {
 	ctx := context.Background()
@@ -86,8 +76,8 @@ func TestOnePersonsShare(t *testing.T) {
 	})
 
 	t.Run("rate", func(t *testing.T) {
-		var c clock
-		h := newHarness(t, "ok", func(cfg *bot.Config) { cfg.Share = bot.Share{PerMinute: 2}; cfg.Now = c.now })
+		c := &clock{now: time.Now()}
+		h := newHarness(t, "ok", func(cfg *bot.Config) { cfg.Share = bot.Share{PerMinute: 2}; cfg.Now = c.Now })
 		for _, ev := range []string{"ev1", "ev2"} {
 			if r, err := h.send(t, bot.Message{EventID: ev, Text: "hi"}); err != nil || r.Status != bot.RunSucceeded {
 				t.Fatalf("%s: %s %v", ev, r.Status, err)
@@ -105,7 +95,7 @@ func TestOnePersonsShare(t *testing.T) {
 		if len(busy) != 1 || !strings.Contains(busy[0].Text, "waits its turn") || !strings.Contains(busy[0].Text, third.ID) {
 			t.Errorf("notices %+v; want one saying the message waits, with its reference", busy)
 		}
-		c.skip(61 * time.Second)
+		c.Add(61 * time.Second)
 		if err := h.bot.Process(ctx, third.ID); err != nil {
 			t.Fatalf("a minute later: %v", err)
 		}

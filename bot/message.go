@@ -79,6 +79,9 @@ type Reply struct {
 	KeepFiles bool
 	// State keeps the adapter's facts about this run's reply, such as Slack's placeholder ts.
 	State RunState
+	// Files are the files of the workflow's answer, in its order, to send with Text. Sending them is part of the
+	// same idempotent Reply: a repeated call must not send a file twice.
+	Files []ReplyFile
 }
 
 // RunState is per-run storage for an adapter. What it sets survives a crash, so a retried delivery edits the

@@ -76,6 +76,9 @@ type Check struct {
 	OK     bool
 	Detail string
 	Fixes  []string
+	// Warn marks a check that passed with something the operator should know (a feature that is off): doctor
+	// shows it, with its fixes, but does not count it as a problem.
+	Warn bool
 }
 
 // InboxConfig configures NewInbox. Store is required.

@@ -149,6 +149,7 @@ type Store interface {
 	SetState(ctx context.Context, runID string, attempt int, key, value string) error
 	// ClaimFeedback reports whether the caller is the first to take on the attempt's first feedback.
 	ClaimFeedback(ctx context.Context, runID string, attempt int) (bool, error)
+	OutputFileStore
 }
 
 // HoldError asks the queue to try the run again after a while instead of failing it (the breaker is open).

@@ -52,6 +52,13 @@ type Config struct {
 	// 0 is no limit.
 	UserRate int
 
+	// PublicURL is the bot's public https base, for links to the files it sends (/files/…); "" when unknown.
+	PublicURL string
+	// MaxOutputFileBytes is the largest file taken from a Dify answer.
+	MaxOutputFileBytes int64
+	// OutputFileTTL is how long files sent to people stay in the store and downloadable.
+	OutputFileTTL time.Duration
+
 	Breaker  Breaker
 	Language string // Language of the messages people see: "en" or "ja".
 	Log      Log
@@ -65,13 +72,15 @@ type Dify struct {
 	ResponseMode string        // "streaming" or "blocking".
 	ImageInput   string        // Start variable for the image, or "auto".
 	TextInput    string        // Start variable for the text, or "auto".
-	OutputKey    string        // Output to reply with, or "auto".
+	OutputKey    string        // Outputs to reply with, comma-separated in order, or "auto".
 	Timeout      time.Duration // Limit for one run.
 	// ImagePrompt is the text sent with a photo that comes alone; empty: the start field's default, else ask.
 	ImagePrompt string
 	// Inputs are fixed values for other start-form fields (DIFY_INPUTS, a JSON object), checked against the form
 	// by the bot and doctor.
 	Inputs map[string]any
+	// FilesURL is the base of relative file links in Dify's answers (Dify's FILES_URL); "" is the origin of BaseURL.
+	FilesURL string
 }
 
 // Slack configures the Slack adapter.
@@ -162,10 +171,11 @@ func Load(getenv func(string) string) (Config, error) {
 		ResponseMode: l.enum("DIFY_RESPONSE_MODE", "streaming", "streaming", "blocking"),
 		ImageInput:   l.variable("DIFY_IMAGE_INPUT"),
 		TextInput:    l.variable("DIFY_TEXT_INPUT"),
-		OutputKey:    l.variable("DIFY_OUTPUT_KEY"),
+		OutputKey:    l.variables("DIFY_OUTPUT_KEY"),
 		Timeout:      l.duration("DIFY_TIMEOUT", 10*time.Minute),
 		ImagePrompt:  strings.TrimSpace(l.str("IMAGE_PROMPT", "")),
 		Inputs:       l.jsonObject("DIFY_INPUTS"),
+		FilesURL:     l.httpURL("DIFY_FILES_URL", "", false),
 	}
 	c.PendingTTL = l.duration("PENDING_TTL", 10*time.Minute)
 	c.Slack = Slack{
@@ -199,6 +209,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.UserConcurrency = int(l.count("USER_CONCURRENCY", 2, 1000))
 	c.UserRate = l.perMinute("USER_RATE", 30)
+	c.PublicURL = l.publicURL("PUBLIC_URL")
+	c.MaxOutputFileBytes = l.size("MAX_OUTPUT_FILE_BYTES", 20<<20)
+	c.OutputFileTTL = l.duration("OUTPUT_FILE_TTL", 7*24*time.Hour)
 	c.Breaker = Breaker{
 		FailureRatio: l.ratio("BREAKER_FAILURE_RATIO", 0.5),
 		MinRequests:  uint32(l.positive("BREAKER_MIN_REQUESTS", 5, math.MaxUint32)),
@@ -319,6 +332,38 @@ func (l *loader) variable(name string) string {
 	return v
 }
 
+// variables reads a comma-separated list of Dify variable names, or "auto"; it returns them joined by commas.
+func (l *loader) variables(name string) string {
+	v := l.get(name, false)
+	if v == "" || v == Auto {
+		return Auto
+	}
+	var names []string
+	for _, n := range strings.Split(v, ",") {
+		n = strings.TrimSpace(n)
+		if !isIdent(n) {
+			l.bad(name, v, "must be auto, or Dify variable names (letters, digits, _; not starting with a digit) separated by commas", "")
+			return Auto
+		}
+		names = append(names, n)
+	}
+	return strings.Join(names, ",")
+}
+
+// publicURL reads the bot's public base: https (LINE fetches images only over https; http is allowed for a
+// local test), without a query, kept without a trailing slash.
+func (l *loader) publicURL(name string) string {
+	v := l.get(name, false)
+	if v == "" {
+		return ""
+	}
+	if _, problem := parseHTTPURL(v); problem != "" {
+		l.bad(name, shown(v), problem, "e.g. https://bot.example.com")
+		return ""
+	}
+	return strings.TrimRight(v, "/")
+}
+
 func isIdent(s string) bool {
 	for i, r := range s {
 		switch {
@@ -336,16 +381,38 @@ func (l *loader) duration(name string, def time.Duration) time.Duration {
 	if v == "" {
 		return def
 	}
-	d, err := time.ParseDuration(v)
+	d, err := parseDuration(v)
 	if err != nil || d <= 0 {
 		hint := ""
 		if _, err := strconv.Atoi(v); err == nil {
 			hint = "add a unit, e.g. " + v + "s"
 		}
-		l.bad(name, v, "must be a positive duration such as 30s, 10m or 1h30m", hint)
+		l.bad(name, v, "must be a positive duration such as 30s, 10m, 1h30m or 7d", hint)
 		return def
 	}
 	return d
+}
+
+// parseDuration is time.ParseDuration that also takes whole days in front ("7d", "1d12h"): TTLs of files are
+// said in days.
+func parseDuration(v string) (time.Duration, error) {
+	days, rest, ok := strings.Cut(v, "d")
+	if !ok {
+		return time.ParseDuration(v)
+	}
+	n, err := strconv.ParseUint(days, 10, 16)
+	if err != nil {
+		return 0, err
+	}
+	d := time.Duration(n) * 24 * time.Hour
+	if rest == "" {
+		return d, nil
+	}
+	r, err := time.ParseDuration(rest)
+	if err != nil || r < 0 {
+		return 0, errors.New("bad duration")
+	}
+	return d + r, nil
 }
 
 // positive reads a whole number in [1, max].

@@ -63,6 +63,9 @@ func TestLoadDefaults(t *testing.T) {
 		ReplicaTimeout:  time.Minute,
 		UserConcurrency: 2,
 		UserRate:        30,
+		// Issue 15: files from Dify's answers.
+		MaxOutputFileBytes: 20 << 20,
+		OutputFileTTL:      7 * 24 * time.Hour,
 		Breaker: config.Breaker{
 			FailureRatio: 0.5,
 			MinRequests:  5,
@@ -115,6 +118,13 @@ func TestLoadValid(t *testing.T) {
 		{"DIFY_IMAGE_INPUT", "auto", func(c config.Config) any { return c.Dify.ImageInput }, "auto"},
 		{"DIFY_TEXT_INPUT", "_query", func(c config.Config) any { return c.Dify.TextInput }, "_query"},
 		{"DIFY_OUTPUT_KEY", "summary", func(c config.Config) any { return c.Dify.OutputKey }, "summary"},
+		{"DIFY_OUTPUT_KEY", "summary, details,chart", func(c config.Config) any { return c.Dify.OutputKey }, "summary,details,chart"},
+		{"DIFY_FILES_URL", "https://files.example.com/", func(c config.Config) any { return c.Dify.FilesURL }, "https://files.example.com"},
+		{"PUBLIC_URL", "https://bot.example.com/", func(c config.Config) any { return c.PublicURL }, "https://bot.example.com"},
+		{"MAX_OUTPUT_FILE_BYTES", "5MiB", func(c config.Config) any { return c.MaxOutputFileBytes }, int64(5 << 20)},
+		{"OUTPUT_FILE_TTL", "7d", func(c config.Config) any { return c.OutputFileTTL }, 7 * 24 * time.Hour},
+		{"OUTPUT_FILE_TTL", "1d12h", func(c config.Config) any { return c.OutputFileTTL }, 36 * time.Hour},
+		{"OUTPUT_FILE_TTL", "48h", func(c config.Config) any { return c.OutputFileTTL }, 48 * time.Hour},
 		{"DIFY_TIMEOUT", "90s", func(c config.Config) any { return c.Dify.Timeout }, 90 * time.Second},
 		{"DIFY_TIMEOUT", "1h30m", func(c config.Config) any { return c.Dify.Timeout }, 90 * time.Minute},
 		{"IMAGE_PROMPT", " Describe the damage. ", func(c config.Config) any { return c.Dify.ImagePrompt }, "Describe the damage."},
@@ -190,7 +200,12 @@ func TestLoadInvalid(t *testing.T) {
 		{"DIFY_RESPONSE_MODE", "stream", `must be one of streaming, blocking (got "stream")`},
 		{"DIFY_IMAGE_INPUT", "{{#start.image#}}", "bare variable name"},
 		{"DIFY_TEXT_INPUT", "my query", "Dify variable name"},
-		{"DIFY_OUTPUT_KEY", "1st", "Dify variable name"},
+		{"DIFY_OUTPUT_KEY", "1st", "Dify variable names"},
+		{"DIFY_OUTPUT_KEY", "a,,b", "Dify variable names"},
+		{"OUTPUT_FILE_TTL", "7days", "positive duration"},
+		{"OUTPUT_FILE_TTL", "0d", "positive duration"},
+		{"PUBLIC_URL", "bot.example.com", "http:// or https://"},
+		{"DIFY_FILES_URL", "files.example.com", "http:// or https://"},
 		{"DIFY_TIMEOUT", "600", `(got "600"); add a unit, e.g. 600s`},
 		{"DIFY_TIMEOUT", "-1m", "positive duration"},
 		{"DIFY_TIMEOUT", "0s", "positive duration"},
@@ -549,12 +564,15 @@ func TestLoadReadsEachNameOnce(t *testing.T) {
 	design := []string{
 		"DIFY_BASE_URL", "DIFY_API_KEY", "DIFY_APP_MODE", "DIFY_RESPONSE_MODE",
 		"DIFY_IMAGE_INPUT", "DIFY_TEXT_INPUT", "DIFY_OUTPUT_KEY", "DIFY_TIMEOUT",
-		"IMAGE_PROMPT", "DIFY_INPUTS", "PENDING_TTL", // Issue 12: requests over several messages, fixed inputs.
+		"IMAGE_PROMPT", "DIFY_INPUTS", // Issue 12: requests over several messages, fixed inputs.
+		"DIFY_FILES_URL", // Issue 15: relative file links in Dify's answers.
+		"PENDING_TTL",
 		"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
 		"LINE_CHANNEL_SECRET", "LINE_CHANNEL_TOKEN", "LINE_API_URL", "LINE_DATA_API_URL",
 		"HTTP_ADDR", "ADMIN_TOKEN", "WEB_CHAT", "DATABASE_URL", "DATA_DIR", "WORKERS", "MAX_IMAGE_BYTES",
 		"FETCH_TIMEOUT",                                    // Issue 13: a stalled download is given up and answered.
 		"REPLICA_TIMEOUT", "USER_CONCURRENCY", "USER_RATE", // Issue 13: takeover, and one person's fair share.
+		"PUBLIC_URL", "MAX_OUTPUT_FILE_BYTES", "OUTPUT_FILE_TTL", // Issue 15: files from Dify's answers.
 		"BREAKER_FAILURE_RATIO", "BREAKER_MIN_REQUESTS", "BREAKER_OPEN_FOR", "BREAKER_HOLD_MAX",
 		"BOT_LANGUAGE", "LOG_LEVEL", "LOG_FORMAT",
 	}

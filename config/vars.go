@@ -36,6 +36,7 @@ func Groups() []Group {
 			{"DIFY_TIMEOUT", "limit for one run (10m)"},
 			{"IMAGE_PROMPT", "text sent with a photo that comes alone"},
 			{"DIFY_INPUTS", "JSON object of fixed start-form values"},
+			{"DIFY_FILES_URL", "where Dify's file links point, when its FILES_URL differs"},
 			{"PENDING_TTL", "how long a photo waits for its question (10m)"},
 		}},
 		{GroupSlack, []Var{
@@ -62,6 +63,9 @@ func Groups() []Group {
 			{"REPLICA_TIMEOUT", "silence after which other replicas take a replica's runs (1m)"},
 			{"USER_CONCURRENCY", "runs one person may have in flight (2; 0: no limit)"},
 			{"USER_RATE", "messages one person may send per minute (30/min; 0: no limit)"},
+			{"PUBLIC_URL", "https://… where LINE fetches the answers' images (/files/)"},
+			{"MAX_OUTPUT_FILE_BYTES", "largest file of an answer kept (20MiB)"},
+			{"OUTPUT_FILE_TTL", "how long answers' files are kept (7d)"},
 		}},
 		{GroupBreaker, []Var{
 			{"BREAKER_FAILURE_RATIO", "trip at this share of failures (0.5)"},

@@ -276,7 +276,7 @@ func TestCaddyfileRoutes(t *testing.T) {
 	cfg := adaptCaddyfile(t, nil)
 	_, hs, errs := site(t, cfg)
 	h, rp := theProxy(t, hs)
-	for _, want := range []string{"/slack/*", "/line/*", "/admin/*", "/healthz", "/readyz"} {
+	for _, want := range []string{"/slack/*", "/line/*", "/admin/*", "/files/*", "/healthz", "/readyz"} {
 		if !slices.Contains(h.Paths, want) {
 			t.Errorf("Caddy does not pass %s to the bot (paths %v)", want, h.Paths)
 		}

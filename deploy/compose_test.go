@@ -288,3 +288,19 @@ func volumeAt(s types.ServiceConfig, target string) *types.ServiceVolumeConfig {
 	}
 	return nil
 }
+
+// PUBLIC_URL, where LINE fetches the answers' images, follows DIFYBOT_DOMAIN unless .env sets it.
+func TestComposePublicURL(t *testing.T) {
+	for _, tt := range []struct {
+		dotenv []string
+		want   string
+	}{
+		{nil, "https://localhost"},
+		{[]string{"DIFYBOT_DOMAIN=bot.example.com"}, "https://bot.example.com"},
+		{[]string{"DIFYBOT_DOMAIN=bot.example.com", "PUBLIC_URL=https://files.example.com"}, "https://files.example.com"},
+	} {
+		if got := envOf(service(t, loadCompose(t, tt.dotenv...), "difybot"), "PUBLIC_URL"); got != tt.want {
+			t.Errorf("%v: PUBLIC_URL=%q, want %q", tt.dotenv, got, tt.want)
+		}
+	}
+}

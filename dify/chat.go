@@ -39,6 +39,9 @@ type ChatReply struct {
 	WorkflowRunID  string `json:"workflow_run_id,omitempty"` // Chatflows only.
 	Answer         string `json:"answer"`
 	Recovered      bool   `json:"recovered,omitempty"`
+	// Files are the files the answer carries, once each: message_file events (the assistant's), message_end.files
+	// and a chatflow's workflow_finished files.
+	Files []OutputFile `json:"files,omitempty"`
 }
 
 // SendChatMessage sends a message to a chat app, with the same retry and recovery rules as RunWorkflow.
@@ -97,7 +100,8 @@ func (c *Client) SendChatMessage(ctx context.Context, req ChatRequest) (*ChatRep
 		if mode == Blocking {
 			var out struct {
 				ChatReply
-				ID string `json:"id"`
+				ID       string          `json:"id"`
+				RawFiles json.RawMessage `json:"files"`
 			}
 			if err := decodeJSON(op, resp, &out); err != nil {
 				return err
@@ -106,6 +110,9 @@ func (c *Client) SendChatMessage(ctx context.Context, req ChatRequest) (*ChatRep
 			if reply.MessageID == "" {
 				reply.MessageID = out.ID
 			}
+			var fs fileSet
+			fs.add(filesIn(out.RawFiles)...)
+			reply.Files = fs.files
 			return nil
 		}
 		defer resp.Body.Close()
@@ -118,7 +125,7 @@ func (c *Client) SendChatMessage(ctx context.Context, req ChatRequest) (*ChatRep
 		}
 		answer, _ := run.Outputs["answer"].(string)
 		reply = &ChatReply{ConversationID: st.conversationID, MessageID: st.messageID, TaskID: st.taskID,
-			WorkflowRunID: run.ID, Answer: answer, Recovered: true}
+			WorkflowRunID: run.ID, Answer: answer, Recovered: true, Files: run.Files}
 		return nil
 	})
 	return reply, err
@@ -137,6 +144,7 @@ func refusesBlocking(e *APIError) bool {
 func (c *Client) readChatStream(ctx context.Context, op string, resp *http.Response, st *runState, onEvent func(Event)) (*ChatReply, error) {
 	var reply ChatReply
 	var answer []byte
+	var files fileSet
 	agent := false // An agent_message arrived: a later message event (mode agent's closing one) is the whole answer.
 	done := false
 	err := readEvents(resp.Body, func(data []byte) error {
@@ -151,6 +159,7 @@ func (c *Client) readChatStream(ctx context.Context, op string, resp *http.Respo
 		if onEvent != nil {
 			onEvent(ev)
 		}
+		files.observe(ev)
 		if ev.ConversationID != "" {
 			reply.ConversationID = ev.ConversationID
 		}
@@ -186,7 +195,7 @@ func (c *Client) readChatStream(ctx context.Context, op string, resp *http.Respo
 		}
 		return nil
 	})
-	reply.TaskID, reply.WorkflowRunID, reply.Answer = st.taskID, st.runID, string(answer)
+	reply.TaskID, reply.WorkflowRunID, reply.Answer, reply.Files = st.taskID, st.runID, string(answer), files.files
 	if done {
 		return &reply, nil
 	}

@@ -27,8 +27,11 @@ import (
 
 // Config configures a Client. Only BaseURL and APIKey are required.
 type Config struct {
-	BaseURL    string // Dify's service API base, such as https://api.dify.ai/v1.
-	APIKey     string // The app's API key; sent only in the Authorization header.
+	BaseURL string // Dify's service API base, such as https://api.dify.ai/v1.
+	APIKey  string // The app's API key; sent only in the Authorization header.
+	// FilesURL is the base of the relative file links Dify writes when its FILES_URL is unset (DIFY_FILES_URL);
+	// default the origin of BaseURL.
+	FilesURL   string
 	HTTPClient *http.Client
 	Logger     zerolog.Logger
 	Breaker    BreakerConfig
@@ -42,6 +45,7 @@ type Config struct {
 // Client talks to one Dify app. It is safe for concurrent use.
 type Client struct {
 	base      *url.URL
+	files     *url.URL // The base of relative file links.
 	key       string
 	hc        *http.Client
 	log       zerolog.Logger
@@ -62,6 +66,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.APIKey == "" {
 		return nil, errors.New("dify: API key is empty")
 	}
+	files := &url.URL{Scheme: u.Scheme, Host: u.Host}
+	if cfg.FilesURL != "" {
+		if files, err = url.Parse(strings.TrimRight(cfg.FilesURL, "/")); err != nil || (files.Scheme != "http" && files.Scheme != "https") || files.Host == "" {
+			return nil, fmt.Errorf("dify: files URL %q: must be an http(s) URL", cfg.FilesURL)
+		}
+	}
 	hc := cfg.HTTPClient
 	if hc == nil {
 		// No overall timeout: streams legitimately run for minutes. Runs are bounded by ctx.
@@ -76,6 +86,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		base:      u,
+		files:     files,
 		key:       cfg.APIKey,
 		hc:        redirect.Guard(hc), // The key goes only to Dify's own origin, whatever a proxy redirects to.
 		log:       cfg.Logger,

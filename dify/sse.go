@@ -26,6 +26,13 @@ type Event struct {
 	MessageID      string    `json:"message_id"`
 	Data           EventData `json:"data"`
 	Answer         string    `json:"answer"` // message, agent_message, message_replace.
+	// Files are message_end's file objects.
+	Files json.RawMessage `json:"files"`
+	// Set on message_file events: the file's id, type, who it belongs to (user or assistant) and its URL.
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	BelongsTo string `json:"belongs_to"`
+	URL       string `json:"url"`
 	// Set on "error" events.
 	Code    string  `json:"code"`
 	Message string  `json:"message"`
@@ -45,6 +52,7 @@ type EventData struct {
 	ElapsedTime float64         `json:"elapsed_time"`
 	Text        string          `json:"text"`
 	Outputs     json.RawMessage `json:"outputs"`
+	Files       json.RawMessage `json:"files"` // workflow_finished's and node_finished's file objects.
 	TotalTokens flexInt         `json:"total_tokens"`
 	TotalSteps  flexInt         `json:"total_steps"`
 }

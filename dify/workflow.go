@@ -61,17 +61,25 @@ type Tries struct {
 
 // Run is a workflow run's outcome as Dify reports it.
 type Run struct {
-	ID          string         `json:"id"`
-	TaskID      string         `json:"task_id,omitempty"`
-	WorkflowID  string         `json:"workflow_id"`
-	Status      string         `json:"status"`
-	Outputs     map[string]any `json:"outputs"`
-	Error       string         `json:"error"`
-	ElapsedTime float64        `json:"elapsed_time"`
-	TotalTokens int64          `json:"total_tokens"`
-	TotalSteps  int64          `json:"total_steps"`
+	ID         string         `json:"id"`
+	TaskID     string         `json:"task_id,omitempty"`
+	WorkflowID string         `json:"workflow_id"`
+	Status     string         `json:"status"`
+	Outputs    map[string]any `json:"outputs"`
+	// OutputsJSON is the outputs as Dify sent them, which keeps the order of an object's keys.
+	OutputsJSON json.RawMessage `json:"-"`
+	Error       string          `json:"error"`
+	ElapsedTime float64         `json:"elapsed_time"`
+	TotalTokens int64           `json:"total_tokens"`
+	TotalSteps  int64           `json:"total_steps"`
 	// Recovered is true when the stream dropped and the outcome came from polling the run.
 	Recovered bool `json:"recovered,omitempty"`
+	// Files are the files the run produced, once each: file objects among the outputs (alone or in a list) and
+	// the stream's workflow_finished.data.files.
+	Files []OutputFile `json:"files,omitempty"`
+	// Replaced is the text of a text_replace event (output moderation replacing the streamed text), "" when
+	// none came: it replaces the text output shown.
+	Replaced string `json:"replaced,omitempty"`
 }
 
 // runState is what a stream told us so far; it survives a dropped connection.
@@ -190,6 +198,8 @@ func (c *Client) runCall(ctx context.Context, op string, st *runState, user stri
 // readRunStream consumes a workflow event stream until workflow_finished or an error event.
 func (c *Client) readRunStream(ctx context.Context, op string, resp *http.Response, st *runState, onEvent func(Event)) (*Run, error) {
 	var run *Run
+	var files fileSet
+	replaced := ""
 	err := readEvents(resp.Body, func(data []byte) error {
 		var ev Event
 		if err := json.Unmarshal(data, &ev); err != nil {
@@ -203,9 +213,13 @@ func (c *Client) readRunStream(ctx context.Context, op string, resp *http.Respon
 		if onEvent != nil {
 			onEvent(ev)
 		}
+		files.observe(ev)
 		switch ev.Event {
+		case "text_replace":
+			replaced = ev.Data.Text
 		case "workflow_finished":
 			run = ev.Data.run(ev)
+			run.Files, run.Replaced = files.files, replaced
 			return errStop
 		case "error":
 			return streamError(op, ev)
@@ -392,7 +406,8 @@ type runJSON struct {
 
 func (r runJSON) run() *Run {
 	return &Run{ID: r.ID, WorkflowID: r.WorkflowID, Status: r.Status, Outputs: decodeOutputs(r.Outputs),
-		Error: r.Error, ElapsedTime: r.ElapsedTime, TotalTokens: int64(r.TotalTokens), TotalSteps: int64(r.TotalSteps)}
+		Error: r.Error, ElapsedTime: r.ElapsedTime, TotalTokens: int64(r.TotalTokens), TotalSteps: int64(r.TotalSteps),
+		Files: filesIn(r.Outputs), OutputsJSON: r.Outputs}
 }
 
 func (d EventData) run(ev Event) *Run {

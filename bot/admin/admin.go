@@ -41,6 +41,9 @@ type Store interface {
 	SetBreakerSetting(ctx context.Context, s bot.BreakerSetting) error
 	// BreakerHistory returns the latest audit rows, newest first.
 	BreakerHistory(ctx context.Context, limit int) ([]bot.BreakerSetting, error)
+	// OutputFiles and SigningKey are the files of a run's answers and the key of their links (bot.OutputFileStore).
+	OutputFiles(ctx context.Context, runID string) ([]bot.OutputFile, error)
+	SigningKey(ctx context.Context) ([]byte, error)
 }
 
 // BreakerSwitch is the part of the breaker the admin API reads and switches. *dify.Breaker implements it.

@@ -43,6 +43,20 @@ type runDetail struct {
 	Nodes      []nodeView      `json:"nodes"`       // One entry per node execution, started and finished merged.
 	NodeEvents []bot.NodeEvent `json:"node_events"` // The events as Dify streamed them.
 	Diagnosis  *bot.Diagnosis  `json:"diagnosis"`
+	// OutputFiles are the files of the run's answers, every attempt's, with their signed links (until they expire).
+	OutputFiles []outputFileView `json:"output_files"`
+}
+
+// outputFileView is a file of an answer as admins see it.
+type outputFileView struct {
+	ID        string    `json:"id"`
+	Attempt   int       `json:"attempt"`
+	Name      string    `json:"name"`
+	MIMEType  string    `json:"mime_type"`
+	Size      int64     `json:"size"`
+	Image     bool      `json:"image"`
+	URL       string    `json:"url"` // "/files/{id}?…" on this bot.
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // runView is a run as admins see it. It is built field by field, never by copying Run, so that whatever an
@@ -299,8 +313,23 @@ func (a *api) detail(w http.ResponseWriter, r *http.Request) (runDetail, bool) {
 		a.internal(w, r, "load node events", err)
 		return runDetail{}, false
 	}
+	files, err := a.cfg.Store.OutputFiles(r.Context(), id)
+	if err != nil {
+		a.internal(w, r, "load output files", err)
+		return runDetail{}, false
+	}
 	d := runDetail{Run: a.viewRun(run), Steps: make([]stepView, 0, len(steps)), NodeEvents: events,
-		Nodes: mergeNodes(events, run.Status == bot.RunSucceeded || run.Status == bot.RunFailed), Diagnosis: run.Diagnosis}
+		Nodes: mergeNodes(events, run.Status == bot.RunSucceeded || run.Status == bot.RunFailed), Diagnosis: run.Diagnosis,
+		OutputFiles: make([]outputFileView, 0, len(files))}
+	for _, f := range files {
+		u, err := bot.FilePath(r.Context(), a.cfg.Store, f)
+		if err != nil {
+			a.internal(w, r, "sign output file link", err)
+			return runDetail{}, false
+		}
+		d.OutputFiles = append(d.OutputFiles, outputFileView{ID: f.ID, Attempt: f.Attempt, Name: f.Name, MIMEType: f.MIMEType,
+			Size: f.Size, Image: f.Image(), URL: u, ExpiresAt: f.ExpiresAt})
+	}
 	if d.NodeEvents == nil {
 		d.NodeEvents = []bot.NodeEvent{}
 	}

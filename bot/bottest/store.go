@@ -31,6 +31,8 @@ type Store struct {
 	queued   []string
 	pending  map[string]bot.Pending // By run id.
 	feedback map[string]int         // The attempt whose first feedback was claimed, by run id.
+	files    map[string]*storedFile // Output files by id.
+	key      []byte                 // The signing key.
 }
 
 type eventKey struct{ platform, eventID string }

@@ -387,3 +387,5 @@ func TestStoreHandsOutCopies(t *testing.T) {
 }
 
 func TestPendingContract(t *testing.T) { storetest.PendingContract(t, bottest.NewStore()) }
+
+func TestOutputFilesContract(t *testing.T) { storetest.OutputFilesContract(t, bottest.NewStore()) }

@@ -1,5 +1,5 @@
-// Package store keeps difybot's runs, steps, node events, breaker override and conversations, and queues runs
-// with River, on SQLite (one replica, the default) or PostgreSQL (several replicas).
+// Package store keeps difybot's runs, steps, node events, breaker override, conversations and the files of
+// answers (with the key that signs their links), and queues runs with River, on SQLite (one replica, the default) or PostgreSQL (several replicas).
 //
 // Design. Each back end uses its native driver, because River needs one: SQLite goes through database/sql
 // (modernc.org/sqlite, one connection, as riversqlite asks) with riversqlite, and PostgreSQL through a pgx pool

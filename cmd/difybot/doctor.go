@@ -27,6 +27,13 @@ func (c *checklist) ok(name, detail string) {
 }
 
 func (c *checklist) report(ch bot.Check) {
+	if ch.OK && ch.Warn {
+		fmt.Fprintf(c.w, "⚠️ %s: %s\n", ch.Name, ch.Detail)
+		for _, f := range ch.Fixes {
+			fmt.Fprintf(c.w, "   fix: %s\n", f)
+		}
+		return
+	}
 	if ch.OK {
 		c.ok(ch.Name, ch.Detail)
 		return

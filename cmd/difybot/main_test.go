@@ -43,6 +43,9 @@ var scenarioEnv = map[string]map[string]string{
 	"not_chat_app":     {"DIFY_APP_MODE": "chat"},
 }
 
+// scenarioFiles are the files a succeeding scenario's answer has (file_expired's cannot be fetched: a note).
+var scenarioFiles = map[string]int{"image_output": 1, "csv_output": 1, "file_list_output": 2, "chat_files": 1}
+
 func TestRunJSONAgainstEveryScenario(t *testing.T) {
 	img := writePNG(t, 32, 24)
 	for _, sc := range difytest.Scenarios() {
@@ -70,6 +73,9 @@ func TestRunJSONAgainstEveryScenario(t *testing.T) {
 				}
 				if n := sim.Started(); n != 1 {
 					t.Errorf("%d workflow runs started, want 1", n)
+				}
+				if want := scenarioFiles[sc.Name]; len(res.Files) != want {
+					t.Errorf("files %+v, want %d", res.Files, want)
 				}
 				return
 			}

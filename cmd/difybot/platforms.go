@@ -93,7 +93,8 @@ func newLINE(cfg config.Config, env platformEnv) (platform, error) {
 		Inbox:         env.inbox,
 		ChannelSecret: cfg.LINE.ChannelSecret.Reveal(), ChannelToken: cfg.LINE.ChannelToken.Reveal(),
 		APIURL: cfg.LINE.APIURL, DataAPIURL: cfg.LINE.DataAPIURL,
-		Logger: env.log.With().Str("component", "line").Logger(),
+		Logger:   env.log.With().Str("component", "line").Logger(),
+		Language: bot.Lang(cfg.Language), PublicURL: cfg.PublicURL,
 	})
 }
 

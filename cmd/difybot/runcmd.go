@@ -41,6 +41,15 @@ type runResult struct {
 	Diagnosis *bot.Diagnosis  `json:"diagnosis,omitempty"`
 	Steps     []bot.Step      `json:"steps"`
 	Nodes     []bot.NodeEvent `json:"nodes,omitempty"`
+	// Files are the files of the answer (the run's store is temporary: they are listed, not kept).
+	Files []runFile `json:"files,omitempty"`
+}
+
+// runFile is a file of the answer as `difybot run -json` lists it.
+type runFile struct {
+	Name     string `json:"name"`
+	MIMEType string `json:"mime_type"`
+	Size     int64  `json:"size"`
 }
 
 func runOnce(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -115,6 +124,11 @@ func runOnce(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	res := runResult{RunID: r.ID, Status: r.Status, Reply: r.Reply, Diagnosis: r.Diagnosis}
+	if n := len(cli.replies); n > 0 {
+		for _, f := range cli.replies[n-1].Files {
+			res.Files = append(res.Files, runFile{Name: f.Name, MIMEType: f.MIMEType, Size: f.Size})
+		}
+	}
 	if res.Steps, err = sys.store.Steps(ctx, r.ID); err != nil {
 		return err
 	}

@@ -78,6 +78,8 @@ func (s *system) routes() (http.Handler, error) {
 		return nil, err
 	}
 	mux.Handle("/admin/", adm)
+	// The files of answers, to whoever has a link the bot signed (LINE fetches images from here).
+	mux.Handle("GET /files/{id}", bot.FilesHandler(bot.FilesConfig{Store: s.store}))
 	for _, p := range s.platforms {
 		for _, r := range p.Routes() {
 			mux.Handle(r.Pattern, withBodyTimeout(s.limits, r.BodyTimeout, r.Handler))

@@ -58,11 +58,12 @@ func newLogger(c config.Log, w io.Writer) zerolog.Logger {
 // platforms without routes (the CLI of `difybot run`). The caller closes the system.
 func build(ctx context.Context, cfg config.Config, log zerolog.Logger, specs []platformSpec, env platformEnv, extra ...bot.Platform) (*system, error) {
 	dc, err := dify.New(dify.Config{
-		BaseURL: cfg.Dify.BaseURL,
-		APIKey:  cfg.Dify.APIKey.Reveal(),
-		Logger:  log.With().Str("component", "dify").Logger(),
-		Breaker: dify.BreakerConfig{FailureRatio: cfg.Breaker.FailureRatio, MinRequests: cfg.Breaker.MinRequests, OpenFor: cfg.Breaker.OpenFor},
-		Limit:   dify.LimitConfig{Max: cfg.Workers},
+		BaseURL:  cfg.Dify.BaseURL,
+		APIKey:   cfg.Dify.APIKey.Reveal(),
+		FilesURL: cfg.Dify.FilesURL,
+		Logger:   log.With().Str("component", "dify").Logger(),
+		Breaker:  dify.BreakerConfig{FailureRatio: cfg.Breaker.FailureRatio, MinRequests: cfg.Breaker.MinRequests, OpenFor: cfg.Breaker.OpenFor},
+		Limit:    dify.LimitConfig{Max: cfg.Workers},
 	})
 	if err != nil {
 		return nil, err
@@ -118,6 +119,7 @@ func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Stor
 		ResponseMode: dify.ResponseMode(cfg.Dify.ResponseMode), OutputKey: cfg.Dify.OutputKey,
 		ImagePrompt: cfg.Dify.ImagePrompt, PendingTTL: cfg.PendingTTL,
 		Timeout: cfg.Dify.Timeout, MaxImageBytes: cfg.MaxImageBytes, FetchTimeout: cfg.FetchTimeout, HoldMax: cfg.Breaker.HoldMax,
+		PublicURL: cfg.PublicURL, MaxOutputFileBytes: cfg.MaxOutputFileBytes, OutputFileTTL: cfg.OutputFileTTL,
 		Language: bot.Lang(cfg.Language),
 		Share:    bot.Share{Runs: cfg.UserConcurrency, PerMinute: cfg.UserRate},
 	})
@@ -169,6 +171,25 @@ func (s *system) expirePending(ctx context.Context) {
 	}
 }
 
+// expireFilesEvery is how often files past OUTPUT_FILE_TTL are deleted from the store.
+const expireFilesEvery = 10 * time.Minute
+
+// expireFiles deletes expired output files, at start and then every expireFilesEvery, until ctx ends.
+func (s *system) expireFiles(ctx context.Context) {
+	t := time.NewTicker(expireFilesEvery)
+	defer t.Stop()
+	for {
+		if err := s.bot.ExpireOutputFiles(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn().Err(err).Msg("could not delete expired output files")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // serve listens on HTTP_ADDR, works the queue and keeps the breaker in sync until ctx ends, then shuts down
 // gracefully: stop accepting, give in-flight runs shutdownGrace, leave the rest queued.
 func (s *system) serve(ctx context.Context, handler http.Handler, ready func(addr string)) error {
@@ -187,6 +208,7 @@ func (s *system) serve(ctx context.Context, handler http.Handler, ready func(add
 	loops.Go(func() { s.syncBreaker(loopCtx) })
 	loops.Go(func() { s.expirePending(loopCtx) })
 	loops.Go(func() { s.bot.Feedback(loopCtx, s.accepted) })
+	loops.Go(func() { s.expireFiles(loopCtx) })
 	for _, p := range s.platforms {
 		if r, ok := p.(runner); ok {
 			loops.Go(func() {

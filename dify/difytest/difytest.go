@@ -7,7 +7,7 @@
 // independently of the scenario, so that a required form or an agent app can also be rate-limited or down.
 // The fake enforces the form as Dify does, and its answers echo what it received.
 //
-// Besides /v1 the handler serves a control API: GET /_sim/scenario, PUT /_sim/scenario {"scenario":"NAME"},
+// Besides /v1 the handler serves the files runs produce (/files/tools/…, signed links) and a control API: GET /_sim/scenario, PUT /_sim/scenario {"scenario":"NAME"},
 // GET /_sim/scenarios (the catalogue), and the same for shapes: GET|PUT /_sim/shape, GET /_sim/shapes.
 package difytest
 
@@ -37,6 +37,8 @@ type Options struct {
 	// MaxActive is Dify's APP_MAX_ACTIVE_REQUESTS: a run request beyond that many runs in progress answers 429
 	// too_many_requests, as 1.x does; 0 is no limit.
 	MaxActive int
+	// FilesExpireAfter is how long a file link the fake signs works (Dify's FILES_ACCESS_TIMEOUT); default 300s.
+	FilesExpireAfter time.Duration
 }
 
 // Request is one request the fake received. It never holds the API key.
@@ -74,12 +76,14 @@ type Sim struct {
 	uploads  recent[*upload]
 	runByID  recent[*run]
 	runByTas recent[*run]
-	convs    recent[string] // Conversation ids and the user who started each.
-	messages recent[[]*run] // Chat messages by conversation id, oldest first.
-	users    recent[string] // End-user row ids by user string, as Dify creates them.
-	seq      int            // Workflow run sequence numbers (0.6 sends them).
-	active   int            // Runs in progress, for MaxActive.
-	peak     int            // The most runs ever in progress at once.
+	convs    recent[string]      // Conversation ids and the user who started each.
+	messages recent[[]*run]      // Chat messages by conversation id, oldest first.
+	users    recent[string]      // End-user row ids by user string, as Dify creates them.
+	seq      int                 // Workflow run sequence numbers (0.6 sends them).
+	active   int                 // Runs in progress, for MaxActive.
+	peak     int                 // The most runs ever in progress at once.
+	files    recent[*simFile]    // Files runs produced, by id.
+	lastFile map[string]*simFile // The latest file made under each name.
 }
 
 // maxKept bounds each store of the fake (uploads, runs, conversations, end users).
@@ -128,6 +132,9 @@ func NewHandler(opts Options) *Sim {
 	if opts.MaxImageBytes <= 0 {
 		opts.MaxImageBytes = 10 << 20
 	}
+	if opts.FilesExpireAfter <= 0 {
+		opts.FilesExpireAfter = 300 * time.Second
+	}
 	s := &Sim{
 		opts:      opts,
 		mux:       http.NewServeMux(),
@@ -135,6 +142,7 @@ func NewHandler(opts Options) *Sim {
 		shapes:    shapeCatalogue(),
 		calls:     map[string]int{},
 		seen:      map[string]int{},
+		lastFile:  map[string]*simFile{},
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	if err := s.SetScenario(opts.Scenario); err != nil {
@@ -152,6 +160,7 @@ func NewHandler(opts Options) *Sim {
 	s.mux.Handle(RouteChat, s.endpoint(s.chat))
 	s.mux.Handle(RouteChatStop, s.endpoint(s.stop))
 	s.mux.Handle(RouteMessages, s.endpoint(s.listMessages))
+	s.mux.HandleFunc(RouteFile, s.serveFile)
 	s.mux.Handle("/", s.endpoint(nil))
 	s.mux.HandleFunc("GET /_sim/scenario", s.getScenario)
 	s.mux.HandleFunc("PUT /_sim/scenario", s.putScenario)

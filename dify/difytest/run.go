@@ -60,6 +60,7 @@ type frame struct {
 // plan is everything the engine needs for one run; it is fixed before the run starts.
 type plan struct {
 	run      *run
+	sim      *Sim
 	sc       *scenario
 	d        dialect
 	nodes    []node
@@ -392,11 +393,14 @@ func (s *Sim) newPlan(sc *scenario, app, user string, ra runArgs, nodes []node, 
 	}
 	// Dify stores the inputs with json.dumps, sys.* first; workflow_started echoes them with sys.* last.
 	rn.inputs = string(v06.encode(append(obj{{"sys.files", sysFiles}, {"sys.user_id", user}}, userInputs...)))
-	p := &plan{run: rn, sc: sc, d: sc.dialect, nodes: nodes, answer: answer, latency: latency, mu: &s.mu,
+	if sc.output == outThink {
+		answer = thinking + answer
+	}
+	p := &plan{run: rn, sim: s, sc: sc, d: sc.dialect, nodes: nodes, answer: answer, latency: latency, mu: &s.mu,
 		inputs: append(userInputs, kv{"sys.user_id", user}, kv{"sys.files", sysFiles})}
 	// Two events per node, the chunks, and at most three closing events (finished, error, message_end); an
 	// agent adds its thought and the closing message.
-	p.events = make(chan frame, 2+2*len(nodes)+len(chunks(answer))+3+2)
+	p.events = make(chan frame, 2+2*len(nodes)+len(chunks(answer))+3+2+2)
 	p.detached = sc.outcome.kind == cutStream
 	s.mu.Lock()
 	s.seq++
@@ -730,14 +734,20 @@ func (p *plan) setSteps(n int) {
 func (p *plan) finish(status, errMsg string) {
 	rn := p.run
 	var outputs obj
+	var files []obj
 	if status == "succeeded" {
-		outputs = obj{{"text", p.answer}}
+		key := "text"
 		if rn.app != "workflow" {
-			outputs = obj{{"answer", p.answer}}
+			key = "answer"
 		}
+		outputs, files = p.outputs(p.sim, key)
 		if p.sc.outcome.kind == noOutput {
-			outputs = obj{}
+			outputs, files = obj{}, nil
 		}
+	}
+	filesJSON := any([]any{})
+	if len(files) > 0 {
+		filesJSON = files
 	}
 	tokens := 0
 	if status == "succeeded" {
@@ -762,7 +772,7 @@ func (p *plan) finish(status, errMsg string) {
 		}
 		data = append(data, kv{"created_at", rn.createdAt.Unix()}, kv{"finished_at", now.Unix()})
 		if p.d == v1 {
-			data = append(data, kv{"exceptions_count", 0}, kv{"files", []any{}})
+			data = append(data, kv{"exceptions_count", 0}, kv{"files", filesJSON})
 		}
 		p.workflowEvent("workflow_finished", data, false)
 	}
@@ -773,8 +783,13 @@ func (p *plan) finish(status, errMsg string) {
 			// New Agent closes with the whole answer in one message event, not a delta to append (§3.3).
 			p.send(p.frame("message", kv{"task_id", rn.taskID}, kv{"id", p.msgID}, kv{"answer", p.answer}), false)
 		}
+		for _, f := range files {
+			// The assistant's file, as message_file announces it: its id, type and a signed link (§2.2).
+			p.send(p.frame("message_file", kv{"task_id", rn.taskID}, kv{"id", f.get("related_id")}, kv{"type", f.get("type")},
+				kv{"belongs_to", "assistant"}, kv{"url", f.get("url")}), false)
+		}
 		p.send(p.frame("message_end", kv{"task_id", rn.taskID}, kv{"id", p.msgID},
-			kv{"metadata", obj{{"usage", usage(rn.elapsed)}, {"retriever_resources", []any{}}}}, kv{"files", []any{}}), false)
+			kv{"metadata", obj{{"usage", usage(rn.elapsed)}, {"retriever_resources", []any{}}}}, kv{"files", filesJSON}), false)
 	case rn.app == "advanced-chat" && status == "failed":
 		// A chatflow follows a failed workflow_finished with an error event (§4).
 		p.errorEvent(errInvalid("Run failed: " + errMsg))

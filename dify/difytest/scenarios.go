@@ -53,6 +53,7 @@ type scenario struct {
 	latency time.Duration // The node latency when Options.Latency is zero.
 	faults  []fault
 	outcome outcome
+	output  outputKind // What a succeeding run answers.
 }
 
 // stage says where in the request path a fault answers, which decides what it shadows.
@@ -242,6 +243,20 @@ func catalogue() map[string]*scenario {
 			faults: []fault{{stage: atProxy, routes: []string{RouteRun}, reply: reply{status: http.StatusOK, ctype: "text/plain; charset=utf-8", body: "OK"}}}},
 		{Scenario: Scenario{"no_output", "dify_no_output", "Runs succeed with outputs {}."},
 			outcome: outcome{kind: noOutput}},
+		{Scenario: Scenario{"image_output", "", "The workflow answers its text and an annotated image: a PNG tool file at a relative, signed link that expires after 300 s."},
+			output: outImage},
+		{Scenario: Scenario{"csv_output", "", "The workflow answers its text and a CSV (labels.csv) at a signed link."},
+			output: outCSV},
+		{Scenario: Scenario{"file_list_output", "", "The workflow answers its text and a list of files: the annotated PNG and the CSV."},
+			output: outFileList},
+		{Scenario: Scenario{"file_expired", "", "The workflow answers its text and an image whose signed link has already expired: downloading it answers 403."},
+			output: outExpired},
+		{Scenario: Scenario{"think_output", "", "The LLM node's text starts with its <think>…</think> reasoning, as Dify's default tagged mode leaves it."},
+			output: outThink},
+		{Scenario: Scenario{"object_output", "", "The workflow answers an object, no text: {\"result\": {label, confidence, tags, box, description}}."},
+			output: outObject},
+		{Scenario: Scenario{"chat_files", "", "A chatflow whose answer carries an image: message_file before message_end, and the file in message_end.files."},
+			mode: "advanced-chat", output: outChatFiles},
 		{Scenario: Scenario{"flaky", "", "The first 2 requests to upload and to workflows/run (since the scenario was set) get nginx's 502 page, then all is well."},
 			faults: []fault{{stage: atProxy, routes: []string{RouteUpload, RouteRun}, first: 2, reply: nginx502}}},
 	}

@@ -45,6 +45,16 @@ func (o obj) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// get returns the value of key k, or nil.
+func (o obj) get(k string) any {
+	for _, f := range o {
+		if f.k == k {
+			return f.v
+		}
+	}
+	return nil
+}
+
 func encodeTo(b *bytes.Buffer, v any) error {
 	enc := json.NewEncoder(b)
 	enc.SetEscapeHTML(false)

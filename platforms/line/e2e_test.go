@@ -71,7 +71,7 @@ func newSystem(t testing.TB, o e2eOptions) *system {
 		hc = nil
 	}
 	s.adapter, err = New(Config{Inbox: s.accepts, ChannelSecret: testSecret, ChannelToken: testToken, APIURL: s.line.URL(),
-		DataAPIURL: s.line.URL(), HTTPClient: hc, Logger: zerolog.Nop(), ReplyTokenTTL: o.ttl})
+		DataAPIURL: s.line.URL(), HTTPClient: hc, Logger: zerolog.Nop(), ReplyTokenTTL: o.ttl, Language: o.lang})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,11 @@ type Config struct {
 	MaxBodyBytes  int64 // Webhook body cap; default 1 MiB.
 	// ReplyTokenTTL is the age under which the reply token is used; default 50s (LINE guarantees one minute).
 	ReplyTokenTTL time.Duration
-	Now           func() time.Time
+	Language      bot.Lang // The language of the adapter's own texts; default en.
+	// PublicURL is the bot's public base (PUBLIC_URL); without it LINE cannot show the answer's images, and
+	// Checks says so.
+	PublicURL string
+	Now       func() time.Time
 }
 
 // Adapter is the LINE platform. It is safe for concurrent use.
@@ -58,6 +62,7 @@ type Adapter struct {
 	cfg      Config
 	inbox    bot.Inbox
 	log      zerolog.Logger
+	text     texts
 	hc       *http.Client
 	external *http.Client // For external image URLs: public addresses only, never our token.
 	// allowPrivate lets tests fetch external images from httptest servers on loopback.
@@ -100,7 +105,8 @@ func New(cfg Config) (*Adapter, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	ad := &Adapter{cfg: cfg, inbox: cfg.Inbox, log: cfg.Logger.With().Str("platform", platformName).Logger(), hc: cfg.HTTPClient}
+	ad := &Adapter{cfg: cfg, inbox: cfg.Inbox, log: cfg.Logger.With().Str("platform", platformName).Logger(), hc: cfg.HTTPClient,
+		text: textsFor(cfg.Language)}
 	if ad.hc == nil || ad.hc == http.DefaultClient {
 		ad.hc = defaultClient() // http.DefaultClient has no timeouts at all.
 	}
@@ -183,5 +189,18 @@ func (a *Adapter) Checks(ctx context.Context) []bot.Check {
 	if err != nil {
 		return fail("bot info failed: " + err.Error())
 	}
-	return []bot.Check{{Name: "LINE", OK: true, Detail: fmt.Sprintf("bot %s (%s)", info.DisplayName, info.BasicId)}}
+	checks := []bot.Check{{Name: "LINE", OK: true, Detail: fmt.Sprintf("bot %s (%s)", info.DisplayName, info.BasicId)}}
+	switch {
+	case a.cfg.PublicURL == "":
+		checks = append(checks, bot.Check{Name: "LINE images", OK: true, Warn: true,
+			Detail: "PUBLIC_URL is not set: images and files the workflow returns cannot be sent to LINE (the answer says a file was made)",
+			Fixes:  []string{"set PUBLIC_URL to the bot's public https address, e.g. https://$DIFYBOT_DOMAIN (docker compose sets it)"}})
+	case !strings.HasPrefix(a.cfg.PublicURL, "https://"):
+		checks = append(checks, bot.Check{Name: "LINE images", OK: true, Warn: true,
+			Detail: "PUBLIC_URL is not https: LINE fetches images only over https, so they are sent as links",
+			Fixes:  []string{"set PUBLIC_URL to the bot's https address"}})
+	default:
+		checks = append(checks, bot.Check{Name: "LINE images", OK: true, Detail: "sent from " + a.cfg.PublicURL + "/files/…"})
+	}
+	return checks
 }

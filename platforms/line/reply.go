@@ -52,13 +52,13 @@ func (a *Adapter) Reply(ctx context.Context, m bot.Message, r bot.Reply) error {
 	if m.ChatID == "" {
 		return bot.Classified(bot.CodePlatformReplyFailed, "line reply", errors.New("the message has no chat id"))
 	}
-	calls := chunk(messages(text), maxPerCall)
+	calls := chunk(a.parts(text, r.Files), maxPerCall)
 	id := deliveryID(r, text)
 	sentKey := stateSentPrefix + id
 	done, _ := strconv.Atoi(st.Get(sentKey))
 	log := a.log.With().Str("run_id", r.RunID).Bool("final", r.Final).Logger()
 	for i := done; i < len(calls); i++ {
-		d := delivery{m: m, st: st, id: id, call: i, texts: calls[i]}
+		d := delivery{m: m, st: st, id: id, call: i, parts: calls[i]}
 		if i == len(calls)-1 && r.Final {
 			d.choices = r.Choices // Quick replies go on the last message: LINE shows them under it.
 		}
@@ -84,7 +84,7 @@ type delivery struct {
 	st    bot.RunState
 	id    string // The answer's delivery id (deliveryID).
 	call  int    // Which call of the answer, from 0.
-	texts []string
+	parts []part
 	// choices become quick replies on the call's last message; a tap sends the choice as the person's message.
 	choices []string
 	quote   string // The quote token of the person's message, for the first call.
@@ -99,7 +99,7 @@ func (a *Adapter) deliver(ctx context.Context, d delivery) (string, error) {
 			if err := d.st.Set(ctx, stateTokenUsed, a.now().UTC().Format(time.RFC3339)); err != nil {
 				return "", fmt.Errorf("line: record reply token use: %w", err)
 			}
-			err := a.reply(ctx, d.m.ReplyToken, d.texts, d.choices, a.quoteFor(d, false))
+			err := a.reply(ctx, d.m.ReplyToken, d.parts, d.choices, a.quoteFor(d, false))
 			e, isAPI := errors.AsType[*apiError](err)
 			switch {
 			case err == nil:
@@ -115,10 +115,10 @@ func (a *Adapter) deliver(ctx context.Context, d delivery) (string, error) {
 		}
 	}
 	key := retryKey(d.id, d.call, "")
-	err := a.push(ctx, d.m.ChatID, d.texts, d.choices, a.quoteFor(d, true), key)
+	err := a.push(ctx, d.m.ChatID, d.parts, d.choices, a.quoteFor(d, true), key)
 	if e, ok := errors.AsType[*apiError](err); ok && e.quoteRejected() {
 		// A new key: LINE refused the quoted request, and the unquoted one is a different message.
-		err = a.push(ctx, d.m.ChatID, d.texts, d.choices, "", retryKey(d.id, d.call, "unquoted"))
+		err = a.push(ctx, d.m.ChatID, d.parts, d.choices, "", retryKey(d.id, d.call, "unquoted"))
 	}
 	if err != nil {
 		if refused {
@@ -167,18 +167,18 @@ func pushError(err error) error {
 }
 
 // reply calls POST /v2/bot/message/reply. If LINE refuses the quote token, it sends the messages unquoted.
-func (a *Adapter) reply(ctx context.Context, token string, texts, choices []string, quote string) error {
+func (a *Adapter) reply(ctx context.Context, token string, parts []part, choices []string, quote string) error {
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	c, err := a.api(ctx)
 	if err != nil {
 		return err
 	}
-	res, _, err := c.ReplyMessageWithHttpInfo(&messaging_api.ReplyMessageRequest{ReplyToken: token, Messages: textMessages(texts, choices, quote)})
+	res, _, err := c.ReplyMessageWithHttpInfo(&messaging_api.ReplyMessageRequest{ReplyToken: token, Messages: lineMessages(parts, choices, quote)})
 	err = callError("reply", res, err)
 	if e, ok := errors.AsType[*apiError](err); ok && quote != "" && e.quoteRejected() {
 		// A refused request does not spend the token; if it did, LINE says so and the caller pushes.
-		res, _, err = c.ReplyMessageWithHttpInfo(&messaging_api.ReplyMessageRequest{ReplyToken: token, Messages: textMessages(texts, choices, "")})
+		res, _, err = c.ReplyMessageWithHttpInfo(&messaging_api.ReplyMessageRequest{ReplyToken: token, Messages: lineMessages(parts, choices, "")})
 		err = callError("reply", res, err)
 	}
 	return err
@@ -186,14 +186,14 @@ func (a *Adapter) reply(ctx context.Context, token string, texts, choices []stri
 
 // push calls POST /v2/bot/message/push with X-Line-Retry-Key. A 409 means LINE accepted a request with this
 // key before (our earlier attempt got through): the messages were delivered.
-func (a *Adapter) push(ctx context.Context, to string, texts, choices []string, quote, key string) error {
+func (a *Adapter) push(ctx context.Context, to string, parts []part, choices []string, quote, key string) error {
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	c, err := a.api(ctx)
 	if err != nil {
 		return err
 	}
-	res, _, err := c.PushMessageWithHttpInfo(&messaging_api.PushMessageRequest{To: to, Messages: textMessages(texts, choices, quote)}, key)
+	res, _, err := c.PushMessageWithHttpInfo(&messaging_api.PushMessageRequest{To: to, Messages: lineMessages(parts, choices, quote)}, key)
 	if res != nil && res.StatusCode == http.StatusConflict {
 		res.Body.Close()
 		return nil
@@ -208,19 +208,33 @@ const (
 	maxQuickReplyText = 300
 )
 
-func textMessages(texts, choices []string, quote string) []messaging_api.MessageInterface {
-	out := make([]messaging_api.MessageInterface, len(texts))
-	for i, t := range texts {
-		tm := &messaging_api.TextMessage{Text: t}
+// lineMessages builds one call's messages: text messages, and image messages for the answer's pictures. The
+// first text quotes the person's message; the last message carries the quick replies.
+func lineMessages(parts []part, choices []string, quote string) []messaging_api.MessageInterface {
+	out := make([]messaging_api.MessageInterface, len(parts))
+	var qr *messaging_api.QuickReply
+	if len(choices) > 0 {
+		qr = &messaging_api.QuickReply{}
+		for _, c := range choices[:min(len(choices), maxQuickReplies)] {
+			qr.Items = append(qr.Items, messaging_api.QuickReplyItem{Type: "action",
+				Action: &messaging_api.MessageAction{Label: clipRunes(c, maxQuickLabel), Text: clipRunes(c, maxQuickReplyText)}})
+		}
+	}
+	last := len(parts) - 1
+	for i, p := range parts {
+		if p.image != nil {
+			im := &messaging_api.ImageMessage{OriginalContentUrl: p.image.URL, PreviewImageUrl: p.image.PreviewURL}
+			if i == last {
+				im.QuickReply = qr
+			}
+			out[i] = im
+			continue
+		}
+		tm := &messaging_api.TextMessage{Text: p.text}
 		if i == 0 {
 			tm.QuoteToken = quote
 		}
-		if i == len(texts)-1 && len(choices) > 0 {
-			qr := &messaging_api.QuickReply{}
-			for _, c := range choices[:min(len(choices), maxQuickReplies)] {
-				qr.Items = append(qr.Items, messaging_api.QuickReplyItem{Type: "action",
-					Action: &messaging_api.MessageAction{Label: clipRunes(c, maxQuickLabel), Text: clipRunes(c, maxQuickReplyText)}})
-			}
+		if i == last {
 			tm.QuickReply = qr
 		}
 		out[i] = tm
@@ -244,6 +258,9 @@ func deliveryID(r bot.Reply, text string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%d\x00%t\x00", r.RunID, r.Attempt, r.Final)
 	h.Write([]byte(text))
+	for _, f := range r.Files {
+		fmt.Fprintf(h, "\x00%s", f.ID)
+	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
@@ -252,8 +269,8 @@ func retryKey(deliveryID string, call int, variant string) string {
 	return uuid.NewSHA1(retryNamespace, []byte(deliveryID+"/"+strconv.Itoa(call)+"/"+variant)).String()
 }
 
-func chunk(parts []string, n int) [][]string {
-	var out [][]string
+func chunk(parts []part, n int) [][]part {
+	var out [][]part
 	for len(parts) > n {
 		out = append(out, parts[:n])
 		parts = parts[n:]

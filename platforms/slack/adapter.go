@@ -284,5 +284,9 @@ func (a *Adapter) Checks(ctx context.Context) []bot.Check {
 		return []bot.Check{{Name: "Slack", Detail: "auth.test failed: " + err.Error(),
 			Fixes: []string{"check SLACK_BOT_TOKEN is the Bot User OAuth Token (xoxb-) of an installed app"}}}
 	}
-	return []bot.Check{{Name: "Slack", OK: true, Detail: fmt.Sprintf("signed in as %s in %s", res.User, res.Team)}}
+	checks := []bot.Check{{Name: "Slack", OK: true, Detail: fmt.Sprintf("signed in as %s in %s", res.User, res.Team)}}
+	if c, ok := a.scopeCheck(ctx); ok {
+		checks = append(checks, c)
+	}
+	return checks
 }

@@ -140,7 +140,8 @@ func (a *Adapter) forgetProgress(runID string) {
 }
 
 // Reply shows r in m's thread. The first part replaces the placeholder, further parts follow it, and every
-// part's ts is stored, so calling Reply again with the same State edits the same messages. A failure gets a
+// part's ts is stored, so calling Reply again with the same State edits the same messages. The answer's files
+// are then uploaded into the thread, each once (sendFiles). A failure gets a
 // Retry button. A rate-limited call returns its *slack.RateLimitedError, for the queue to try again later.
 func (a *Adapter) Reply(ctx context.Context, m bot.Message, r bot.Reply) error {
 	if r.Final {
@@ -179,6 +180,9 @@ func (a *Adapter) Reply(ctx context.Context, m bot.Message, r bot.Reply) error {
 		if err := r.State.Set(ctx, tsKey(i), ""); err != nil {
 			return fmt.Errorf("slack reply: %w", err)
 		}
+	}
+	if r.Final && len(r.Files) > 0 {
+		return a.sendFiles(ctx, m, r) // Under the text, in the thread.
 	}
 	return nil
 }

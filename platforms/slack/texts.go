@@ -1,8 +1,6 @@
 package slack
 
 import (
-	"strings"
-
 	"github.com/difybot/difybot/bot"
 )
 
@@ -16,6 +14,7 @@ type texts struct {
 	retryGone   string
 	retryFailed string
 	truncated   string
+	noFileScope string // %s names the files.
 }
 
 var (
@@ -28,6 +27,7 @@ var (
 		retryGone:   "This request can no longer be retried.",
 		retryFailed: "Sorry, the retry could not be started. Please try again in a moment.",
 		truncated:   "… (the answer was too long for Slack and was cut here)",
+		noFileScope: "📎 The answer includes %s, but this bot cannot upload files here (its token lacks the files:write scope); please tell an administrator.",
 	}
 	textsJA = texts{
 		working:     "⏳ 処理しています…",
@@ -38,13 +38,13 @@ var (
 		retryGone:   "このリクエストはもう再試行できません。",
 		retryFailed: "再試行を開始できませんでした。しばらくしてからもう一度お試しください。",
 		truncated:   "…（回答が長すぎるため、ここで省略しました）",
+		noFileScope: "📎 回答にはファイル（%s）がありますが、このボットはファイルをアップロードできません（トークンに files:write スコープがありません）。管理者に連絡してください。",
 	}
 )
 
-// textsFor reads ja, ja-JP and ja_JP as Japanese, like bot.Diagnosis.UserText; anything else is English.
+// textsFor gives the adapter's texts in l, read as bot.Diagnosis.UserText reads it.
 func textsFor(l bot.Lang) texts {
-	s := strings.ToLower(string(l))
-	if s == "ja" || strings.HasPrefix(s, "ja-") || strings.HasPrefix(s, "ja_") {
+	if l.Japanese() {
 		return textsJA
 	}
 	return textsEN

@@ -44,7 +44,7 @@ func (h *hostileDify) RunWorkflow(ctx context.Context, req dify.RunRequest) (*di
 		return nil, ctx.Err()
 	}
 	out := *run
-	out.Outputs = map[string]any{"text": h.answer}
+	out.Outputs, out.OutputsJSON = map[string]any{"text": h.answer}, nil
 	return &out, nil
 }
 

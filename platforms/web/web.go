@@ -125,6 +125,17 @@ type Event struct {
 	Code  string `json:"code,omitempty"` // The diagnosis code of a failed run.
 	// Choices are answers the person can tap; the page sends a tapped one as the next message.
 	Choices []string `json:"choices,omitempty"`
+	// Files are the answer's files: images the page shows, other files it offers for download.
+	Files []EventFile `json:"files,omitempty"`
+}
+
+// EventFile is a file of an answer, at the bot's signed link.
+type EventFile struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Size  int64  `json:"size"`
+	URL   string `json:"url"` // "/files/{id}?…" on this bot: the page's own origin.
+	Image bool   `json:"image,omitempty"`
 }
 
 // feed keeps a run's events for listeners that come late and wakes the ones waiting.
@@ -382,6 +393,9 @@ func (c *Chat) OpenFile(_ context.Context, _ bot.Message, f bot.File) (io.ReadCl
 // waiting for its question: that one is left in UploadDir when the run that completes it answers).
 func (c *Chat) Reply(_ context.Context, m bot.Message, r bot.Reply) error {
 	ev := Event{Type: "reply", Text: r.Text, Final: r.Final, Choices: r.Choices}
+	for _, f := range r.Files {
+		ev.Files = append(ev.Files, EventFile{Name: f.Name, Type: f.MIMEType, Size: f.Size, URL: f.Path, Image: f.Image()})
+	}
 	if r.Diagnosis != nil {
 		ev.Code = string(r.Diagnosis.Code)
 	}

@@ -80,7 +80,11 @@ func newChatWith(t testing.TB, o chatOptions) (*httptest.Server, *difytest.Serve
 		st.Stop(sctx)
 		st.Close()
 	})
-	srv := httptest.NewServer(chat.Routes()[0].Handler)
+	// The chat and the answers' files, as serve mounts them.
+	mux := http.NewServeMux()
+	mux.Handle("/", chat.Routes()[0].Handler)
+	mux.Handle("GET /files/{id}", bot.FilesHandler(bot.FilesConfig{Store: st}))
+	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv, sim
 }

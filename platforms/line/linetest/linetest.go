@@ -73,12 +73,14 @@ type Call struct {
 	Took     time.Duration // How long the fake took to answer.
 }
 
-// Sent is a message of a reply or a push.
+// Sent is a message of a reply or a push: a text, or an image LINE fetches from its two URLs.
 type Sent struct {
-	Type       string      `json:"type"`
-	Text       string      `json:"text"`
-	QuoteToken string      `json:"quoteToken"`
-	QuickReply *QuickReply `json:"quickReply,omitempty"`
+	Type               string      `json:"type"`
+	Text               string      `json:"text"`
+	QuoteToken         string      `json:"quoteToken"`
+	QuickReply         *QuickReply `json:"quickReply,omitempty"`
+	OriginalContentURL string      `json:"originalContentUrl,omitempty"`
+	PreviewImageURL    string      `json:"previewImageUrl,omitempty"`
 }
 
 // QuickReply is the buttons LINE shows under a message; tapping a message action sends its text as the person's
@@ -256,7 +258,13 @@ func (s *Server) checkMessages(ms []Sent) string {
 		return `{"message":"The request body has 1 error(s)","details":[{"message":"Size must be between 1 and 5","property":"messages"}]}`
 	}
 	for i, m := range ms {
-		if m.Type != "text" || m.Text == "" || len(utf16.Encode([]rune(m.Text))) > 5000 {
+		if m.Type == "image" {
+			for prop, u := range map[string]string{"originalContentUrl": m.OriginalContentURL, "previewImageUrl": m.PreviewImageURL} {
+				if !imageURL(u) {
+					return fmt.Sprintf(`{"message":"The request body has 1 error(s)","details":[{"message":"must be a valid HTTPS URL","property":"messages[%d].%s"}]}`, i, prop)
+				}
+			}
+		} else if m.Type != "text" || m.Text == "" || len(utf16.Encode([]rune(m.Text))) > 5000 {
 			return fmt.Sprintf(`{"message":"The request body has 1 error(s)","details":[{"message":"Length must be between 1 and 5000","property":"messages[%d].text"}]}`, i)
 		}
 		if bad := checkQuickReply(m.QuickReply, i); bad != "" {
@@ -267,6 +275,12 @@ func (s *Server) checkMessages(ms []Sent) string {
 		}
 	}
 	return ""
+}
+
+// imageURL applies LINE's rule for an image message's URLs: https, at most 2,000 characters. The fake also
+// takes http on 127.0.0.1, where tests serve the bot without a certificate.
+func imageURL(u string) bool {
+	return len(u) <= 2000 && (strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://127.0.0.1:"))
 }
 
 // checkQuickReply applies LINE's limits to message i's quick reply: 1 to 13 items of type "action"; a message

@@ -1,6 +1,7 @@
 // Package slacktest fakes Slack for tests: the Web API methods difybot calls (auth.test, chat.postMessage,
-// chat.update, chat.delete, chat.postEphemeral, files.info, apps.connections.open) and files.slack.com
-// downloads, on one httptest server speaking Slack's wire format; the v0 signature Slack puts on the requests
+// chat.update, chat.delete, chat.postEphemeral, files.info, files.getUploadURLExternal,
+// files.completeUploadExternal, apps.connections.open), files.slack.com downloads and the upload URLs, on one
+// httptest server speaking Slack's wire format; the v0 signature Slack puts on the requests
 // it sends; and builders of the Events API payloads it delivers.
 //
 // The fake keeps every call it answered and what each channel shows now, and can be told to answer a method
@@ -43,7 +44,25 @@ type Options struct {
 	MaxCalls int
 	// OnCall, when set, is called with every call once the fake has decided its answer.
 	OnCall func(Call)
+	// Scopes are the bot token's scopes, which auth.test lists in its X-OAuth-Scopes header; nil is every scope
+	// difybot asks for.
+	Scopes []string
 }
+
+// DefaultScopes are the scopes the README's manifest gives the app.
+var DefaultScopes = []string{"app_mentions:read", "channels:history", "groups:history", "im:history", "im:read", "chat:write",
+	"files:read", "files:write"}
+
+// Upload is a file the bot uploaded: its bytes once POSTed, and where files.completeUploadExternal shared it.
+type Upload struct {
+	ID, Name string
+	Size     int64  // As files.getUploadURLExternal was told.
+	Body     []byte // nil until the bytes arrive.
+	Shares   []Share
+}
+
+// Share is one files.completeUploadExternal of a file: a channel and thread.
+type Share struct{ Channel, ThreadTS string }
 
 // Call is one request the fake received.
 type Call struct {
@@ -102,7 +121,10 @@ type Server struct {
 	calls     []*Call
 	msgs      map[string]*Message // By ts.
 	files     map[string]*File
+	uploads   map[string]*Upload
+	order     []string                                    // Upload ids in the order they were asked for.
 	fail      map[string]func(w http.ResponseWriter) bool // By method: answer instead of the fake.
+	hold      map[string]chan struct{}                    // By method: answer only once closed.
 	socketURL string
 }
 
@@ -111,21 +133,27 @@ func NewServer(opts Options) *Server {
 	if opts.BotToken == "" {
 		opts.BotToken = BotToken
 	}
-	s := &Server{opts: opts, msgs: map[string]*Message{}, files: map[string]*File{},
-		fail: map[string]func(http.ResponseWriter) bool{}}
+	if opts.Scopes == nil {
+		opts.Scopes = DefaultScopes
+	}
+	s := &Server{opts: opts, msgs: map[string]*Message{}, files: map[string]*File{}, uploads: map[string]*Upload{},
+		fail: map[string]func(http.ResponseWriter) bool{}, hold: map[string]chan struct{}{}}
 	mux := http.NewServeMux()
 	for name, h := range map[string]func(c *Call) map[string]any{
-		"auth.test":             s.authTest,
-		"chat.postMessage":      s.post,
-		"chat.update":           s.update,
-		"chat.delete":           s.delete,
-		"chat.postEphemeral":    func(*Call) map[string]any { return map[string]any{"ok": true, "message_ts": s.nextTS()} },
-		"files.info":            s.filesInfo,
-		"apps.connections.open": s.connectionsOpen,
+		"auth.test":                    s.authTest,
+		"chat.postMessage":             s.post,
+		"chat.update":                  s.update,
+		"chat.delete":                  s.delete,
+		"chat.postEphemeral":           func(*Call) map[string]any { return map[string]any{"ok": true, "message_ts": s.nextTS()} },
+		"files.info":                   s.filesInfo,
+		"files.getUploadURLExternal":   s.uploadURL,
+		"files.completeUploadExternal": s.completeUpload,
+		"apps.connections.open":        s.connectionsOpen,
 	} {
 		mux.Handle("/api/"+name, s.method(name, h))
 	}
 	mux.HandleFunc("/files-pri/", s.download)
+	mux.HandleFunc("POST /upload/v1/{id}", s.receiveUpload)
 	s.srv = httptest.NewServer(mux)
 	return s
 }
@@ -176,6 +204,20 @@ func (s *Server) FailWith(method string, fn func(w http.ResponseWriter) bool) {
 	s.fail[method] = fn
 }
 
+// HoldAnswer makes method do its work but hold its answer until release is called (or the caller goes away), as
+// when the caller crashes after Slack acted and before it heard so.
+func (s *Server) HoldAnswer(method string) (release func()) {
+	gate := make(chan struct{})
+	s.with(func() { s.hold[method] = gate })
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.with(func() { delete(s.hold, method) })
+			close(gate)
+		})
+	}
+}
+
 // SetSocketURL is the websocket URL apps.connections.open answers.
 func (s *Server) SetSocketURL(u string) { s.with(func() { s.socketURL = u }) }
 
@@ -213,7 +255,7 @@ func (s *Server) CallsTo(method string) []Call {
 func (s *Server) Writes() []Call {
 	return s.callsWhere(func(c *Call) bool {
 		switch c.Method {
-		case "chat.postMessage", "chat.update", "chat.delete", "chat.postEphemeral":
+		case "chat.postMessage", "chat.update", "chat.delete", "chat.postEphemeral", "files.completeUploadExternal":
 			return true
 		}
 		return false
@@ -296,11 +338,24 @@ func (s *Server) method(name string, h func(c *Call) map[string]any) http.Handle
 		} else {
 			res = h(c)
 		}
+		if name == "auth.test" && res["ok"] == true {
+			w.Header().Set("X-OAuth-Scopes", strings.Join(s.opts.Scopes, ","))
+		}
 		s.mu.Lock()
 		c.OK = res["ok"] == true
 		c.Error, _ = res["error"].(string)
 		s.mu.Unlock()
 		s.end(c, http.StatusOK) // Before the answer, so a caller that has it finds the call complete.
+		s.mu.Lock()
+		gate := s.hold[name]
+		s.mu.Unlock()
+		if gate != nil {
+			select { // Done, but not answered: the caller cannot know it was.
+			case <-gate:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		writeJSON(w, http.StatusOK, res)
 	})
 }
@@ -371,7 +426,15 @@ func (s *Server) filesInfo(c *Call) map[string]any {
 	id := c.Form.Get("file")
 	s.mu.Lock()
 	f := s.files[id]
+	up := s.uploads[id]
+	var upInfo map[string]any
+	if up != nil {
+		upInfo = uploadInfo(up)
+	}
 	s.mu.Unlock()
+	if upInfo != nil {
+		return map[string]any{"ok": true, "file": upInfo, "comments": []any{}, "response_metadata": map[string]any{"next_cursor": ""}}
+	}
 	switch {
 	case f == nil:
 		return map[string]any{"ok": false, "error": "file_not_found"}
@@ -384,6 +447,114 @@ func (s *Server) filesInfo(c *Call) map[string]any {
 		"url_private":          s.FilesURL() + "files-pri/" + TeamID + "-" + id + "/" + f.Name,
 		"url_private_download": s.FileURL(id, f.Name),
 	}, "comments": []any{}, "response_metadata": map[string]any{"next_cursor": ""}}
+}
+
+// uploadInfo is files.info's view of an uploaded file: its channels and shares once completed. Sim.mu held.
+func uploadInfo(up *Upload) map[string]any {
+	channels, shares := []string{}, map[string]any{}
+	for _, sh := range up.Shares {
+		if !slices.Contains(channels, sh.Channel) {
+			channels = append(channels, sh.Channel)
+		}
+		shares[sh.Channel] = append(anySlice(shares[sh.Channel]), map[string]any{"ts": "1763900000.000001", "thread_ts": sh.ThreadTS})
+	}
+	info := map[string]any{"id": up.ID, "name": up.Name, "title": up.Name, "size": up.Size, "mode": "hosted",
+		"file_access": "visible", "channels": channels, "groups": []string{}, "ims": []string{}}
+	if len(shares) > 0 {
+		info["shares"] = map[string]any{"public": shares}
+	}
+	return info
+}
+
+func anySlice(v any) []any { s, _ := v.([]any); return s }
+
+// uploadURL answers files.getUploadURLExternal: an upload URL on the fake's own host (the adapter sends its
+// token only there or to Slack) and the file's id.
+func (s *Server) uploadURL(c *Call) map[string]any {
+	name, length := c.Form.Get("filename"), c.Form.Get("length")
+	size, err := strconv.ParseInt(length, 10, 64)
+	if name == "" || err != nil || size <= 0 {
+		return map[string]any{"ok": false, "error": "invalid_arguments"}
+	}
+	id := fmt.Sprintf("FUP%06d", s.seq.Add(1))
+	s.mu.Lock()
+	s.uploads[id] = &Upload{ID: id, Name: name, Size: size}
+	s.order = append(s.order, id)
+	s.mu.Unlock()
+	return map[string]any{"ok": true, "upload_url": s.srv.URL + "/upload/v1/" + id, "file_id": id}
+}
+
+// receiveUpload takes the bytes POSTed to an upload URL, as multipart "file" (slack-go's form) or the raw body.
+func (s *Server) receiveUpload(w http.ResponseWriter, r *http.Request) {
+	c := &Call{Method: "upload", Auth: r.Header.Get("Authorization"), Path: r.URL.Path, At: time.Now()}
+	s.begin(c)
+	status := http.StatusOK
+	defer func() { s.end(c, status) }()
+	var body []byte
+	var err error
+	if f, _, ferr := r.FormFile("file"); ferr == nil {
+		body, err = io.ReadAll(f)
+	} else {
+		body, err = io.ReadAll(r.Body)
+	}
+	id := r.PathValue("id")
+	s.mu.Lock()
+	up := s.uploads[id]
+	if up != nil && err == nil {
+		up.Body = body
+		c.OK = true
+	}
+	s.mu.Unlock()
+	if up == nil || err != nil {
+		status = http.StatusNotFound
+		http.NotFound(w, r)
+		return
+	}
+	io.WriteString(w, "OK - "+strconv.Itoa(len(body)))
+}
+
+// completeUpload answers files.completeUploadExternal: every file must have its bytes; each is shared in the
+// channel (and thread). Completing a file again shares it again, as a second message would: tests count
+// Shares to prove nothing was sent twice.
+func (s *Server) completeUpload(c *Call) map[string]any {
+	var files []struct {
+		ID    string `json:"id"`
+		Title string `json:"title"`
+	}
+	if err := json.Unmarshal([]byte(c.Form.Get("files")), &files); err != nil || len(files) == 0 {
+		return map[string]any{"ok": false, "error": "invalid_arguments"}
+	}
+	ch, thread := c.Form.Get("channel_id"), c.Form.Get("thread_ts")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range files {
+		if up := s.uploads[f.ID]; up == nil || up.Body == nil {
+			return map[string]any{"ok": false, "error": "file_not_found"}
+		}
+	}
+	var out []map[string]any
+	for _, f := range files {
+		up := s.uploads[f.ID]
+		if ch != "" {
+			up.Shares = append(up.Shares, Share{Channel: ch, ThreadTS: thread})
+		}
+		out = append(out, map[string]any{"id": f.ID, "title": f.Title})
+	}
+	return map[string]any{"ok": true, "files": out}
+}
+
+// Uploads returns the files uploaded, in the order their upload URLs were asked for.
+func (s *Server) Uploads() []Upload {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Upload
+	for _, id := range s.order {
+		up := *s.uploads[id]
+		up.Body = slices.Clone(up.Body)
+		up.Shares = slices.Clone(up.Shares)
+		out = append(out, up)
+	}
+	return out
 }
 
 // download serves /files-pri/{team}-{id}/download/{name} the way files.slack.com does, and its sign-in page.
