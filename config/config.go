@@ -40,7 +40,11 @@ type Config struct {
 	PendingTTL time.Duration
 
 	Workers       int   // Runs in flight per replica.
-	MaxImageBytes int64 // Images larger than this are refused (or shrunk).
+	MaxImageBytes int64 // The largest photo downloaded; what is uploaded is shrunk to fit Dify's limit.
+	// MaxImagePixels: images with more pixels are refused without being decoded.
+	MaxImagePixels int64
+	// ImageMaxSide: photos with a longer side are scaled down to it before upload; 0 never resizes.
+	ImageMaxSide int
 	// FetchTimeout is the limit for downloading one photo from the platform (a download that brings no byte for
 	// 15 s is given up sooner).
 	FetchTimeout time.Duration
@@ -183,7 +187,9 @@ func Load(getenv func(string) string) (Config, error) {
 	c.DatabaseURL = l.databaseURL("DATABASE_URL")
 	c.DataDir = l.str("DATA_DIR", "./data")
 	c.Workers = int(l.positive("WORKERS", 8, math.MaxInt32))
-	c.MaxImageBytes = l.size("MAX_IMAGE_BYTES", 10<<20)
+	c.MaxImageBytes = l.size("MAX_IMAGE_BYTES", 25<<20)
+	c.MaxImagePixels = int64(l.positive("MAX_IMAGE_PIXELS", 40_000_000, math.MaxInt64))
+	c.ImageMaxSide = int(l.whole("IMAGE_MAX_SIDE", 2048, math.MaxInt32))
 	c.FetchTimeout = l.duration("FETCH_TIMEOUT", 60*time.Second)
 	c.Breaker = Breaker{
 		FailureRatio: l.ratio("BREAKER_FAILURE_RATIO", 0.5),
@@ -343,6 +349,20 @@ func (l *loader) positive(name string, def, max uint64) uint64 {
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil || n == 0 || n > max {
 		l.bad(name, v, fmt.Sprintf("must be a whole number from 1 to %d", max), "")
+		return def
+	}
+	return n
+}
+
+// whole reads a whole number in [0, max].
+func (l *loader) whole(name string, def, max uint64) uint64 {
+	v := l.get(name, false)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n > max {
+		l.bad(name, v, fmt.Sprintf("must be a whole number from 0 to %d", max), "")
 		return def
 	}
 	return n
