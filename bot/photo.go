@@ -112,7 +112,7 @@ func (b *Bot) shape(ctx context.Context, im *attachment, lim photoLimits) (shape
 	if im.mimeType == "image/gif" || (im.mimeType == "image/webp" && animatedWebP(im)) {
 		// Shrinking would keep one frame of an animation: it goes as it is, or not at all.
 		if im.size > lim.bytes {
-			return s, Classified(CodeImageTooLarge, "check", fmt.Errorf("%s is an animation of %d bytes, over Dify's image limit of %d bytes; animations are not shrunk", im.name, im.size, lim.bytes))
+			return s, Classified(CodeImageTooLarge, "check", fmt.Errorf("%s is a GIF or animated WebP of %d bytes, over Dify's image limit of %d bytes; animations are not shrunk", im.name, im.size, lim.bytes))
 		}
 		return done()
 	}
@@ -132,37 +132,25 @@ func (b *Bot) shape(ctx context.Context, im *attachment, lim photoLimits) (shape
 	return s, nil
 }
 
+// codecs read the formats the check step looks into, by sniffed type. GIF is only measured, never decoded.
+var codecs = map[string]struct {
+	config func(io.Reader) (image.Config, error)
+	decode func(io.Reader) (image.Image, error)
+}{
+	"image/jpeg": {jpeg.DecodeConfig, jpeg.Decode},
+	"image/png":  {png.DecodeConfig, png.Decode},
+	"image/gif":  {gif.DecodeConfig, nil},
+	"image/webp": {webp.DecodeConfig, webp.Decode},
+	"image/heic": {heic.DecodeConfig, heic.Decode},
+}
+
 // decodeConfig reads an image's size from its header.
 func decodeConfig(im *attachment) (image.Config, error) {
-	r := bufio.NewReader(io.NewSectionReader(im.file, 0, im.size))
-	switch im.mimeType {
-	case "image/jpeg":
-		return jpeg.DecodeConfig(r)
-	case "image/png":
-		return png.DecodeConfig(r)
-	case "image/gif":
-		return gif.DecodeConfig(r)
-	case "image/webp":
-		return webp.DecodeConfig(r)
-	case "image/heic":
-		return heic.DecodeConfig(r)
-	}
-	return image.Config{}, fmt.Errorf("no decoder for %s", im.mimeType)
+	return codecs[im.mimeType].config(bufio.NewReader(io.NewSectionReader(im.file, 0, im.size)))
 }
 
 func decode(im *attachment) (image.Image, error) {
-	r := bufio.NewReaderSize(io.NewSectionReader(im.file, 0, im.size), 64<<10)
-	switch im.mimeType {
-	case "image/jpeg":
-		return jpeg.Decode(r)
-	case "image/png":
-		return png.Decode(r)
-	case "image/webp":
-		return webp.Decode(r)
-	case "image/heic":
-		return heic.Decode(r)
-	}
-	return nil, fmt.Errorf("no decoder for %s", im.mimeType)
+	return codecs[im.mimeType].decode(bufio.NewReaderSize(io.NewSectionReader(im.file, 0, im.size), 64<<10))
 }
 
 // animatedWebP reports an extended WebP whose header sets the animation flag.

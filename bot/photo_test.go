@@ -150,6 +150,7 @@ func TestPhotoOrientation(t *testing.T) {
 
 // A 30 MB photo is over Dify's 10 MB limit: it is shrunk to IMAGE_MAX_SIDE and answered.
 func TestLargePhotoShrunkAndAnswered(t *testing.T) {
+	t.Parallel() // The slowest tests overlap.
 	data := testimage.JPEG(testimage.Photo(4800, 3600, 120, 3), 100)
 	if len(data) < 30<<20 {
 		t.Fatalf("the generated photo is %d bytes, want at least 30 MB", len(data))
@@ -175,7 +176,8 @@ func TestLargePhotoShrunkAndAnswered(t *testing.T) {
 
 // Over Dify's limit with IMAGE_MAX_SIDE=0 (never resize for the side), a photo is still made to fit.
 func TestPhotoMadeToFitWithoutMaxSide(t *testing.T) {
-	data := testimage.JPEG(testimage.Photo(2400, 1800, 60, 4), 100)
+	t.Parallel()
+	data := testimage.JPEG(testimage.Photo(1600, 1200, 120, 4), 100)
 	h, up := photoHarness(t, func(c *bot.Config) { c.ImageMaxSide = -1 })
 	h.sim.Sim.SetMaxImageBytes(1 << 20)
 	if len(data) <= 1<<20 {
@@ -184,21 +186,22 @@ func TestPhotoMadeToFitWithoutMaxSide(t *testing.T) {
 	sendPhoto(t, h, "wide.jpg", data)
 	u := up.last(t)
 	m, _ := decodeUpload(t, u)
-	if len(u.data) > 1<<20 || m.Bounds().Dx() >= 2400 || m.Bounds().Dx()*3 != m.Bounds().Dy()*4 {
+	if len(u.data) > 1<<20 || m.Bounds().Dx() >= 1600 || m.Bounds().Dx()*3 != m.Bounds().Dy()*4 {
 		t.Errorf("uploaded %d bytes at %v", len(u.data), m.Bounds())
 	}
 }
 
 // A screenshot over IMAGE_MAX_SIDE is shrunk and stays a PNG: its text stays sharp, and it is no larger.
 func TestScreenshotStaysPNG(t *testing.T) {
-	h, up := photoHarness(t)
-	r := sendPhoto(t, h, "screen.png", testimage.Screenshot(2880, 1800))
+	t.Parallel()
+	h, up := photoHarness(t, func(c *bot.Config) { c.ImageMaxSide = 800 })
+	r := sendPhoto(t, h, "screen.png", testimage.Screenshot(1200, 750))
 	u := up.last(t)
 	m, format := decodeUpload(t, u)
-	if b := m.Bounds(); format != "png" || u.mime != "image/png" || !strings.HasSuffix(u.name, ".png") || b.Dx() != 2048 || b.Dy() != 1280 {
-		t.Fatalf("uploaded %s %s %s %v, want a 2048x1280 PNG", u.name, u.mime, format, b)
+	if b := m.Bounds(); format != "png" || u.mime != "image/png" || !strings.HasSuffix(u.name, ".png") || b.Dx() != 800 || b.Dy() != 500 {
+		t.Fatalf("uploaded %s %s %s %v, want an 800x500 PNG", u.name, u.mime, format, b)
 	}
-	if f := checkFields(t, h, r.ID); !strings.HasPrefix(fmt.Sprint(f["sent"]), "png 2048x1280 ") {
+	if f := checkFields(t, h, r.ID); !strings.HasPrefix(fmt.Sprint(f["sent"]), "png 800x500 ") {
 		t.Errorf("check step fields %v", f)
 	}
 }
@@ -225,6 +228,7 @@ func TestGIFPassesThrough(t *testing.T) {
 
 // HEIC (an iPhone photo sent as a file) is converted to JPEG; WebP goes as it is unless it must shrink.
 func TestHEICAndWebP(t *testing.T) {
+	t.Parallel()
 	heic, err := os.ReadFile("testdata/photos/quadrants.heic")
 	if err != nil {
 		t.Fatal(err)

@@ -165,37 +165,48 @@ func clamp8(v int32) uint8 {
 // scaleImage returns m scaled to w×h. A JPEG's YCbCr stays YCbCr (4:2:0 out, whatever came in), grey stays
 // grey, RGBA and NRGBA stay what they are; anything else (palettes, CMYK, 16-bit) is converted to RGBA first.
 func scaleImage(m image.Image, w, h int) image.Image {
-	switch m := m.(type) {
-	case *image.YCbCr:
-		if m.Rect.Min == (image.Point{}) {
-			out := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
-			cw, chh := chromaSize(m)
-			resample(plane{out.Y, w, h, out.YStride, 1}, plane{m.Y, m.Rect.Dx(), m.Rect.Dy(), m.YStride, 1})
-			ow, oh := (w+1)/2, (h+1)/2
-			resample(plane{out.Cb, ow, oh, out.CStride, 1}, plane{m.Cb, cw, chh, m.CStride, 1})
-			resample(plane{out.Cr, ow, oh, out.CStride, 1}, plane{m.Cr, cw, chh, m.CStride, 1})
-			return out
-		}
-	case *image.Gray:
-		if m.Rect.Min == (image.Point{}) {
-			out := image.NewGray(image.Rect(0, 0, w, h))
-			resample(plane{out.Pix, w, h, out.Stride, 1}, plane{m.Pix, m.Rect.Dx(), m.Rect.Dy(), m.Stride, 1})
-			return out
-		}
-	case *image.RGBA:
-		if m.Rect.Min == (image.Point{}) {
-			out := image.NewRGBA(image.Rect(0, 0, w, h))
-			resample(plane{out.Pix, w, h, out.Stride, 4}, plane{m.Pix, m.Rect.Dx(), m.Rect.Dy(), m.Stride, 4})
-			return out
-		}
-	case *image.NRGBA:
-		if m.Rect.Min == (image.Point{}) {
-			out := image.NewNRGBA(image.Rect(0, 0, w, h))
-			resample(plane{out.Pix, w, h, out.Stride, 4}, plane{m.Pix, m.Rect.Dx(), m.Rect.Dy(), m.Stride, 4})
-			return out
-		}
+	if y, ok := m.(*image.YCbCr); ok && y.Rect.Min == (image.Point{}) {
+		out := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+		cw, ch := chromaSize(y)
+		ow, oh := (w+1)/2, (h+1)/2
+		resample(plane{out.Y, w, h, out.YStride, 1}, plane{y.Y, y.Rect.Dx(), y.Rect.Dy(), y.YStride, 1})
+		resample(plane{out.Cb, ow, oh, out.CStride, 1}, plane{y.Cb, cw, ch, y.CStride, 1})
+		resample(plane{out.Cr, ow, oh, out.CStride, 1}, plane{y.Cr, cw, ch, y.CStride, 1})
+		return out
+	}
+	if src, like, ok := onePlane(m); ok {
+		out, dst := like(w, h)
+		resample(dst, src)
+		return out
 	}
 	return scaleImage(toRGBA(m), w, h)
+}
+
+// onePlane returns the pixels of a grey, RGBA or NRGBA image at the origin as one plane, with a function that
+// makes an image of the same kind at another size.
+func onePlane(m image.Image) (plane, func(w, h int) (image.Image, plane), bool) {
+	if m.Bounds().Min != (image.Point{}) {
+		return plane{}, nil, false
+	}
+	w, h := m.Bounds().Dx(), m.Bounds().Dy()
+	switch m := m.(type) {
+	case *image.Gray:
+		return plane{m.Pix, w, h, m.Stride, 1}, func(w, h int) (image.Image, plane) {
+			o := image.NewGray(image.Rect(0, 0, w, h))
+			return o, plane{o.Pix, w, h, o.Stride, 1}
+		}, true
+	case *image.RGBA:
+		return plane{m.Pix, w, h, m.Stride, 4}, func(w, h int) (image.Image, plane) {
+			o := image.NewRGBA(image.Rect(0, 0, w, h))
+			return o, plane{o.Pix, w, h, o.Stride, 4}
+		}, true
+	case *image.NRGBA:
+		return plane{m.Pix, w, h, m.Stride, 4}, func(w, h int) (image.Image, plane) {
+			o := image.NewNRGBA(image.Rect(0, 0, w, h))
+			return o, plane{o.Pix, w, h, o.Stride, 4}
+		}, true
+	}
+	return plane{}, nil, false
 }
 
 // toRGBA copies m into an RGBA image at the origin.
@@ -235,28 +246,18 @@ func orient(m image.Image, o int) image.Image {
 	if o >= 5 {
 		ow, oh = h, w
 	}
-	switch m := m.(type) {
-	case *image.YCbCr:
-		if m.SubsampleRatio == image.YCbCrSubsampleRatio420 && m.Rect.Min == (image.Point{}) {
-			out := image.NewYCbCr(image.Rect(0, 0, ow, oh), image.YCbCrSubsampleRatio420)
-			turn(plane{out.Y, ow, oh, out.YStride, 1}, plane{m.Y, w, h, m.YStride, 1}, o)
-			cw, ch, ocw, och := (w+1)/2, (h+1)/2, (ow+1)/2, (oh+1)/2
-			turn(plane{out.Cb, ocw, och, out.CStride, 1}, plane{m.Cb, cw, ch, m.CStride, 1}, o)
-			turn(plane{out.Cr, ocw, och, out.CStride, 1}, plane{m.Cr, cw, ch, m.CStride, 1}, o)
-			return out
-		}
-	case *image.Gray:
-		if m.Rect.Min == (image.Point{}) {
-			out := image.NewGray(image.Rect(0, 0, ow, oh))
-			turn(plane{out.Pix, ow, oh, out.Stride, 1}, plane{m.Pix, w, h, m.Stride, 1}, o)
-			return out
-		}
-	case *image.RGBA:
-		if m.Rect.Min == (image.Point{}) {
-			out := image.NewRGBA(image.Rect(0, 0, ow, oh))
-			turn(plane{out.Pix, ow, oh, out.Stride, 4}, plane{m.Pix, w, h, m.Stride, 4}, o)
-			return out
-		}
+	if y, ok := m.(*image.YCbCr); ok && y.SubsampleRatio == image.YCbCrSubsampleRatio420 && y.Rect.Min == (image.Point{}) {
+		out := image.NewYCbCr(image.Rect(0, 0, ow, oh), image.YCbCrSubsampleRatio420)
+		turn(plane{out.Y, ow, oh, out.YStride, 1}, plane{y.Y, w, h, y.YStride, 1}, o)
+		cw, ch, ocw, och := (w+1)/2, (h+1)/2, (ow+1)/2, (oh+1)/2
+		turn(plane{out.Cb, ocw, och, out.CStride, 1}, plane{y.Cb, cw, ch, y.CStride, 1}, o)
+		turn(plane{out.Cr, ocw, och, out.CStride, 1}, plane{y.Cr, cw, ch, y.CStride, 1}, o)
+		return out
+	}
+	if src, like, ok := onePlane(m); ok {
+		out, dst := like(ow, oh)
+		turn(dst, src, o)
+		return out
 	}
 	return orient(toRGBA(m), o)
 }
