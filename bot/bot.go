@@ -9,6 +9,7 @@ import (
 
 	"github.com/difybot/difybot/dify"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 )
 
 // Workflows is the part of Dify the pipeline uses. *dify.Client implements it.
@@ -58,7 +59,7 @@ type Bot struct {
 	log       zerolog.Logger
 	platforms map[string]Platform
 	app       appCache
-	decodes   chan struct{} // One token per photo being decoded (decodeSlots).
+	decodes   *semaphore.Weighted // Photos being decoded (decodeSlots).
 }
 
 // New returns a Bot for cfg.
@@ -102,7 +103,7 @@ func New(cfg Config) (*Bot, error) {
 	if cfg.PendingTTL <= 0 {
 		cfg.PendingTTL = DefaultPendingTTL
 	}
-	b := &Bot{cfg: cfg, log: cfg.Logger, platforms: map[string]Platform{}, decodes: make(chan struct{}, decodeSlots)}
+	b := &Bot{cfg: cfg, log: cfg.Logger, platforms: map[string]Platform{}, decodes: semaphore.NewWeighted(decodeSlots)}
 	for _, p := range cfg.Platforms {
 		if _, dup := b.platforms[p.Name()]; dup {
 			return nil, fmt.Errorf("bot: two platforms are named %q", p.Name())

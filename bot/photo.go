@@ -165,12 +165,16 @@ func animatedWebP(im *attachment) bool {
 // reshape decodes im (one of decodeSlots at a time), turns it upright, scales it to lim.maxSide, and encodes
 // it again (see encode). A result over Dify's limit is made smaller until it fits.
 func (b *Bot) reshape(ctx context.Context, im *attachment, s *shaped, o int, lim photoLimits) error {
-	select {
-	case b.decodes <- struct{}{}:
-		defer func() { <-b.decodes }()
-	case <-ctx.Done():
-		return fmt.Errorf("check: wait to decode %s: %w", im.name, ctx.Err())
+	// A HEIC photo is decoded by libheif compiled to WebAssembly, whose memory grows to some 300 MB for 12 MP:
+	// it takes every slot, so it never runs beside another decode.
+	weight := int64(1)
+	if im.mimeType == "image/heic" {
+		weight = decodeSlots
 	}
+	if err := b.decodes.Acquire(ctx, weight); err != nil {
+		return fmt.Errorf("check: wait to decode %s: %w", im.name, err)
+	}
+	defer b.decodes.Release(weight)
 	m, err := decode(im)
 	if err != nil {
 		return Classified(CodeImageUnsupported, "check", fmt.Errorf("%s could not be decoded as %s: %w", im.name, s.from.format, err))

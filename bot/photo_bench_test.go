@@ -12,11 +12,12 @@ import (
 
 	"github.com/difybot/difybot/internal/testimage"
 	"golang.org/x/image/draw"
+	"golang.org/x/sync/semaphore"
 )
 
 // shaper is a Bot with only what shape needs.
 func shaper(tb testing.TB) *Bot {
-	return &Bot{cfg: Config{TempDir: tb.TempDir()}, decodes: make(chan struct{}, decodeSlots)}
+	return &Bot{cfg: Config{TempDir: tb.TempDir()}, decodes: semaphore.NewWeighted(decodeSlots)}
 }
 
 // spool writes data to a temporary file as fetch would.
