@@ -18,10 +18,12 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     go mod download
 COPY . .
 # Cross-compiled for the platform being built (docker buildx build --platform linux/arm64 …); no C toolchain needed.
+# -tags nodynamic: the HEIC decoder (github.com/gen2brain/heic) then uses only its WebAssembly build and never
+# tries a system libheif, whose loader would make the binary dynamically linked.
 ARG TARGETOS TARGETARCH
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/difybot ./cmd/difybot && \
+    GOOS=$TARGETOS GOARCH=$TARGETARCH CGO_ENABLED=0 go build -tags nodynamic -trimpath -ldflags='-s -w' -o /out/difybot ./cmd/difybot && \
     GOOS=$TARGETOS GOARCH=$TARGETARCH CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/difysim ./cmd/difysim
 
 # Alpine rather than distroless: the health check needs wget, and operators need sqlite3 for online backups

@@ -10,6 +10,7 @@ import (
 
 	"github.com/difybot/difybot/dify"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 )
 
 // Workflows is the part of Dify the pipeline uses. *dify.Client implements it.
@@ -45,16 +46,21 @@ type Config struct {
 	OutputFileTTL      time.Duration // OUTPUT_FILE_TTL; default DefaultOutputFileTTL.
 
 	Timeout       time.Duration // One Dify run; default 10m.
-	MaxImageBytes int64         // Default 10 MiB.
-	FetchTimeout  time.Duration // FETCH_TIMEOUT: downloading one photo from the platform; default 60s.
-	FetchIdle     time.Duration // A download that brings no byte for this long is given up; default 15s.
-	HoldMax       time.Duration // How long a run waits for an open breaker; default 15m.
-	HoldRetry     time.Duration // How often a held run looks again; default 5s.
-	Share         Share         // One person's fair share of Dify; zero is no limit. The store enforces it (Admitter).
-	Language      Lang          // Default en.
-	TempDir       string        // Where images are spooled; default os.TempDir().
-	Metrics       *Metrics      // Optional; nil records nothing.
-	Now           func() time.Time
+	MaxImageBytes int64         // MAX_IMAGE_BYTES: the largest download; default 25 MiB.
+	// MaxImagePixels (MAX_IMAGE_PIXELS): larger images are refused without being decoded; default 40 MP.
+	MaxImagePixels int64
+	// ImageMaxSide (IMAGE_MAX_SIDE): photos with a longer side are scaled down to it; default 2048, negative
+	// never resizes.
+	ImageMaxSide int
+	FetchTimeout time.Duration // FETCH_TIMEOUT: downloading one photo from the platform; default 60s.
+	FetchIdle    time.Duration // A download that brings no byte for this long is given up; default 15s.
+	HoldMax      time.Duration // How long a run waits for an open breaker; default 15m.
+	HoldRetry    time.Duration // How often a held run looks again; default 5s.
+	Share        Share         // One person's fair share of Dify; zero is no limit. The store enforces it (Admitter).
+	Language     Lang          // Default en.
+	TempDir      string        // Where images are spooled; default os.TempDir().
+	Metrics      *Metrics      // Optional; nil records nothing.
+	Now          func() time.Time
 }
 
 // Bot runs messages through the pipeline. It is safe for concurrent use.
@@ -64,6 +70,7 @@ type Bot struct {
 	platforms map[string]Platform
 	app       appCache
 	signer    *fileSigner
+	decodes   *semaphore.Weighted // Photos being decoded (decodeSlots).
 }
 
 // New returns a Bot for cfg.
@@ -78,7 +85,13 @@ func New(cfg Config) (*Bot, error) {
 		cfg.Timeout = 10 * time.Minute
 	}
 	if cfg.MaxImageBytes <= 0 {
-		cfg.MaxImageBytes = 10 << 20
+		cfg.MaxImageBytes = DefaultMaxImageBytes
+	}
+	if cfg.MaxImagePixels <= 0 {
+		cfg.MaxImagePixels = DefaultMaxImagePixels
+	}
+	if cfg.ImageMaxSide == 0 {
+		cfg.ImageMaxSide = DefaultImageMaxSide
 	}
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = DefaultFetchTimeout
@@ -108,7 +121,8 @@ func New(cfg Config) (*Bot, error) {
 		cfg.OutputFileTTL = DefaultOutputFileTTL
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	b := &Bot{cfg: cfg, log: cfg.Logger, platforms: map[string]Platform{}, signer: &fileSigner{store: cfg.Store}}
+	b := &Bot{cfg: cfg, log: cfg.Logger, platforms: map[string]Platform{}, signer: &fileSigner{store: cfg.Store},
+		decodes: semaphore.NewWeighted(decodeSlots)}
 	for _, p := range cfg.Platforms {
 		if _, dup := b.platforms[p.Name()]; dup {
 			return nil, fmt.Errorf("bot: two platforms are named %q", p.Name())
@@ -412,7 +426,7 @@ func (b *Bot) execute(ctx context.Context, r *Run, p Platform, steps *stepLog, q
 
 // prepareImages fetches, checks and uploads the message's images (steps 3 to 5).
 func (b *Bot) prepareImages(ctx context.Context, r *Run, p Platform, steps *stepLog, q request) ([]dify.FileRef, error) {
-	var imgs []*image
+	var imgs []*attachment
 	defer func() {
 		for _, im := range imgs {
 			im.close()
@@ -441,14 +455,30 @@ func (b *Bot) prepareImages(ctx context.Context, r *Run, p Platform, steps *step
 		if err != nil {
 			return err
 		}
-		var types []string
+		lim := b.photoLimits(a)
+		var types, from, to []string
+		var took time.Duration
+		defer func() {
+			fields["original"], fields["sent"] = strings.Join(from, ", "), strings.Join(to, ", ")
+			fields["processing_ms"] = float64(took.Microseconds()) / 1000
+			if len(types) > 0 {
+				fields["types"] = strings.Join(types, ",")
+			}
+		}()
 		for _, im := range imgs {
-			if err := im.check(a.ImageLimit); err != nil {
+			if err := im.sniff(); err != nil {
 				return err
 			}
-			types = append(types, im.mimeType)
+			s, err := b.shape(ctx, im, lim)
+			from, took = append(from, s.from.String()), took+s.took
+			if err != nil {
+				return err
+			}
+			if err := im.rename(); err != nil {
+				return fmt.Errorf("check: %w", err)
+			}
+			to, types = append(to, s.to.String()), append(types, im.mimeType)
 		}
-		fields["types"] = strings.Join(types, ",")
 		return nil
 	})
 	if err != nil {

@@ -38,15 +38,18 @@ var botCatalogue = []entry{
 	{
 		code:  CodeImageTooLarge,
 		title: "the image is too large",
-		en:    "Your image is too large for the bot, even after shrinking it. Please send a smaller image, such as a screenshot or a photo at a lower resolution.",
-		ja:    "画像が大きすぎるため、縮小しても処理できませんでした。スクリーンショットや解像度を下げた写真など、より小さい画像を送ってください。",
+		en:    "Your image is too large for the bot: too many megabytes or too many pixels. Please send a smaller image, such as a screenshot or a photo at a lower resolution.",
+		ja:    "画像が大きすぎる（ファイルサイズまたは画素数）ため、ボットで処理できませんでした。スクリーンショットや解像度を下げた写真など、より小さい画像を送ってください。",
 		causes: []string{
-			"The image is over MAX_IMAGE_BYTES (default 10485760, 10 MiB) and could not be shrunk below it: a format difybot cannot re-encode, or still too large after shrinking.",
-			"MAX_IMAGE_BYTES is lower than what people usually send.",
+			"The download is over MAX_IMAGE_BYTES (default 26214400, 25 MiB): it is refused before it is read whole, so it is not shrunk either.",
+			"The image has more pixels than MAX_IMAGE_PIXELS (default 40000000): it is refused from its header without being decoded (a small file can claim enormous dimensions); the detail gives the dimensions.",
+			"A GIF or SVG over Dify's image limit: animations and drawings are sent as they are, never shrunk.",
+			"A photo still over Dify's image limit after being scaled down and re-encoded several times (only with a very low image_file_size_limit).",
 		},
 		checks: []string{
-			`Compare MAX_IMAGE_BYTES with Dify's image_file_size_limit (curl -sS -H "Authorization: Bearer $DIFY_API_KEY" "$DIFY_BASE_URL/parameters"); keep it at or below Dify's limit.`,
-			"The fetch and check steps of the run show the image's size and type.",
+			"The check step of the run records the original (format, pixels, bytes) and what was sent.",
+			`Dify's limit is image_file_size_limit (MB) in curl -sS -H "Authorization: Bearer $DIFY_API_KEY" "$DIFY_BASE_URL/parameters" (system_parameters); photos are made to fit it.`,
+			"If ordinary photos are refused, raise MAX_IMAGE_BYTES or MAX_IMAGE_PIXELS; decoding takes about 1.5 to 4 bytes of memory per pixel, two photos at a time.",
 		},
 	},
 	{
@@ -54,10 +57,11 @@ var botCatalogue = []entry{
 		title: "the image type is not supported",
 		// Also the reply to an SVG with active content (a script, event handlers, embedded HTML): the text must
 		// read right for that file as well as for a PDF or a HEIC photo.
-		en: "The bot cannot use this file. It takes JPEG, PNG, WebP and GIF pictures, and SVG drawings without scripts or embedded content. Please send the picture as a JPEG or PNG.",
-		ja: "このファイルはボットで使えません。使えるのはJPEG、PNG、WebP、GIF形式の画像と、スクリプトや埋め込みコンテンツを含まないSVG形式の図です。JPEGかPNG形式で画像を送ってください。",
+		en: "The bot cannot use this file. It takes JPEG, PNG, WebP, GIF and HEIC (iPhone) pictures, and SVG drawings without scripts or embedded content. Please send the picture as a JPEG or PNG.",
+		ja: "このファイルはボットで使えません。使えるのはJPEG、PNG、WebP、GIF、HEIC（iPhone）形式の画像と、スクリプトや埋め込みコンテンツを含まないSVG形式の図です。JPEGかPNG形式で画像を送ってください。",
 		causes: []string{
-			"The file is not an image Dify accepts (jpg, jpeg, png, webp, gif, svg): HEIC/HEIF from an iPhone, TIFF, BMP, PDF.",
+			"The file is neither an image Dify accepts (jpg, jpeg, png, webp, gif, svg) nor HEIC, which difybot converts to JPEG: TIFF, BMP, PDF, AVIF.",
+			"The file is sniffed as JPEG, PNG, WebP or HEIC but does not decode (damaged, or cut short); the detail has the decoder's error.",
 			"The platform sent an HTML page instead of the file, so the sniffed type was text/html: Slack does this when the bot token lacks files:read.",
 			"An SVG with active content: a <script>, an event attribute (onload=…), a <foreignObject>, a javascript: link, an embedded document or declared XML entities. difybot refuses it rather than pass code to Dify; the detail says what was found.",
 		},
@@ -65,6 +69,7 @@ var botCatalogue = []entry{
 			"The check step of the run shows the sniffed type (http.DetectContentType), or for an SVG what it contains.",
 			"If it is text/html for a Slack file: add the files:read scope under OAuth & Permissions and reinstall the Slack app.",
 			"An SVG refused for its content: export the drawing as PNG, or save it as a plain SVG without scripts or embedded HTML.",
+			`A HEIC photo that did not convert: on the iPhone, Settings → Camera → Formats → "Most Compatible" takes JPEGs.`,
 		},
 	},
 	{

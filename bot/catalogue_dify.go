@@ -112,10 +112,10 @@ var difyCatalogue = []entry{
 			"The image is over Dify's UPLOAD_IMAGE_FILE_SIZE_LIMIT (default 10 MB; UPLOAD_FILE_SIZE_LIMIT, default 15 MB, for other files).",
 			"nginx in front of Dify refused the body: client_max_body_size, set by NGINX_CLIENT_MAX_BODY_SIZE (15M in Dify's docker setup); that 413 is an HTML page.",
 			"Another proxy in front is stricter (Caddy request_body max_size, an ingress proxy-body-size, Cloudflare's upload limit).",
-			"MAX_IMAGE_BYTES in difybot is higher than what Dify accepts, so oversize images are not shrunk first.",
+			"Dify's /v1/parameters reports a larger image_file_size_limit than Dify or its proxy enforces: difybot fits photos to the reported limit.",
 		},
 		checks: []string{
-			`Compare MAX_IMAGE_BYTES with image_file_size_limit (MB) in curl -sS -H "Authorization: Bearer $DIFY_API_KEY" "$DIFY_BASE_URL/parameters" (system_parameters).`,
+			`Compare image_file_size_limit (MB) in curl -sS -H "Authorization: Bearer $DIFY_API_KEY" "$DIFY_BASE_URL/parameters" (system_parameters) with UPLOAD_IMAGE_FILE_SIZE_LIMIT and the proxies' body limits; the upload step shows the bytes sent.`,
 			"Self-hosted: raise UPLOAD_IMAGE_FILE_SIZE_LIMIT and NGINX_CLIENT_MAX_BODY_SIZE in Dify's docker/.env, then docker compose up -d.",
 			"If the 413 was an HTML page from another proxy, raise that proxy's body size limit.",
 		},
@@ -128,12 +128,11 @@ var difyCatalogue = []entry{
 		causes: []string{
 			"Dify refused the upload's type (415 unsupported_file_type): the file part had no Content-Type, or Dify 0.x does not accept the extension.",
 			"The extension is listed in UPLOAD_FILE_EXTENSION_BLACKLIST (file_extension_blocked).",
-			"The file is not one of Dify's image types (jpg, jpeg, png, webp, gif, svg), e.g. HEIC from an iPhone.",
+			"The file is not one of the image types this Dify version takes (jpg, jpeg, png, webp, gif, svg); difybot sends only those, converting HEIC to JPEG.",
 		},
 		checks: []string{
 			"The upload step of the run shows the file name and MIME type difybot sent.",
 			"Self-hosted: check UPLOAD_FILE_EXTENSION_BLACKLIST in Dify's docker/.env.",
-			`Ask people to send JPEG instead of HEIC (iPhone: Settings → Camera → Formats → "Most Compatible").`,
 		},
 	},
 	{

@@ -22,15 +22,15 @@ var imageTypes = map[string]string{
 	"image/svg+xml": ".svg",
 }
 
-// image is an attachment spooled to a temporary file, so memory stays flat whatever its size.
-type image struct {
+// attachment is an image spooled to a temporary file, so memory stays flat whatever its size.
+type attachment struct {
 	file     *os.File
 	size     int64
 	mimeType string
 	name     string
 }
 
-func (im *image) close() {
+func (im *attachment) close() {
 	if im.file != nil {
 		im.file.Close()
 		os.Remove(im.file.Name())
@@ -40,7 +40,7 @@ func (im *image) close() {
 // fetch streams f from the platform into a temporary file, refusing more than max bytes. The download has its
 // own limits (FetchTimeout overall, FetchIdle without a byte), so a platform that stalls gets the person an
 // answer instead of holding the run until the job's timeout.
-func (b *Bot) fetch(ctx context.Context, p Platform, m Message, f File, max int64) (*image, error) {
+func (b *Bot) fetch(ctx context.Context, p Platform, m Message, f File, max int64) (*attachment, error) {
 	if f.Size > max {
 		return nil, Classified(CodeImageTooLarge, "fetch", fmt.Errorf("%s is %d bytes, over the %d byte limit", f.Name, f.Size, max))
 	}
@@ -63,7 +63,7 @@ func (b *Bot) fetch(ctx context.Context, p Platform, m Message, f File, max int6
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
-	im := &image{file: tmp, name: f.Name}
+	im := &attachment{file: tmp, name: f.Name}
 	n, err := io.Copy(tmp, io.LimitReader(w.body(rc), max+1))
 	im.size = n
 	switch {
@@ -83,9 +83,9 @@ func (b *Bot) fetch(ctx context.Context, p Platform, m Message, f File, max int6
 	return im, nil
 }
 
-// check sniffs the bytes (never trusting the platform's claim), checks the size against Dify's limit, and
-// gives the file the extension Dify needs to classify it.
-func (im *image) check(difyLimit int64) error {
+// sniff reads the type from the bytes (never trusting the platform's claim), refusing what Dify cannot take
+// and the bot cannot convert, and checks an SVG for active content.
+func (im *attachment) sniff() error {
 	head := make([]byte, 512)
 	n, err := im.file.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
@@ -93,7 +93,10 @@ func (im *image) check(difyLimit int64) error {
 	}
 	head = head[:n]
 	im.mimeType = http.DetectContentType(head)
-	if maybeSVG(head) {
+	switch {
+	case isHEIC(head):
+		im.mimeType = "image/heic" // Converted to JPEG by shape.
+	case maybeSVG(head):
 		reason, svg, err := svgRisk(io.NewSectionReader(im.file, 0, im.size))
 		switch {
 		case err != nil:
@@ -104,19 +107,20 @@ func (im *image) check(difyLimit int64) error {
 			im.mimeType = "image/svg+xml"
 		}
 	}
-	ext, ok := imageTypes[im.mimeType]
-	if !ok {
-		return Classified(CodeImageUnsupported, "check", fmt.Errorf("%s is %s, not an image Dify accepts (jpg, png, gif, webp, svg)", im.name, im.mimeType))
+	if _, ok := formats[im.mimeType]; !ok {
+		return Classified(CodeImageUnsupported, "check", fmt.Errorf("%s is %s, not an image Dify accepts (jpg, png, gif, webp, svg) or the bot converts (heic)", im.name, im.mimeType))
 	}
-	if difyLimit > 0 && im.size > difyLimit {
-		return Classified(CodeImageTooLarge, "check", fmt.Errorf("%s is %d bytes, over Dify's image limit of %d bytes", im.name, im.size, difyLimit))
-	}
+	return nil
+}
+
+// rename gives the file the extension of what is sent, which Dify needs to classify it, and rewinds it.
+func (im *attachment) rename() error {
 	base := strings.TrimSuffix(path.Base(im.name), path.Ext(im.name))
 	if base == "" || base == "." || base == "/" {
 		base = "image"
 	}
-	im.name = base + ext
-	_, err = im.file.Seek(0, io.SeekStart)
+	im.name = base + imageTypes[im.mimeType]
+	_, err := im.file.Seek(0, io.SeekStart)
 	return err
 }
 

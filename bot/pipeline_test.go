@@ -175,7 +175,7 @@ func TestFailuresAreDiagnosed(t *testing.T) {
 			h.plat.RemoveFile("GONE")
 			return m
 		}, bot.CodePlatformDownloadFailed, bot.StepFetch},
-		{"ok", func(h *harness) bot.Message { return h.withImage("BIG", make([]byte, 11<<20)) }, bot.CodeImageTooLarge, bot.StepFetch},
+		{"ok", func(h *harness) bot.Message { return h.withImage("BIG", make([]byte, bot.DefaultMaxImageBytes+1)) }, bot.CodeImageTooLarge, bot.StepFetch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario+"/"+string(tt.code), func(t *testing.T) {

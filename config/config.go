@@ -40,7 +40,11 @@ type Config struct {
 	PendingTTL time.Duration
 
 	Workers       int   // Runs in flight per replica.
-	MaxImageBytes int64 // Images larger than this are refused (or shrunk).
+	MaxImageBytes int64 // The largest photo downloaded; what is uploaded is shrunk to fit Dify's limit.
+	// MaxImagePixels: images with more pixels are refused without being decoded.
+	MaxImagePixels int64
+	// ImageMaxSide: photos with a longer side are scaled down to it before upload; 0 never resizes.
+	ImageMaxSide int
 	// FetchTimeout is the limit for downloading one photo from the platform (a download that brings no byte for
 	// 15 s is given up sooner).
 	FetchTimeout time.Duration
@@ -200,14 +204,16 @@ func Load(getenv func(string) string) (Config, error) {
 	c.DatabaseURL = l.databaseURL("DATABASE_URL")
 	c.DataDir = l.str("DATA_DIR", "./data")
 	c.Workers = int(l.positive("WORKERS", 64, math.MaxInt32))
-	c.MaxImageBytes = l.size("MAX_IMAGE_BYTES", 10<<20)
+	c.MaxImageBytes = l.size("MAX_IMAGE_BYTES", 25<<20)
+	c.MaxImagePixels = int64(l.positive("MAX_IMAGE_PIXELS", 40_000_000, math.MaxInt64))
+	c.ImageMaxSide = int(l.whole("IMAGE_MAX_SIDE", 2048, math.MaxInt32))
 	c.FetchTimeout = l.duration("FETCH_TIMEOUT", 60*time.Second)
 	c.ReplicaTimeout = l.duration("REPLICA_TIMEOUT", time.Minute)
 	if c.ReplicaTimeout < 3*time.Second {
 		l.bad("REPLICA_TIMEOUT", c.ReplicaTimeout.String(), "must be at least 3s", "a replica says it is alive every sixth of it")
 		c.ReplicaTimeout = time.Minute
 	}
-	c.UserConcurrency = int(l.count("USER_CONCURRENCY", 2, 1000))
+	c.UserConcurrency = int(l.whole("USER_CONCURRENCY", 2, 1000))
 	c.UserRate = l.perMinute("USER_RATE", 30)
 	c.PublicURL = l.publicURL("PUBLIC_URL")
 	c.MaxOutputFileBytes = l.size("MAX_OUTPUT_FILE_BYTES", 20<<20)
@@ -429,15 +435,15 @@ func (l *loader) positive(name string, def, max uint64) uint64 {
 	return n
 }
 
-// count reads a whole number in [0, max]; 0 means no limit.
-func (l *loader) count(name string, def, max uint64) uint64 {
+// whole reads a whole number in [0, max].
+func (l *loader) whole(name string, def, max uint64) uint64 {
 	v := l.get(name, false)
 	if v == "" {
 		return def
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil || n > max {
-		l.bad(name, v, fmt.Sprintf("must be a whole number from 0 (no limit) to %d", max), "")
+		l.bad(name, v, fmt.Sprintf("must be a whole number from 0 to %d", max), "")
 		return def
 	}
 	return n

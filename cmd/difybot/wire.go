@@ -118,7 +118,8 @@ func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Stor
 		App:          appSettings(cfg),
 		ResponseMode: dify.ResponseMode(cfg.Dify.ResponseMode), OutputKey: cfg.Dify.OutputKey,
 		ImagePrompt: cfg.Dify.ImagePrompt, PendingTTL: cfg.PendingTTL,
-		Timeout: cfg.Dify.Timeout, MaxImageBytes: cfg.MaxImageBytes, FetchTimeout: cfg.FetchTimeout, HoldMax: cfg.Breaker.HoldMax,
+		Timeout: cfg.Dify.Timeout, MaxImageBytes: cfg.MaxImageBytes, MaxImagePixels: cfg.MaxImagePixels, ImageMaxSide: imageMaxSide(cfg.ImageMaxSide),
+		FetchTimeout: cfg.FetchTimeout, HoldMax: cfg.Breaker.HoldMax,
 		PublicURL: cfg.PublicURL, MaxOutputFileBytes: cfg.MaxOutputFileBytes, OutputFileTTL: cfg.OutputFileTTL,
 		Language: bot.Lang(cfg.Language),
 		Share:    bot.Share{Runs: cfg.UserConcurrency, PerMinute: cfg.UserRate},
@@ -243,6 +244,14 @@ func (s *system) serve(ctx context.Context, handler http.Handler, ready func(add
 }
 
 // appSettings are the operator's choices about the Dify app, as the pipeline and doctor both apply them.
+// imageMaxSide is IMAGE_MAX_SIDE as bot.Config takes it: there 0 is the default, and "never resize" is negative.
+func imageMaxSide(side int) int {
+	if side == 0 {
+		return -1
+	}
+	return side
+}
+
 func appSettings(cfg config.Config) bot.AppSettings {
 	return bot.AppSettings{Mode: cfg.Dify.AppMode, ImageInput: cfg.Dify.ImageInput, TextInput: cfg.Dify.TextInput, Inputs: cfg.Dify.Inputs}
 }

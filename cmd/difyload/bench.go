@@ -21,6 +21,7 @@ import (
 	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/dify/difytest"
 	"github.com/difybot/difybot/internal/loadtest"
+	"github.com/difybot/difybot/internal/testimage"
 	"github.com/difybot/difybot/platforms/line/linetest"
 	"github.com/difybot/difybot/platforms/slack/slacktest"
 )
@@ -326,8 +327,8 @@ func (b *bench) e2eRow(ctx context.Context, st, kind string) error {
 // so the peak of each is known (VmHWM only grows).
 func (b *bench) rss(ctx context.Context) error {
 	fmt.Fprintf(b.out, "### Memory with %d concurrent LINE images (SQLite; difysim %s per node)\n\n", b.o.images, b.o.latency)
-	fmt.Fprintln(b.out, "| WORKERS | images | bytes each | serve RSS before | serve peak RSS (VmHWM) | all answered in | replies |")
-	fmt.Fprintln(b.out, "|---|---|---|---|---|---|---|")
+	fmt.Fprintln(b.out, "| WORKERS | images | image | bytes each | serve RSS before | serve peak RSS (VmHWM) | all answered in | replies |")
+	fmt.Fprintln(b.out, "|---|---|---|---|---|---|---|---|")
 	for _, w := range b.o.rssWorkers {
 		b.logf("rss: WORKERS=%d", w)
 		if err := b.rssRows(ctx, w); err != nil {
@@ -338,6 +339,8 @@ func (b *bench) rss(ctx context.Context) error {
 	return nil
 }
 
+// rssRows sends three rounds: small PNGs and large PNGs, which go to Dify as they came (memory must not follow
+// their size), then phone photos, which are decoded and shrunk (two at a time, so memory stays bounded).
 func (b *bench) rssRows(ctx context.Context, workers int) error {
 	r, done, err := b.rig(ctx, "sqlite", b.o.latency, map[string]string{"WORKERS": fmt.Sprint(workers)})
 	if err != nil {
@@ -347,14 +350,23 @@ func (b *bench) rssRows(ctx context.Context, workers int) error {
 	if err := b.warm(ctx, r); err != nil {
 		return err
 	}
-	for _, size := range []int64{100_000, b.o.imageBytes} {
+	photo := testimage.PhotoJPEG(b.o.photoWidth, b.o.photoWidth*3/4, 1)
+	rounds := []struct {
+		what string
+		blob loadtest.Blob
+	}{
+		{"PNG 640×480, as is", loadtest.Blob{Kind: "png", Size: 100_000, Width: 640, Height: 480}},
+		{"PNG 640×480, as is", loadtest.Blob{Kind: "png", Size: b.o.imageBytes, Width: 640, Height: 480}},
+		{fmt.Sprintf("JPEG photo %d×%d, shrunk", b.o.photoWidth, b.o.photoWidth*3/4), loadtest.Blob{Kind: "jpeg", Size: int64(len(photo)), Data: photo}},
+	}
+	for _, round := range rounds {
 		before, err := loadtest.ReadMem(r.Serve.PID())
 		if err != nil {
 			return err
 		}
 		msgs := make([]loadtest.Msg, b.o.images)
 		for i := range msgs {
-			msgs[i] = r.Message("line", "", &loadtest.Blob{Kind: "png", Size: size, Width: 4000, Height: 3000})
+			msgs[i] = r.Message("line", "", &round.blob)
 		}
 		base := r.Serve.URL()
 		start := time.Now()
@@ -373,7 +385,7 @@ func (b *bench) rssRows(ctx context.Context, workers int) error {
 		if missing > 0 {
 			took = fmt.Sprintf("%d unanswered after 5 min", missing)
 		}
-		fmt.Fprintf(b.out, "| %d | %d | %s | %s | %s | %s | %s |\n", workers, len(msgs), loadtest.MB(size), loadtest.MB(before.RSS),
+		fmt.Fprintf(b.out, "| %d | %d | %s | %s | %s | %s | %s | %s |\n", workers, len(msgs), round.what, loadtest.MB(round.blob.Size), loadtest.MB(before.RSS),
 			loadtest.MB(after.HWM), took, outcomeList(outcomes))
 	}
 	return nil

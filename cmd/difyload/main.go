@@ -43,6 +43,7 @@ type options struct {
 	e2eMessages, images, breakerMessages    int
 	e2eRate                                 float64
 	imageBytes                              int64
+	photoWidth                              int
 	rssWorkers                              []int
 
 	target, slackSecret, lineSecret string
@@ -70,7 +71,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.IntVar(&o.e2eMessages, "e2e-messages", 200, "e2e: messages per row")
 	fs.Float64Var(&o.e2eRate, "e2e-rate", 5, "e2e: messages per second (low, so nothing queues)")
 	fs.IntVar(&o.images, "images", 100, "rss: concurrent image messages (LINE)")
-	fs.Int64Var(&o.imageBytes, "image-bytes", 9_500_000, "rss: bytes per image (under MAX_IMAGE_BYTES, 10 MiB, and Dify's 10 MB)")
+	fs.Int64Var(&o.imageBytes, "image-bytes", 9_500_000, "rss: bytes per large PNG (under Dify's 10 MB, so it goes as it is)")
+	fs.IntVar(&o.photoWidth, "photo-width", 4032, "rss: width of the phone photos (4:3; 4032 is a 12 MP camera's, about 4 MB)")
 	fs.StringVar(&workers, "rss-workers", "8,100", "rss: WORKERS values, one row each")
 	fs.IntVar(&o.breakerMessages, "breaker-messages", 200, "breaker: messages while the breaker is forced open")
 	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "send: the difybot base URL (127.0.0.1 only)")

@@ -50,7 +50,7 @@ func TestBenchShort(t *testing.T) {
 	}
 	args := []string{"-bin", difybot(t), "-rates", "50", "-duration", "1s", "-drain", "30s", "-e2e-messages", "10",
 		"-e2e-rate", "20", "-images", "4", "-image-bytes", "1000000", "-rss-workers", "4", "-breaker-messages", "10",
-		"-platform", "both"}
+		"-photo-width", "2400", "-platform", "both"}
 	if u := os.Getenv("DIFYBOT_TEST_POSTGRES"); u != "" {
 		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 		c, err := pgx.Connect(ctx, u)
@@ -69,7 +69,8 @@ func TestBenchShort(t *testing.T) {
 		t.Fatalf("run: %v\n%s\n%s", err, out.String(), errs.String())
 	}
 	t.Logf("\n%s", out.String())
-	for _, want := range []string{"| sqlite | 50/s | 50 |", "| sqlite | text |", "| sqlite | image |", "| 4 | 4 | 1.0 MB |",
+	for _, want := range []string{"| sqlite | 50/s | 50 |", "| sqlite | text |", "| sqlite | image |", "| 4 | 4 | PNG 640×480, as is | 1.0 MB |",
+		"| 4 | 4 | JPEG photo 2400×1800, shrunk |",
 		"PUT /admin/breaker", "Breaker open: bot.Process"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)

@@ -38,7 +38,7 @@ func (s *Sim) parameters(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	methods := []string{"local_file", "remote_url"}
 	fileUpload := obj{{"image", obj{{"enabled", true}, {"number_limits", 3}, {"detail", "high"}, {"transfer_methods", methods}}}}
-	imageMB := s.opts.MaxImageBytes >> 20
+	imageMB := s.imageLimit() >> 20
 	system := obj{{"image_file_size_limit", strconv.FormatInt(imageMB, 10)}}
 	if d == v1 {
 		fileUpload = append(obj{{"enabled", true}, {"allowed_file_types", []string{"image"}},

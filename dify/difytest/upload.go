@@ -126,12 +126,25 @@ func (s *Sim) upload(w http.ResponseWriter, r *http.Request, c *call) {
 	writeJSON(w, d, http.StatusCreated, out)
 }
 
+// SetMaxImageBytes changes Dify's image limit (Options.MaxImageBytes) from the next request on.
+func (s *Sim) SetMaxImageBytes(n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.MaxImageBytes = n
+}
+
+func (s *Sim) imageLimit() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts.MaxImageBytes
+}
+
 // sizeLimit is the limit for a file of this extension: Options.MaxImageBytes for images, Dify's defaults for
 // the rest. Dify allows a file of exactly the limit.
 func (s *Sim) sizeLimit(ext string) int64 {
 	switch {
 	case slices.Contains(imageExts, ext):
-		return s.opts.MaxImageBytes
+		return s.imageLimit()
 	case slices.Contains(videoExts, ext):
 		return 100 << 20
 	case slices.Contains(audioExts, ext):

@@ -9,15 +9,20 @@ import (
 
 // Blob is file content of any size made on the fly: a real header followed by zero bytes, so a 50 MB
 // "image" costs no memory to serve. Kind "png" starts with a PNG signature and IHDR (so sniffing and
-// image.DecodeConfig see a PNG of Width×Height), "pdf" with "%PDF-1.7", "" with nothing.
+// image.DecodeConfig see a PNG of Width×Height), "pdf" with "%PDF-1.7", "" with nothing. Kind "jpeg" is a real
+// picture: Data, shared by every blob made from it (Size must be len(Data)).
 type Blob struct {
 	Kind          string
 	Size          int64
 	Width, Height int
+	Data          []byte
 }
 
 // Open returns the content as a stream.
 func (b Blob) Open() io.Reader {
+	if b.Data != nil {
+		return bytes.NewReader(b.Data)
+	}
 	head := b.header()
 	if int64(len(head)) > b.Size {
 		head = head[:b.Size]
@@ -30,6 +35,8 @@ func (b Blob) Mimetype() string {
 	switch b.Kind {
 	case "png":
 		return "image/png"
+	case "jpeg":
+		return "image/jpeg"
 	case "pdf":
 		return "application/pdf"
 	}

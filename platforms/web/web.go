@@ -64,7 +64,7 @@ type Config struct {
 	Inbox         bot.Inbox // Where accepted messages go; required.
 	Logger        zerolog.Logger
 	UploadDir     string // Where images wait for the pipeline; it must survive a restart. Default: a temp dir.
-	MaxImageBytes int64  // Uploads over this are refused at once; default 10 MiB.
+	MaxImageBytes int64  // Uploads over this are refused at once; default 25 MiB (MAX_IMAGE_BYTES).
 	// UploadTimeout is how long a message with its image may take to arrive; default 60 s, or MaxImageBytes at
 	// 256 KiB/s when that is longer (a phone on a slow link).
 	UploadTimeout time.Duration
@@ -100,7 +100,7 @@ func New(cfg Config) (*Chat, error) {
 		return nil, fmt.Errorf("web: upload dir: %w", err)
 	}
 	if cfg.MaxImageBytes <= 0 {
-		cfg.MaxImageBytes = 10 << 20
+		cfg.MaxImageBytes = 25 << 20
 	}
 	if cfg.KeepRuns <= 0 {
 		cfg.KeepRuns = 1000

@@ -1,0 +1,158 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/jpeg"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/difybot/difybot/internal/testimage"
+	"golang.org/x/image/draw"
+	"golang.org/x/sync/semaphore"
+)
+
+// shaper is a Bot with only what shape needs.
+func shaper(tb testing.TB) *Bot {
+	return &Bot{cfg: Config{TempDir: tb.TempDir()}, decodes: semaphore.NewWeighted(decodeSlots)}
+}
+
+// spool writes data to a temporary file as fetch would.
+func spool(tb testing.TB, data []byte, name string) *attachment {
+	tb.Helper()
+	p := filepath.Join(tb.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	im := &attachment{file: f, size: int64(len(data)), name: name}
+	if err := im.sniff(); err != nil {
+		tb.Fatal(err)
+	}
+	return im
+}
+
+var benchLimits = photoLimits{maxSide: DefaultImageMaxSide, maxPixels: DefaultMaxImagePixels, bytes: difyImageLimit}
+
+// BenchmarkShape measures the check step's work on one image, on one core: a 12 MP phone photo of about 4 MB
+// (as it comes, and turned by EXIF as portrait photos are), a screenshot, and a small photo that goes as it is.
+// It reports the share of the original's bytes that is uploaded.
+func BenchmarkShape(b *testing.B) {
+	phone := testimage.PhotoJPEG(4032, 3024, 1)
+	cases := []struct {
+		name string
+		data []byte
+		file string
+	}{
+		{"phone-4032x3024-jpeg", phone, "phone.jpg"},
+		{"phone-portrait-exif6", testimage.WithOrientation(phone, 6, false), "portrait.jpg"},
+		{"screenshot-2880x1800-png", testimage.Screenshot(2880, 1800), "screen.png"},
+		{"small-1280x960-as-is", testimage.PhotoJPEG(1280, 960, 2), "small.jpg"},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			bt := shaper(b)
+			b.SetBytes(int64(len(c.data)))
+			var sent, side float64
+			for b.Loop() {
+				b.StopTimer()
+				im := spool(b, c.data, c.file)
+				b.StartTimer()
+				s, err := bt.shape(context.Background(), im, benchLimits)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sent, side = float64(s.to.bytes)/float64(len(c.data))*100, float64(max(s.to.w, s.to.h))
+				b.StopTimer()
+				im.close()
+				b.StartTimer()
+			}
+			b.ReportMetric(sent, "%sent")
+			b.ReportMetric(side, "long-side")
+		})
+	}
+}
+
+// BenchmarkScale compares the downscaler with golang.org/x/image/draw's on a decoded phone photo
+// (4032×3024 to 2048×1536). ReportAllocs shows the memory each needs.
+func BenchmarkScale(b *testing.B) {
+	src, err := jpeg.Decode(bytes.NewReader(testimage.PhotoJPEG(4032, 3024, 1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("planes-catmullrom", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			scaleImage(src, 2048, 1536)
+		}
+	})
+	for _, k := range []struct {
+		name string
+		s    draw.Scaler
+	}{{"xdraw-approxbilinear", draw.ApproxBiLinear}, {"xdraw-catmullrom", draw.CatmullRom}} {
+		b.Run(k.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				dst := image.NewRGBA(image.Rect(0, 0, 2048, 1536))
+				k.s.Scale(dst, dst.Bounds(), src, src.Bounds(), draw.Src, nil)
+			}
+		})
+	}
+}
+
+// psnr compares two pictures of one size, in dB over R, G and B.
+func psnr(a, b image.Image) float64 {
+	var sum float64
+	r := a.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			ar, ag, ab, _ := a.At(x, y).RGBA()
+			br, bg, bb, _ := b.At(x, y).RGBA()
+			for _, d := range []float64{float64(ar>>8) - float64(br>>8), float64(ag>>8) - float64(bg>>8), float64(ab>>8) - float64(bb>>8)} {
+				sum += d * d
+			}
+		}
+	}
+	mse := sum / float64(3*r.Dx()*r.Dy())
+	if mse == 0 {
+		return math.Inf(1)
+	}
+	return 10 * math.Log10(255*255/mse)
+}
+
+// BenchmarkPhotoStages splits the phone photo's time into its stages: decoding the 4 MB JPEG, and encoding
+// the 2048×1536 result.
+func BenchmarkPhotoStages(b *testing.B) {
+	data := testimage.PhotoJPEG(4032, 3024, 1)
+	b.Run("decode-4032x3024", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := jpeg.Decode(bytes.NewReader(data)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	src, _ := jpeg.Decode(bytes.NewReader(data))
+	small := scaleImage(src, 2048, 1536)
+	b.Run("encode-2048x1536-q85", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var buf bytes.Buffer
+			if err := jpeg.Encode(&buf, small, &jpeg.Options{Quality: jpegQuality}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("turn-exif6-2048x1536", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			orient(small, 6)
+		}
+	})
+}
