@@ -129,7 +129,8 @@ type Store interface {
 	// the run is at.
 	Requeue(ctx context.Context, id string, attempt int) error
 	AddStep(ctx context.Context, s Step) error
-	AddNodeEvent(ctx context.Context, e NodeEvent) error
+	// AddNodeEvents stores workflow node events (a run's recent ones together, in one write).
+	AddNodeEvents(ctx context.Context, events ...NodeEvent) error
 	// Conversation returns the Dify conversation id for key, or "" when there is none yet.
 	Conversation(ctx context.Context, key string) (string, error)
 	SetConversation(ctx context.Context, key, conversationID string) error

@@ -203,7 +203,7 @@ func (e *adminEnv) addTimeline(t *testing.T, r bot.Run) {
 	}
 	for i, ev := range events {
 		ev.RunID, ev.Seq, ev.At = r.ID, i+1, start.Add(time.Duration(i)*time.Second)
-		if err := e.store.AddNodeEvent(t.Context(), ev); err != nil {
+		if err := e.store.AddNodeEvents(t.Context(), ev); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -198,15 +198,19 @@ func (s *Store) AddStep(_ context.Context, st bot.Step) error {
 	return nil
 }
 
-// AddNodeEvent stores one workflow node event of a stored run.
-func (s *Store) AddNodeEvent(_ context.Context, e bot.NodeEvent) error {
-	e.At = stamp(e.At)
+// AddNodeEvents stores workflow node events of stored runs.
+func (s *Store) AddNodeEvents(_ context.Context, events ...bot.NodeEvent) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.runs[e.RunID]; !ok {
-		return fmt.Errorf("bottest: add node event for run %s: %w", e.RunID, bot.ErrNotFound)
+	for _, e := range events {
+		if _, ok := s.runs[e.RunID]; !ok {
+			return fmt.Errorf("bottest: add node event for run %s: %w", e.RunID, bot.ErrNotFound)
+		}
 	}
-	s.nodes[e.RunID] = append(s.nodes[e.RunID], e)
+	for _, e := range events {
+		e.At = stamp(e.At)
+		s.nodes[e.RunID] = append(s.nodes[e.RunID], e)
+	}
 	return nil
 }
 

@@ -305,7 +305,7 @@ func TestStepsAndNodeEvents(t *testing.T) {
 			}
 		}
 		for i, ev := range []string{"node_started", "node_finished"} {
-			if err := s.AddNodeEvent(t.Context(), bot.NodeEvent{RunID: r.ID, Seq: i + 1, Event: ev, NodeID: "llm", Title: "LLM", At: start}); err != nil {
+			if err := s.AddNodeEvents(t.Context(), bot.NodeEvent{RunID: r.ID, Seq: i + 1, Event: ev, NodeID: "llm", Title: "LLM", At: start}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -333,7 +333,7 @@ func TestStepsAndNodeEvents(t *testing.T) {
 		if err := s.AddStep(t.Context(), bot.Step{RunID: "r_none", N: 1}); err == nil {
 			t.Error("AddStep accepted a step of an unknown run")
 		}
-		if err := s.AddNodeEvent(t.Context(), bot.NodeEvent{RunID: "r_none"}); err == nil {
+		if err := s.AddNodeEvents(t.Context(), bot.NodeEvent{RunID: "r_none"}); err == nil {
 			t.Error("AddNodeEvent accepted an event of an unknown run")
 		}
 	})
@@ -341,7 +341,7 @@ func TestStepsAndNodeEvents(t *testing.T) {
 	if err := m.AddStep(t.Context(), bot.Step{RunID: "r_none", N: 1}); !errors.Is(err, bot.ErrNotFound) {
 		t.Errorf("AddStep for an unknown run = %v, want ErrNotFound", err)
 	}
-	if err := m.AddNodeEvent(t.Context(), bot.NodeEvent{RunID: "r_none"}); !errors.Is(err, bot.ErrNotFound) {
+	if err := m.AddNodeEvents(t.Context(), bot.NodeEvent{RunID: "r_none"}); !errors.Is(err, bot.ErrNotFound) {
 		t.Errorf("AddNodeEvent for an unknown run = %v, want ErrNotFound", err)
 	}
 }

@@ -306,13 +306,23 @@ func (s *Store) Steps(ctx context.Context, runID string) ([]bot.Step, error) {
 	return out, nil
 }
 
-// AddNodeEvent stores one workflow node event.
-func (s *Store) AddNodeEvent(ctx context.Context, e bot.NodeEvent) error {
-	_, err := s.db.exec(ctx, `INSERT INTO node_events (run_id, seq, event, node_id, node_type, title, node_index,
-		status, elapsed_s, error, happened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.RunID, e.Seq, e.Event, e.NodeID, e.NodeType, e.Title, e.Index, e.Status, e.Elapsed, e.Error, nanos(e.At))
-	if err != nil {
-		return fmt.Errorf("store: add node event for run %s: %w", e.RunID, err)
+// AddNodeEvents stores workflow node events, in one statement.
+func (s *Store) AddNodeEvents(ctx context.Context, events ...bot.NodeEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO node_events (run_id, seq, event, node_id, node_type, title, node_index, status, elapsed_s, error, happened_at) VALUES `)
+	args := make([]any, 0, 11*len(events))
+	for i, e := range events {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, e.RunID, e.Seq, e.Event, e.NodeID, e.NodeType, e.Title, e.Index, e.Status, e.Elapsed, e.Error, nanos(e.At))
+	}
+	if _, err := s.db.exec(ctx, q.String(), args...); err != nil {
+		return fmt.Errorf("store: add node events for run %s: %w", events[0].RunID, err)
 	}
 	return nil
 }

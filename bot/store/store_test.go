@@ -296,7 +296,7 @@ func TestSaveRunStepsAndNodeEvents(t *testing.T) {
 				Status: "failed", Elapsed: 1.25, Error: "PluginDaemonInnerError", At: t0.Add(time.Second)},
 		}
 		for _, e := range events {
-			if err := s.AddNodeEvent(ctx, e); err != nil {
+			if err := s.AddNodeEvents(ctx, e); err != nil {
 				t.Fatal(err)
 			}
 		}
