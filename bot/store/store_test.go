@@ -835,3 +835,41 @@ func TestReplicaTakesOverASilentReplicasRuns(t *testing.T) {
 	case <-time.After(2 * time.Second):
 	}
 }
+
+// TestSQLiteRunWithoutItsJobIsQueued leaves what a kill between a run's commit and its job's insert leaves on
+// SQLite (the job comes right after, to wake the queue at once): the redelivered message, or the next start,
+// queues it, and it is worked once.
+func TestSQLiteRunWithoutItsJobIsQueued(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"redelivery", "restart"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			d := sqliteDB(t)
+			s := d.Open(t)
+			r, _, err := s.Enqueue(t.Context(), message("EvJobless"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			d.Exec(t, `DELETE FROM river_job`)
+			s2 := d.Open(t)
+			if how == "redelivery" {
+				if got, dup, err := s2.Enqueue(t.Context(), message("EvJobless")); err != nil || !dup || got.ID != r.ID {
+					t.Fatalf("redelivery: %s dup %v, %v; want the run, a duplicate", got.ID, dup, err)
+				}
+			}
+			f := newFake(nil)
+			start(t, s2, f)
+			if c := f.next(t, 10*time.Second); c.runID != r.ID {
+				t.Fatalf("processed %+v; want run %s", c, r.ID)
+			}
+			select {
+			case c := <-f.calls:
+				t.Errorf("processed again: %+v", c)
+			case <-time.After(time.Second):
+			}
+		})
+	}
+}
