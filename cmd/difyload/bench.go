@@ -178,7 +178,7 @@ func (b *bench) machine() {
 // ack measures how fast difybot acknowledges webhooks arriving at a fixed rate, and how long it then takes
 // to answer them all.
 func (b *bench) ack(ctx context.Context) error {
-	fmt.Fprintf(b.out, "### Ack latency (%s webhooks, open loop, %s per step; difysim %s per node, 3 nodes; WORKERS=8)\n\n",
+	fmt.Fprintf(b.out, "### Ack latency (%s webhooks, open loop, %s per step; difysim %s per node, 3 nodes; default WORKERS)\n\n",
 		b.o.platform, b.o.duration, b.o.latency)
 	fmt.Fprintln(b.out, "| store | rate | webhooks | ack p50 | ack p90 | ack p99 | ack max | errors | sender lag max | first feedback p50 | p99 | all answered after | answered/s | serve CPU per message | serve peak RSS |")
 	fmt.Fprintln(b.out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
