@@ -22,6 +22,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/difybot/difybot/internal/netguard"
 	"github.com/difybot/difybot/internal/redirect"
 )
 
@@ -40,6 +41,9 @@ type Config struct {
 	PollEvery time.Duration
 	// Limit configures the adaptive cap on runs in flight (Limiter).
 	Limit LimitConfig
+	// ForeignHTTPClient fetches answer files on hosts other than Dify's own (a tool's remote_url): a workflow,
+	// steered by a prompt, can name any URL, so the default reaches public addresses only (internal/netguard).
+	ForeignHTTPClient *http.Client
 }
 
 // Client talks to one Dify app. It is safe for concurrent use.
@@ -48,6 +52,7 @@ type Client struct {
 	files     *url.URL // The base of relative file links.
 	key       string
 	hc        *http.Client
+	foreign   *http.Client // Files on other hosts.
 	log       zerolog.Logger
 	breaker   *Breaker
 	retry     RetryPolicy
@@ -94,6 +99,10 @@ func New(cfg Config) (*Client, error) {
 		retry:     cfg.Retry.withDefaults(),
 		pollEvery: cfg.PollEvery,
 		limiter:   NewLimiter(cfg.Limit),
+		foreign:   cfg.ForeignHTTPClient,
+	}
+	if c.foreign == nil {
+		c.foreign = netguard.Client(netguard.Control)
 	}
 	if c.pollEvery <= 0 {
 		c.pollEvery = 2 * time.Second

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"github.com/difybot/difybot/internal/redirect"
 )
 
 // fileIdentity marks a JSON object as one of Dify's file objects (dify-api-2026.md §1.1).
@@ -222,7 +224,8 @@ func (e *FileError) Error() string {
 
 // OpenFile starts downloading f and returns its body and the Content-Type its server claims; the caller closes
 // the body, and bounds time and size (ctx, its own limits). No credential is ever sent: Dify signs its file
-// links (and a remote_url file is someone else's), so the API key stays on the API's own requests.
+// links (and a remote_url file is someone else's), so the API key stays on the API's own requests. A file on
+// another host is fetched from the public internet only (ForeignHTTPClient).
 func (c *Client) OpenFile(ctx context.Context, f OutputFile) (io.ReadCloser, string, error) {
 	u, err := c.FileURL(f)
 	if err != nil {
@@ -232,7 +235,12 @@ func (c *Client) OpenFile(ctx context.Context, f OutputFile) (io.ReadCloser, str
 	if err != nil {
 		return nil, "", fmt.Errorf("dify: download %s: %w", f.Name, err)
 	}
-	resp, err := c.hc.Do(req)
+	hc := c.foreign
+	if own := req.URL; redirect.SameOrigin(own.Scheme, own.Host, c.files.Scheme, c.files.Host) ||
+		redirect.SameOrigin(own.Scheme, own.Host, c.base.Scheme, c.base.Host) {
+		hc = c.hc // Dify's own files: wherever Dify runs, internal hosts included.
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, "", fmt.Errorf("dify: download %s: %w", f.Name, err)
 	}

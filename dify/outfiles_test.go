@@ -143,3 +143,29 @@ func TestOpenFileSendsNoKey(t *testing.T) {
 		}
 	}
 }
+
+// TestForeignFileFromAnInternalHostIsRefused: a file whose link leaves Dify's origin (a tool's remote_url,
+// which a prompt can steer) is fetched from the public internet only, never from an internal address.
+func TestForeignFileFromAnInternalHostIsRefused(t *testing.T) {
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the internal host was reached: %s", r.URL)
+		io.WriteString(w, "metadata")
+	}))
+	defer internal.Close()
+	difySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "PNGDATA") }))
+	defer difySrv.Close()
+	c, err := New(Config{BaseURL: difySrv.URL + "/v1", APIKey: testKey, Logger: zerolog.New(zerolog.NewTestWriter(t))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.OpenFile(context.Background(), OutputFile{Name: "x.png", URL: internal.URL + "/latest/meta-data"}); err == nil ||
+		!strings.Contains(err.Error(), "not a public address") {
+		t.Errorf("OpenFile of an internal host: %v, want refused", err)
+	}
+	// Dify's own origin is trusted wherever it runs (here, loopback too).
+	body, _, err := c.OpenFile(context.Background(), OutputFile{Name: "a.png", URL: "/files/a.png"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body.Close()
+}

@@ -5,15 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"syscall"
-	"time"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/internal/netguard"
 )
 
 // messageIDRE is what a LINE message id looks like (digits today); anything else would change the request path.
@@ -96,55 +94,16 @@ func (a *Adapter) fetchExternal(ctx context.Context, raw string) (io.ReadCloser,
 	return res.Body, nil
 }
 
-// externalClient fetches external images: a few redirects at most, http(s) only, and every connection checked
-// by publicOnly after DNS resolution, so a name that resolves to an internal address is refused too.
-func (a *Adapter) externalClient() *http.Client {
-	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: a.publicOnly}
-	return &http.Client{
-		Transport: &http.Transport{
-			DialContext:           d.DialContext,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: 30 * time.Second,
-			MaxIdleConnsPerHost:   2,
-			IdleConnTimeout:       30 * time.Second,
-		},
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 3 {
-				return errors.New("too many redirects")
-			}
-			if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-				return errors.New("redirect to a non-http(s) URL")
-			}
-			return nil
-		},
-	}
-}
+// externalClient fetches external images through netguard: public addresses only, unless a test allows
+// local servers.
+func (a *Adapter) externalClient() *http.Client { return netguard.Client(a.publicOnly) }
 
-// nonPublic are ranges that are not on the public internet but that netip's predicates do not cover.
-var nonPublic = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"), // Carrier-grade NAT.
-	netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"),
-	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b::/96"), // NAT64 can reach any IPv4 address, internal ones too.
-}
-
-func (a *Adapter) publicOnly(_, address string, _ syscall.RawConn) error {
+func (a *Adapter) publicOnly(network, address string, c syscall.RawConn) error {
 	if a.allowPrivate {
 		return nil
 	}
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return err
-	}
-	ip := ap.Addr().Unmap()
-	public := ip.IsGlobalUnicast() && !ip.IsPrivate()
-	for _, p := range nonPublic {
-		public = public && !p.Contains(ip)
-	}
-	if !public {
-		return fmt.Errorf("%s is not a public address; external images are fetched only from the internet", ip)
+	if err := netguard.Control(network, address, c); err != nil {
+		return fmt.Errorf("%w; external images are fetched only from the internet", err)
 	}
 	return nil
 }
