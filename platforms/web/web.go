@@ -220,7 +220,7 @@ func (c *Chat) postMessage(w http.ResponseWriter, r *http.Request) {
 		case "id", "session", "text":
 			b, err := io.ReadAll(io.LimitReader(p, 16<<10))
 			if err != nil {
-				writeError(w, http.StatusBadRequest, "the form could not be read")
+				writeError(w, http.StatusBadRequest, textsFor(c.cfg.Language).unreadable)
 				return
 			}
 			switch p.FormName() {
@@ -237,7 +237,7 @@ func (c *Chat) postMessage(w http.ResponseWriter, r *http.Request) {
 			}
 			f, err := os.CreateTemp(c.cfg.UploadDir, "img-*")
 			if err != nil {
-				writeError(w, http.StatusInternalServerError, "the image could not be stored")
+				writeError(w, http.StatusInternalServerError, textsFor(c.cfg.Language).notStored)
 				return
 			}
 			upload = f.Name()
@@ -261,7 +261,7 @@ func (c *Chat) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if m.Text == "" && len(m.Files) == 0 {
-		writeError(w, http.StatusBadRequest, "type a message or attach an image")
+		writeError(w, http.StatusBadRequest, textsFor(c.cfg.Language).empty)
 		return
 	}
 	m.EventID, m.ChatID, m.UserID = id, session, session
@@ -269,7 +269,7 @@ func (c *Chat) postMessage(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		m.EventID = ""
 		c.cfg.Logger.Error().Err(err).Msg("web: could not accept a message")
-		writeError(w, http.StatusServiceUnavailable, "the message could not be queued; try again")
+		writeError(w, http.StatusServiceUnavailable, textsFor(c.cfg.Language).notQueued)
 		return
 	}
 	if dup {

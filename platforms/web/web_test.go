@@ -260,3 +260,19 @@ func TestWaitingAnswerKeepsTheUpload(t *testing.T) {
 		t.Errorf("the upload outlived the final answer: %v", err)
 	}
 }
+
+// The chat's own refusals speak BOT_LANGUAGE too.
+func TestRefusalsInTheChatsLanguage(t *testing.T) {
+	for lang, want := range map[bot.Lang]string{bot.LangJA: "メッセージを入力するか、写真を添付してください。", bot.LangEN: "Type a message or attach a photo."} {
+		chat, err := web.New(web.Config{Inbox: &bottest.Inbox{}, UploadDir: t.TempDir(), Language: lang})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(chat.Routes()[0].Handler)
+		status, out := post(t, srv, "", map[string]string{"id": "abcdefgh", "session": "abcdefgh"}, nil)
+		srv.Close()
+		if status != 400 || out["error"] != want {
+			t.Errorf("%s: an empty message got %d %v, want 400 %q", lang, status, out, want)
+		}
+	}
+}
