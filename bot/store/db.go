@@ -44,11 +44,6 @@ type backend interface {
 	close() error
 	// releaseOrphans makes jobs that a dead process left running available again, where that is knowable.
 	releaseOrphans(ctx context.Context) (int64, error)
-	// jobAfterCommit reports whether a new run's job is inserted after its row commits (insertJob) rather than
-	// in the same transaction.
-	jobAfterCommit() bool
-	// insertJob inserts a job on its own; a job already there for the same args is left alone.
-	insertJob(ctx context.Context, args RunArgs) error
 }
 
 // errNoRows reports whether err is either driver's "no rows".
@@ -255,9 +250,11 @@ func (b *sqliteBackend) inTx(ctx context.Context, fn func(tx conn, insert insert
 		return err
 	}
 	defer func() { _ = tx.Rollback() }() // A no-op after Commit.
+	var inserted *RunArgs
 	var missed []string
 	err = fn(sqlConn{q: tx, stmts: b.stmts, tx: tx, missed: &missed}, func(ctx context.Context, args RunArgs) error {
 		_, err := b.client.InsertTx(ctx, tx, args, nil)
+		inserted = &args
 		return err
 	})
 	if err != nil {
@@ -269,19 +266,13 @@ func (b *sqliteBackend) inTx(ctx context.Context, fn func(tx conn, insert insert
 	for _, q := range missed {
 		_, _ = b.stmts.stmt(ctx, q) // A failure here only means the text is parsed again next time.
 	}
+	if inserted != nil {
+		// SQLite has no NOTIFY, and River wakes its producer only after inserts made outside a transaction.
+		// Inserting the committed job again is refused as a duplicate (unique by args) and wakes it, so the
+		// job is picked up now rather than at the next poll; if this fails, the poll still finds it.
+		_, _ = b.client.Insert(context.WithoutCancel(ctx), *inserted, nil)
+	}
 	return nil
-}
-
-// SQLite has no NOTIFY, and River wakes its producer only after inserts made outside a transaction: a new
-// run's job is inserted right after its row commits, so it is picked up now rather than at the next poll.
-// A crash between the two leaves a queued run without a job; Enqueue's duplicate (the platform delivers the
-// unacknowledged message again) and Start find it, and the job is unique by its args, so inserting it again
-// is harmless.
-func (b *sqliteBackend) jobAfterCommit() bool { return true }
-
-func (b *sqliteBackend) insertJob(ctx context.Context, args RunArgs) error {
-	_, err := b.client.Insert(ctx, args, nil)
-	return err
 }
 
 func (b *sqliteBackend) ping(ctx context.Context) error { return b.db.PingContext(ctx) }
@@ -316,14 +307,6 @@ func (b *pgBackend) inTx(ctx context.Context, fn func(tx conn, insert insertJob)
 		return err
 	}
 	return tx.Commit(ctx)
-}
-
-// PostgreSQL inserts a run's job in the row's transaction: its NOTIFY at commit wakes every replica.
-func (b *pgBackend) jobAfterCommit() bool { return false }
-
-func (b *pgBackend) insertJob(ctx context.Context, args RunArgs) error {
-	_, err := b.client.Insert(ctx, args, nil)
-	return err
 }
 
 func (b *pgBackend) ping(ctx context.Context) error { return b.pool.Ping(ctx) }

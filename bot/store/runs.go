@@ -20,9 +20,8 @@ const runColumns = `id, platform, COALESCE(event_id, ''), status, message, creat
 	attempt, dify_run_id, dify_task_id, conversation_id, reply, code, diagnosis, held_notified, state,
 	posted_attempt, replied_attempt, choices, batch, dify_message_id`
 
-// Enqueue stores m as a new run and queues its job, before it returns (in the same transaction on
-// PostgreSQL, right after it on SQLite: jobAfterCommit). A message with the same platform and event id as a
-// stored run returns that run and dup = true, and queues nothing new.
+// Enqueue stores m as a new run and inserts its job in the same transaction. A message with the same platform
+// and event id as a stored run returns that run and dup = true, and queues nothing.
 func (s *Store) Enqueue(ctx context.Context, m bot.Message) (bot.Run, bool, error) {
 	if m.Platform == "" {
 		return bot.Run{}, false, errors.New("store: enqueue: message has no platform")
@@ -38,7 +37,7 @@ func (s *Store) Enqueue(ctx context.Context, m bot.Message) (bot.Run, bool, erro
 	if m.EventID != "" {
 		eventID = m.EventID
 	}
-	dup, late := false, s.db.jobAfterCommit()
+	dup := false
 	err = s.db.inTx(ctx, func(tx conn, insert insertJob) error {
 		n, err := tx.exec(ctx, `INSERT INTO runs (id, platform, event_id, status, message, created_at, updated_at, attempt, person)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (platform, event_id) DO NOTHING`,
@@ -52,18 +51,10 @@ func (s *Store) Enqueue(ctx context.Context, m bot.Message) (bot.Run, bool, erro
 				m.Platform, m.EventID))
 			return err
 		}
-		if late {
-			return nil
-		}
 		return insert(ctx, RunArgs{RunID: r.ID, Attempt: r.Attempt})
 	})
 	if err != nil {
 		return bot.Run{}, false, fmt.Errorf("store: enqueue: %w", err)
-	}
-	if late && (!dup || r.Status == bot.RunQueued) {
-		if err := s.db.insertJob(ctx, RunArgs{RunID: r.ID, Attempt: r.Attempt}); err != nil {
-			return bot.Run{}, false, fmt.Errorf("store: enqueue: queue run %s: %w", r.ID, err)
-		}
 	}
 	return r, dup, nil
 }

@@ -355,9 +355,6 @@ func (s *Store) Start(ctx context.Context, p Processor) error {
 	} else if n > 0 {
 		s.log.Warn().Int64("jobs", n).Msg("store: runs left running by a process that died are queued again")
 	}
-	if err := s.queueJobless(ctx); err != nil {
-		return fmt.Errorf("store: queue runs a crash left without a job: %w", err)
-	}
 	if rs, ok := s.db.(replicaSet); ok {
 		if err := rs.beat(ctx, s.cfg.ReplicaID); err != nil {
 			return fmt.Errorf("store: register replica: %w", err)
@@ -371,37 +368,6 @@ func (s *Store) Start(ctx context.Context, p Processor) error {
 		return fmt.Errorf("store: start queue: %w", err)
 	}
 	s.running = true
-	return nil
-}
-
-// queueJobless inserts the job of every queued run where jobs are inserted after their run commits: a process
-// killed between the two left it without one. Runs that have theirs are left alone (jobs are unique by args).
-func (s *Store) queueJobless(ctx context.Context) error {
-	if !s.db.jobAfterCommit() {
-		return nil
-	}
-	rs, err := s.db.query(ctx, `SELECT id, attempt FROM runs WHERE status = ?`, string(bot.RunQueued))
-	if err != nil {
-		return err
-	}
-	var args []RunArgs
-	for rs.Next() {
-		var a RunArgs
-		if err := rs.Scan(&a.RunID, &a.Attempt); err != nil {
-			rs.Close()
-			return err
-		}
-		args = append(args, a)
-	}
-	rs.Close()
-	if err := rs.Err(); err != nil {
-		return err
-	}
-	for _, a := range args {
-		if err := s.db.insertJob(ctx, a); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
