@@ -37,7 +37,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
@@ -96,8 +95,9 @@ const (
 	cancelGrace = 10 * time.Second
 	// fetchCooldown is the least time between two fetches of one queue.
 	fetchCooldown = 10 * time.Millisecond
-	// sqlitePoll is how often an idle SQLite replica looks for jobs. A new message wakes the queue itself
-	// (sqliteBackend.inTx), so the poll only finds jobs whose wait ended (retries, holds): idle, it costs little.
+	// sqlitePoll is how often an idle SQLite replica looks for jobs. River's notifications (read every 50 ms,
+	// or at once when the store wakes the listener: wakingDriver) bring new jobs, so the poll only finds jobs
+	// whose wait ended (retries, holds): idle, it costs little.
 	sqlitePoll = 500 * time.Millisecond
 	// postgresPoll is only a fallback: on PostgreSQL, River wakes on NOTIFY when a job is inserted.
 	postgresPoll = 500 * time.Millisecond
@@ -223,7 +223,7 @@ func (s *Store) openSQLite(ctx context.Context, rc *river.Config) error {
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	driver := riversqlite.New(db)
+	driver := newWakingDriver(db)
 	err = func() error {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
@@ -255,7 +255,7 @@ func (s *Store) openSQLite(ctx context.Context, rc *river.Config) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	stmts := &stmtCache{db: db}
-	s.db = &sqliteBackend{sqlConn: sqlConn{q: db, stmts: stmts}, db: db, stmts: stmts, client: client}
+	s.db = &sqliteBackend{sqlConn: sqlConn{q: db, stmts: stmts}, db: db, stmts: stmts, driver: driver, client: client}
 	s.queue = client
 	return nil
 }
