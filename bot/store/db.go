@@ -46,6 +46,9 @@ type backend interface {
 	close() error
 	// releaseOrphans makes jobs that a dead process left running available again, where that is knowable.
 	releaseOrphans(ctx context.Context) (int64, error)
+	// priority is the way to the database for what a person waits for (acks, first feedback): the backend
+	// itself, or one that does not queue behind the workers.
+	priority() backend
 }
 
 // errNoRows reports whether err is either driver's "no rows".
@@ -245,6 +248,18 @@ type sqliteBackend struct {
 	stmts  *stmtCache
 	driver *wakingDriver
 	client *river.Client[*sql.Tx]
+	// prio is the same file through a connection of its own, for what people wait for: the ack's Enqueue and
+	// the first feedback. On the one shared connection they queued behind up to WORKERS workers' writes
+	// (difyload at 200/s with 64 workers: ack p50 25 ms, first feedback p50 2.5 s); on their own, they wait
+	// only for SQLite's write lock, which a worker holds for a fraction of a millisecond (busy_timeout).
+	prio *sqliteBackend
+}
+
+func (b *sqliteBackend) priority() backend {
+	if b.prio != nil {
+		return b.prio
+	}
+	return b
 }
 
 // wakingDriver is River's SQLite driver with a listener that an insert can wake. SQLite has no NOTIFY: River
@@ -300,7 +315,6 @@ func (l *wakingListener) WaitForNotification(ctx context.Context) (*riverdriver.
 	}
 }
 
-
 func (b *sqliteBackend) inTx(ctx context.Context, fn func(tx conn, insert insertJob) error) error {
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -338,7 +352,14 @@ func (b *sqliteBackend) releaseOrphans(ctx context.Context) (int64, error) {
 	now := time.Now().UTC().Round(time.Millisecond).Format("2006-01-02 15:04:05.000")
 	return b.exec(ctx, "UPDATE river_job SET state = 'available', scheduled_at = ? WHERE state = 'running'", now)
 }
-func (b *sqliteBackend) close() error { b.stmts.close(); return b.db.Close() }
+func (b *sqliteBackend) close() error {
+	var err error
+	if b.prio != nil {
+		err = b.prio.close()
+	}
+	b.stmts.close()
+	return errors.Join(err, b.db.Close())
+}
 
 // pgBackend is PostgreSQL through a pgx pool, with River's riverpgxv5 client for jobs.
 type pgBackend struct {
@@ -362,6 +383,9 @@ func (b *pgBackend) inTx(ctx context.Context, fn func(tx conn, insert insertJob)
 	}
 	return tx.Commit(ctx)
 }
+
+// The pool has connections enough for acks beside the workers.
+func (b *pgBackend) priority() backend { return b }
 
 func (b *pgBackend) ping(ctx context.Context) error { return b.pool.Ping(ctx) }
 

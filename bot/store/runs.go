@@ -38,7 +38,7 @@ func (s *Store) Enqueue(ctx context.Context, m bot.Message) (bot.Run, bool, erro
 		eventID = m.EventID
 	}
 	dup := false
-	err = s.db.inTx(ctx, func(tx conn, insert insertJob) error {
+	err = s.db.priority().inTx(ctx, func(tx conn, insert insertJob) error {
 		n, err := tx.exec(ctx, `INSERT INTO runs (id, platform, event_id, status, message, created_at, updated_at, attempt, person)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (platform, event_id) DO NOTHING`,
 			r.ID, r.Platform, eventID, string(r.Status), string(msg), nanos(now), nanos(now), r.Attempt, person(m))
@@ -521,7 +521,7 @@ func (s *Store) SetState(ctx context.Context, runID string, attempt int, key, va
 	if err != nil {
 		return fmt.Errorf("store: set state of run %s: %w", runID, err)
 	}
-	n, err := s.db.exec(ctx, `UPDATE runs SET state = `+s.d.mergeState+` WHERE id = ? AND attempt = ?`, string(patch), runID, attempt)
+	n, err := s.db.priority().exec(ctx, `UPDATE runs SET state = `+s.d.mergeState+` WHERE id = ? AND attempt = ?`, string(patch), runID, attempt)
 	if err != nil {
 		return fmt.Errorf("store: set state of run %s: %w", runID, err)
 	}
@@ -533,7 +533,7 @@ func (s *Store) SetState(ctx context.Context, runID string, attempt int, key, va
 
 // ClaimFeedback reports whether the caller is the first to take on the attempt's first feedback.
 func (s *Store) ClaimFeedback(ctx context.Context, runID string, attempt int) (bool, error) {
-	n, err := s.db.exec(ctx, `UPDATE runs SET feedback_attempt = ? WHERE id = ? AND attempt = ? AND feedback_attempt < ?`,
+	n, err := s.db.priority().exec(ctx, `UPDATE runs SET feedback_attempt = ? WHERE id = ? AND attempt = ? AND feedback_attempt < ?`,
 		attempt, runID, attempt, attempt)
 	if err != nil {
 		return false, fmt.Errorf("store: claim feedback of run %s: %w", runID, err)

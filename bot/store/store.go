@@ -255,7 +255,18 @@ func (s *Store) openSQLite(ctx context.Context, rc *river.Config) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	stmts := &stmtCache{db: db}
-	s.db = &sqliteBackend{sqlConn: sqlConn{q: db, stmts: stmts}, db: db, stmts: stmts, driver: driver, client: client}
+	main := &sqliteBackend{sqlConn: sqlConn{q: db, stmts: stmts}, db: db, stmts: stmts, driver: driver, client: client}
+	pdb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		_ = db.Close()
+		return fmt.Errorf("store: open %s: %w", path, err)
+	}
+	pdb.SetMaxOpenConns(1)
+	pdb.SetConnMaxLifetime(0)
+	pdb.SetConnMaxIdleTime(0)
+	pstmts := &stmtCache{db: pdb}
+	main.prio = &sqliteBackend{sqlConn: sqlConn{q: pdb, stmts: pstmts}, db: pdb, stmts: pstmts, driver: driver, client: client}
+	s.db = main
 	s.queue = client
 	return nil
 }

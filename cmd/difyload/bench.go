@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +49,9 @@ func (b *bench) stores() []string {
 
 // rig starts a fresh setup on st ("sqlite" or "postgres"); close it with the returned function.
 func (b *bench) rig(ctx context.Context, st string, latency time.Duration, env map[string]string) (*loadtest.Rig, func(), error) {
+	if b.o.workers > 0 && env == nil {
+		env = map[string]string{"WORKERS": strconv.Itoa(b.o.workers)}
+	}
 	return b.rigWith(ctx, st, difytest.Options{Latency: latency, PingEvery: time.Second}, env)
 }
 

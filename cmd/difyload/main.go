@@ -43,7 +43,7 @@ type options struct {
 	e2eMessages, images, breakerMessages    int
 	e2eRate                                 float64
 	imageBytes                              int64
-	photoWidth                              int
+	photoWidth, workers                     int
 	rssWorkers                              []int
 
 	target, slackSecret, lineSecret string
@@ -74,6 +74,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.Int64Var(&o.imageBytes, "image-bytes", 9_500_000, "rss: bytes per large PNG (under Dify's 10 MB, so it goes as it is)")
 	fs.IntVar(&o.photoWidth, "photo-width", 4032, "rss: width of the phone photos (4:3; 4032 is a 12 MP camera's, about 4 MB)")
 	fs.StringVar(&workers, "rss-workers", "8,100", "rss: WORKERS values, one row each")
+	fs.IntVar(&o.workers, "workers", 0, "ack, e2e: serve's WORKERS; 0 leaves serve's default")
 	fs.IntVar(&o.breakerMessages, "breaker-messages", 200, "breaker: messages while the breaker is forced open")
 	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "send: the difybot base URL (127.0.0.1 only)")
 	fs.Float64Var(&o.rate, "rate", 50, "send: webhooks per second")
