@@ -196,7 +196,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"no token", "", map[string]string{"id": "abcdefgh", "session": "abcdefgh", "text": "x"}, nil, 401, "token"},
 		{"wrong token", "nope", map[string]string{"id": "abcdefgh", "session": "abcdefgh", "text": "x"}, nil, 401, "token"},
-		{"empty message", "s3cret-token-for-tests", map[string]string{"id": "abcdefgh", "session": "abcdefgh"}, nil, 400, "type a message"},
+		{"empty message", "s3cret-token-for-tests", map[string]string{"id": "abcdefgh", "session": "abcdefgh"}, nil, 400, "Type a message"},
 		{"bad id", "s3cret-token-for-tests", map[string]string{"id": "x", "session": "abcdefgh", "text": "x"}, nil, 400, "id and session"},
 		{"too large", "s3cret-token-for-tests", map[string]string{"id": "abcdefgh", "session": "abcdefgh"}, make([]byte, 2<<20), 413, "up to 1 MiB. Please send a smaller image, such as a screenshot or a photo at a lower resolution.\nReference: abcdefgh"},
 	}
