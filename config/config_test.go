@@ -549,7 +549,9 @@ func TestLoadReadsEachNameOnce(t *testing.T) {
 	design := []string{
 		"DIFY_BASE_URL", "DIFY_API_KEY", "DIFY_APP_MODE", "DIFY_RESPONSE_MODE",
 		"DIFY_IMAGE_INPUT", "DIFY_TEXT_INPUT", "DIFY_OUTPUT_KEY", "DIFY_TIMEOUT",
-		"IMAGE_PROMPT", "DIFY_INPUTS", "PENDING_TTL", // Issue 12: requests over several messages, fixed inputs.
+		"IMAGE_PROMPT", "DIFY_INPUTS", // Issue 12: requests over several messages, fixed inputs.
+		"DIFY_APPS_FILE", // Issue 20: several apps behind one bot.
+		"PENDING_TTL",
 		"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
 		"LINE_CHANNEL_SECRET", "LINE_CHANNEL_TOKEN", "LINE_API_URL", "LINE_DATA_API_URL",
 		"HTTP_ADDR", "ADMIN_TOKEN", "WEB_CHAT", "DATABASE_URL", "DATA_DIR", "WORKERS", "MAX_IMAGE_BYTES",

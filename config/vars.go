@@ -36,6 +36,7 @@ func Groups() []Group {
 			{"DIFY_TIMEOUT", "limit for one run (10m)"},
 			{"IMAGE_PROMPT", "text sent with a photo that comes alone"},
 			{"DIFY_INPUTS", "JSON object of fixed start-form values"},
+			{"DIFY_APPS_FILE", "YAML of several apps and their routes (unset: the one app above)"},
 			{"PENDING_TTL", "how long a photo waits for its question (10m)"},
 		}},
 		{GroupSlack, []Var{
