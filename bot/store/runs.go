@@ -18,7 +18,7 @@ import (
 // runColumns is the column list scanRun reads, in its order.
 const runColumns = `id, platform, COALESCE(event_id, ''), status, message, created_at, updated_at, finished_at,
 	attempt, dify_run_id, dify_task_id, conversation_id, reply, code, diagnosis, held_notified, state,
-	posted_attempt, replied_attempt, choices, batch, dify_message_id`
+	posted_attempt, replied_attempt, choices, batch, dify_message_id, app`
 
 // Enqueue stores m as a new run and inserts its job in the same transaction. A message with the same platform
 // and event id as a stored run returns that run and dup = true, and queues nothing.
@@ -104,9 +104,9 @@ func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 	}
 	n, err := s.db.exec(ctx, `UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, dify_run_id = ?,
 		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = `+s.d.mergeState+`,
-		posted_attempt = ?, replied_attempt = ?, choices = ?, batch = ?, dify_message_id = ? WHERE id = ? AND attempt = ?`,
+		posted_attempt = ?, replied_attempt = ?, choices = ?, batch = ?, dify_message_id = ?, app = ? WHERE id = ? AND attempt = ?`,
 		string(r.Status), nanos(time.Now()), nanos(r.FinishedAt), r.DifyRunID, r.DifyTaskID, r.ConversationID,
-		r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, choices, batch, r.DifyMessageID, r.ID, r.Attempt)
+		r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, choices, batch, r.DifyMessageID, r.App, r.ID, r.Attempt)
 	if err != nil {
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
@@ -170,6 +170,9 @@ func (s *Store) ListRuns(ctx context.Context, f bot.RunFilter) ([]bot.Run, error
 	if f.Code != "" {
 		where, args = append(where, "code = ?"), append(args, string(f.Code))
 	}
+	if f.App != "" {
+		where, args = append(where, "app = ?"), append(args, f.App)
+	}
 	if !f.Before.IsZero() {
 		where, args = append(where, "created_at < ?"), append(args, nanos(f.Before))
 	}
@@ -217,7 +220,7 @@ func scanRun(sc row) (bot.Run, error) {
 		created, updated, finished, held int64
 	)
 	err := sc.Scan(&r.ID, &r.Platform, &r.EventID, &status, &msg, &created, &updated, &finished, &r.Attempt,
-		&r.DifyRunID, &r.DifyTaskID, &r.ConversationID, &r.Reply, &code, &diag, &held, &state, &r.PostedAttempt, &r.RepliedAttempt, &choices, &batch, &r.DifyMessageID)
+		&r.DifyRunID, &r.DifyTaskID, &r.ConversationID, &r.Reply, &code, &diag, &held, &state, &r.PostedAttempt, &r.RepliedAttempt, &choices, &batch, &r.DifyMessageID, &r.App)
 	if err != nil {
 		return bot.Run{}, err
 	}
