@@ -67,7 +67,7 @@ func (a *Adapter) choose(ctx context.Context, ic slack.InteractionCallback, act 
 	m := bot.Message{Platform: platformName, EventID: "choice-" + channel + "-" + act.ActionTs, ChatID: channel,
 		ThreadID: thread, UserID: ic.User.ID, Text: act.Value, ReceivedAt: a.now().UTC(), Extra: map[string]string{"ts": ts}}
 	if isDM(channel) {
-		m.Conversation = channel
+		m.Conversation, m.Direct = channel, true
 	}
 	log := a.log.With().Str("user_id", ic.User.ID).Logger()
 	if _, _, err := a.inbox.Accept(ctx, m); err != nil {
