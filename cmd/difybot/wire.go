@@ -92,9 +92,9 @@ type difyApp struct {
 // difyHost is one Dify host: what its apps share, and when it last answered /v1/info (for /readyz).
 type difyHost struct {
 	*dify.Host
-	probe  *dify.Client  // The first app's client on the host, which asks /v1/info.
-	apps   []string      // The apps on the host.
-	infoOK atomic.Int64  // Unix nanoseconds.
+	probe  *dify.Client // The first app's client on the host, which asks /v1/info.
+	apps   []string     // The apps on the host.
+	infoOK atomic.Int64 // Unix nanoseconds.
 }
 
 // difyApps builds one client per app, each with its own key and base URL, and one breaker and limit per Dify
