@@ -88,7 +88,8 @@ type NodeEvent struct {
 
 // BreakerSetting is an operator's breaker override, the source of truth for every replica.
 type BreakerSetting struct {
-	Mode   string    `json:"mode"` // auto, open, closed.
+	Mode   string    `json:"mode"`           // auto, open, closed.
+	Host   string    `json:"host,omitempty"` // The Dify host it is for; "" for all.
 	Reason string    `json:"reason"`
 	Actor  string    `json:"actor"`
 	At     time.Time `json:"at"`

@@ -135,6 +135,16 @@ var migrations = [][]string{
 		// its retries and resumes; '' for the one app of a bot without an apps file.
 		`ALTER TABLE runs ADD COLUMN app TEXT NOT NULL DEFAULT ''`,
 		`CREATE INDEX runs_app ON runs (app, created_at)`,
+		// The ops override of one Dify host's breaker, over the one for all (breaker_settings); a change for all
+		// clears them.
+		`CREATE TABLE breaker_host_settings (
+			host   TEXT PRIMARY KEY, -- dify.HostOf the apps' base URL, such as https://dify.example.com.
+			mode   TEXT NOT NULL,
+			reason TEXT NOT NULL,
+			actor  TEXT NOT NULL,
+			set_at BIGINT NOT NULL
+		)`,
+		`ALTER TABLE breaker_audit ADD COLUMN host TEXT NOT NULL DEFAULT ''`, // '' for all hosts.
 	},
 }
 

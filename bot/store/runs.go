@@ -400,13 +400,25 @@ func (s *Store) SetBreakerSetting(ctx context.Context, b bot.BreakerSetting) err
 		b.At = time.Now()
 	}
 	err := s.db.inTx(ctx, func(tx conn, _ insertJob) error {
-		if _, err := tx.exec(ctx, `INSERT INTO breaker_settings (id, mode, reason, actor, set_at) VALUES (1, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET mode = excluded.mode, reason = excluded.reason, actor = excluded.actor,
-			set_at = excluded.set_at`, b.Mode, b.Reason, b.Actor, nanos(b.At)); err != nil {
-			return err
+		if b.Host != "" {
+			if _, err := tx.exec(ctx, `INSERT INTO breaker_host_settings (host, mode, reason, actor, set_at) VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT (host) DO UPDATE SET mode = excluded.mode, reason = excluded.reason, actor = excluded.actor,
+				set_at = excluded.set_at`, b.Host, b.Mode, b.Reason, b.Actor, nanos(b.At)); err != nil {
+				return err
+			}
+		} else {
+			if _, err := tx.exec(ctx, `INSERT INTO breaker_settings (id, mode, reason, actor, set_at) VALUES (1, ?, ?, ?, ?)
+				ON CONFLICT (id) DO UPDATE SET mode = excluded.mode, reason = excluded.reason, actor = excluded.actor,
+				set_at = excluded.set_at`, b.Mode, b.Reason, b.Actor, nanos(b.At)); err != nil {
+				return err
+			}
+			// A change for all hosts replaces each host's own.
+			if _, err := tx.exec(ctx, `DELETE FROM breaker_host_settings`); err != nil {
+				return err
+			}
 		}
-		_, err := tx.exec(ctx, `INSERT INTO breaker_audit (mode, reason, actor, set_at) VALUES (?, ?, ?, ?)`,
-			b.Mode, b.Reason, b.Actor, nanos(b.At))
+		_, err := tx.exec(ctx, `INSERT INTO breaker_audit (mode, reason, actor, set_at, host) VALUES (?, ?, ?, ?, ?)`,
+			b.Mode, b.Reason, b.Actor, nanos(b.At), b.Host)
 		return err
 	})
 	if err != nil {
@@ -415,9 +427,34 @@ func (s *Store) SetBreakerSetting(ctx context.Context, b bot.BreakerSetting) err
 	return nil
 }
 
+// HostBreakerSettings returns the overrides of single Dify hosts, by host, which win over BreakerSetting's.
+func (s *Store) HostBreakerSettings(ctx context.Context) (map[string]bot.BreakerSetting, error) {
+	rows, err := s.db.query(ctx, `SELECT host, mode, reason, actor, set_at FROM breaker_host_settings`)
+	if err != nil {
+		return nil, fmt.Errorf("store: host breaker settings: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bot.BreakerSetting{}
+	for rows.Next() {
+		var (
+			b  bot.BreakerSetting
+			at int64
+		)
+		if err := rows.Scan(&b.Host, &b.Mode, &b.Reason, &b.Actor, &at); err != nil {
+			return nil, fmt.Errorf("store: host breaker settings: %w", err)
+		}
+		b.At = fromNanos(at)
+		out[b.Host] = b
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: host breaker settings: %w", err)
+	}
+	return out, nil
+}
+
 // BreakerHistory returns the latest audit rows, newest first (by when they were stored).
 func (s *Store) BreakerHistory(ctx context.Context, limit int) ([]bot.BreakerSetting, error) {
-	rows, err := s.db.query(ctx, `SELECT mode, reason, actor, set_at FROM breaker_audit ORDER BY id DESC LIMIT ?`,
+	rows, err := s.db.query(ctx, `SELECT mode, reason, actor, set_at, host FROM breaker_audit ORDER BY id DESC LIMIT ?`,
 		clampLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store: breaker history: %w", err)
@@ -429,7 +466,7 @@ func (s *Store) BreakerHistory(ctx context.Context, limit int) ([]bot.BreakerSet
 			b  bot.BreakerSetting
 			at int64
 		)
-		if err := rows.Scan(&b.Mode, &b.Reason, &b.Actor, &at); err != nil {
+		if err := rows.Scan(&b.Mode, &b.Reason, &b.Actor, &at, &b.Host); err != nil {
 			return nil, fmt.Errorf("store: breaker history: %w", err)
 		}
 		b.At = fromNanos(at)

@@ -3,13 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/dify/difytest"
 )
 
@@ -75,4 +80,79 @@ func TestDoctorApps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Two apps on two hosts: /readyz reports each host, and the ops override applies to one host or to all, on this
+// replica at once and on the others through the store.
+func TestHostsReadyAndOverride(t *testing.T) {
+	receipts := difytest.NewServer(difytest.Options{APIKey: "app-receipts"})
+	defer receipts.Close()
+	damage := difytest.NewServer(difytest.Options{APIKey: "app-damage"})
+	defer damage.Close()
+	const token = "0123456789abcdef0123"
+	sys := newSystem(t, map[string]string{"DIFY_APPS_FILE": appsFile(t, receipts.URL(), damage.URL()), "RECEIPTS_KEY": "app-receipts",
+		"DAMAGE_KEY": "app-damage", "WEB_CHAT": "on", "ADMIN_TOKEN": token})
+	sys.infoFresh = 0
+	if len(sys.hosts) != 2 || sys.defaultApp().cfg.Name != "receipts" {
+		t.Fatalf("hosts %d, default %q", len(sys.hosts), sys.defaultApp().cfg.Name)
+	}
+	receiptsHost, damageHost := sys.hosts[0], sys.hosts[1]
+
+	if err := damage.SetScenario("gateway_502"); err != nil {
+		t.Fatal(err)
+	}
+	status, body := readyz(t, sys)
+	reasons, _ := json.Marshal(body["reasons"])
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(reasons), damageHost.Name+": Dify did not answer") || strings.Contains(string(reasons), receiptsHost.Name) {
+		t.Errorf("readyz with the damage host down: %d %s", status, reasons)
+	}
+	if hosts, _ := body["hosts"].([]any); len(hosts) != 2 {
+		t.Errorf("readyz hosts: %v", body["hosts"])
+	}
+	damage.SetScenario("ok")
+
+	mux, err := sys.routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(body string) int {
+		req := httptest.NewRequest(http.MethodPut, "/admin/breaker", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if code := put(`{"mode":"open","reason":"damage host upgrade","host":"` + damageHost.Name + `"}`); code != http.StatusOK {
+		t.Fatalf("PUT for one host: %d", code)
+	}
+	if damageHost.Breaker.Mode() != dify.ModeOpen || receiptsHost.Breaker.Mode() != dify.ModeAuto {
+		t.Errorf("after the override of one host: damage %s, receipts %s", damageHost.Breaker.Mode(), receiptsHost.Breaker.Mode())
+	}
+	if code := put(`{"mode":"open","reason":"x","host":"https://nowhere.example"}`); code != http.StatusBadRequest {
+		t.Errorf("PUT for an unknown host: %d, want 400", code)
+	}
+
+	// Another replica follows the stored overrides: the host's own, then the one for all, which replaces it.
+	damageHost.Breaker.SetMode(dify.ModeAuto, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sys.syncBreaker(ctx) }()
+	defer func() { cancel(); <-done }()
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		for start := time.Now(); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Since(start) > 5*time.Second {
+				t.Fatal(what)
+			}
+		}
+	}
+	eventually("the host's stored override was not applied", func() bool {
+		return damageHost.Breaker.Mode() == dify.ModeOpen && receiptsHost.Breaker.Mode() == dify.ModeAuto
+	})
+	if err := sys.store.SetBreakerSetting(ctx, bot.BreakerSetting{Mode: "closed", Reason: "all", Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the override for all was not applied to every host", func() bool {
+		return damageHost.Breaker.Mode() == dify.ModeClosed && receiptsHost.Breaker.Mode() == dify.ModeClosed
+	})
 }

@@ -69,8 +69,15 @@ func (s *system) routes() (http.Handler, error) {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	// With no ADMIN_TOKEN, admin.New answers 404 everywhere: the admin API is off.
+	var hosts map[string]admin.BreakerSwitch
+	if len(s.hosts) > 1 {
+		hosts = map[string]admin.BreakerSwitch{}
+		for _, h := range s.hosts {
+			hosts[h.Name] = h.Breaker
+		}
+	}
 	adm, err := admin.New(admin.Config{
-		Token: s.cfg.AdminToken.Reveal(), Store: s.store, Breaker: s.dify.Breaker(), Limit: s.dify.Limit, Extra: s.adminExtra,
+		Token: s.cfg.AdminToken.Reveal(), Store: s.store, Breaker: s.dify.Breaker(), Hosts: hosts, Limit: s.dify.Limit, Extra: s.adminExtra,
 		Logger: s.log.With().Str("component", "admin").Logger(), Redact: s.secrets(), About: s.about,
 		OpenFile: s.openFile,
 	})

@@ -212,15 +212,25 @@ func wire(cfg config.Config, log zerolog.Logger, apps []difyApp, hosts []*difyHo
 
 func (s *system) Close() error { return s.store.Close() }
 
-// syncBreaker applies the stored override to this replica's breakers (one per Dify host) until ctx ends.
+// syncBreaker applies the stored overrides to this replica's breakers, one per Dify host (a host's own override
+// wins over the one for all), until ctx ends.
 func (s *system) syncBreaker(ctx context.Context) {
 	t := time.NewTicker(breakerSyncEvery)
 	defer t.Stop()
 	for {
-		if set, err := s.store.BreakerSetting(ctx); err == nil {
-			if m, err := dify.ParseMode(set.Mode); err == nil {
-				for _, h := range s.hosts {
-					h.Breaker.SetMode(m, set.Reason)
+		set, err := s.store.BreakerSetting(ctx)
+		var own map[string]bot.BreakerSetting
+		if err == nil {
+			own, err = s.store.HostBreakerSettings(ctx)
+		}
+		if err == nil {
+			for _, h := range s.hosts {
+				apply := set
+				if o, ok := own[h.Name]; ok {
+					apply = o
+				}
+				if m, err := dify.ParseMode(apply.Mode); err == nil {
+					h.Breaker.SetMode(m, apply.Reason)
 				}
 			}
 		} else if ctx.Err() == nil {
