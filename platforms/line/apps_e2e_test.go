@@ -41,17 +41,6 @@ func appsSystem(t *testing.T) (s *system, receipts, damage *difytest.Server) {
 	return s, receipts, damage
 }
 
-// said texts each simulated host ran.
-func ranTexts(sim *difytest.Server) []string {
-	var out []string
-	for _, r := range sim.Requests() {
-		if r.Route == "POST /v1/workflows/run" {
-			out = append(out, string(r.Body))
-		}
-	}
-	return out
-}
-
 func TestAppsRoutedByGroup(t *testing.T) {
 	t.Parallel()
 	s, receipts, damage := appsSystem(t)
@@ -62,7 +51,7 @@ func TestAppsRoutedByGroup(t *testing.T) {
 	if !slices.Equal(apps, []string{"damage", "receipts"}) {
 		t.Fatalf("apps of the runs: %v", apps)
 	}
-	if r, d := ranTexts(receipts), ranTexts(damage); len(r) != 1 || len(d) != 1 || !strings.Contains(r[0], "total please") || !strings.Contains(d[0], "how bad is it") {
+	if r, d := receipts.WorkflowRuns(), damage.WorkflowRuns(); len(r) != 1 || len(d) != 1 || !strings.Contains(r[0], "total please") || !strings.Contains(d[0], "how bad is it") {
 		t.Errorf("receipts ran %v, damage ran %v; want one run each, with its group's message", r, d)
 	}
 }
@@ -90,8 +79,8 @@ func TestAppsKeywordAndStoredChoiceOneOnOne(t *testing.T) {
 	}
 	s.send(t, said{photo: 5})
 	s.settled(t, 3)
-	if d := ranTexts(damage); len(d) != 1 || len(ranTexts(receipts)) != 0 {
-		t.Errorf("damage ran %v, receipts %v; want the photo at damage, the stored choice", d, ranTexts(receipts))
+	if d := damage.WorkflowRuns(); len(d) != 1 || len(receipts.WorkflowRuns()) != 0 {
+		t.Errorf("damage ran %v, receipts %v; want the photo at damage, the stored choice", d, receipts.WorkflowRuns())
 	}
 
 	// A keyword sends one message to receipts, without the keyword, and makes it the choice.
@@ -99,7 +88,7 @@ func TestAppsKeywordAndStoredChoiceOneOnOne(t *testing.T) {
 	s.settled(t, 4)
 	s.send(t, said{text: "and last week"})
 	s.settled(t, 5)
-	if r := ranTexts(receipts); len(r) != 2 || !strings.Contains(r[0], `"what did I spend"`) || !strings.Contains(r[1], "and last week") {
+	if r := receipts.WorkflowRuns(); len(r) != 2 || !strings.Contains(r[0], `"what did I spend"`) || !strings.Contains(r[1], "and last week") {
 		t.Errorf("receipts ran %v; want the keyword's message without it, then the next one", r)
 	}
 }

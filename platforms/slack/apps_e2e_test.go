@@ -61,17 +61,6 @@ func threads(calls []slacktest.Call) map[string]bool {
 	return out
 }
 
-// ran returns the texts each simulated host was asked to run, in order.
-func ran(sim *difytest.Server) []string {
-	var out []string
-	for _, r := range sim.Requests() {
-		if r.Route == "POST /v1/workflows/run" {
-			out = append(out, string(r.Body))
-		}
-	}
-	return out
-}
-
 func TestAppsRoutedByChannel(t *testing.T) {
 	t.Parallel()
 	a := newTwoApps(t, "")
@@ -81,7 +70,7 @@ func TestAppsRoutedByChannel(t *testing.T) {
 	if runs[0].App != "receipts" || runs[1].App != "damage" {
 		t.Fatalf("apps of the runs: %q, %q; want receipts, damage", runs[0].App, runs[1].App)
 	}
-	if r, d := ran(a.receipts), ran(a.damage); len(r) != 1 || len(d) != 1 || !strings.Contains(r[0], "total please") || !strings.Contains(d[0], "how bad is it") {
+	if r, d := a.receipts.WorkflowRuns(), a.damage.WorkflowRuns(); len(r) != 1 || len(d) != 1 || !strings.Contains(r[0], "total please") || !strings.Contains(d[0], "how bad is it") {
 		t.Errorf("receipts ran %v, damage ran %v; want one run each, with its channel's message", r, d)
 	}
 	if got := a.posted("You said: total please"); len(got) != 1 || got[0].Form.Get("channel") != expenses {
@@ -106,7 +95,7 @@ func TestAppsKeywordAndStoredChoiceInDM(t *testing.T) {
 	if len(bs) != 2 || bs[0].Value != "/receipt" || bs[1].Value != "/damage" {
 		t.Fatalf("buttons %+v; want /receipt and /damage", bs)
 	}
-	if len(ran(a.receipts))+len(ran(a.damage)) != 0 {
+	if len(a.receipts.WorkflowRuns())+len(a.damage.WorkflowRuns()) != 0 {
 		t.Fatal("a message no route leads anywhere ran a workflow")
 	}
 
@@ -115,7 +104,7 @@ func TestAppsKeywordAndStoredChoiceInDM(t *testing.T) {
 	a.settled(t, 2)
 	a.send(t, said{text: "and a scratch"})
 	runs := a.settled(t, 3)
-	if d := ran(a.damage); len(d) != 2 || !strings.Contains(d[0], `"a dent in the door"`) || !strings.Contains(d[1], "and a scratch") {
+	if d := a.damage.WorkflowRuns(); len(d) != 2 || !strings.Contains(d[0], `"a dent in the door"`) || !strings.Contains(d[1], "and a scratch") {
 		t.Errorf("damage ran %v; want the keyword's message without the keyword, then the next one (the stored choice)", d)
 	}
 	if runs[1].App != "damage" || runs[2].App != "damage" {
@@ -130,14 +119,14 @@ func TestAppsKeywordAndStoredChoiceInDM(t *testing.T) {
 	}
 	a.send(t, said{text: "what did I spend"})
 	a.settled(t, 5)
-	if r := ran(a.receipts); len(r) != 1 || !strings.Contains(r[0], "what did I spend") {
+	if r := a.receipts.WorkflowRuns(); len(r) != 1 || !strings.Contains(r[0], "what did I spend") {
 		t.Errorf("receipts ran %v; want the message after the tap", r)
 	}
 	// "/receipt …" works as well as "receipt: …", and "help" asks again.
 	a.send(t, said{text: "/damage rust on the frame"})
 	a.send(t, said{text: "help"})
 	a.settled(t, 7)
-	if d := ran(a.damage); len(d) != 3 || !strings.Contains(d[2], `"rust on the frame"`) {
+	if d := a.damage.WorkflowRuns(); len(d) != 3 || !strings.Contains(d[2], `"rust on the frame"`) {
 		t.Errorf("damage ran %v; want the /damage message without the command", d)
 	}
 	if got := threads(a.posted("Which assistant would you like?")); len(got) != 2 {
