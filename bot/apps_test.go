@@ -32,7 +32,7 @@ func TestUnknownAppIsAnsweredNotRun(t *testing.T) {
 	defer damage.Close()
 	h := newHarness(t, "ok", twoApps(t, damage))
 	ctx := context.Background()
-	m := bot.Message{Platform: "fake", ChatID: "D1", UserID: "U7", Direct: true, Text: "hello"}
+	m := bot.Message{Platform: "fake", ChatID: "D1", UserID: "U7", Text: "hello"}
 	if err := h.store.SetConversation(ctx, "app-choice:fake:U7", "ghost"); err != nil {
 		t.Fatal(err)
 	}

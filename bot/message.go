@@ -29,9 +29,6 @@ type Message struct {
 	// how many went before it, and how many there were.
 	PhotosBefore int `json:"photos_before,omitempty"`
 	PhotosTotal  int `json:"photos_total,omitempty"`
-	// Direct is set on a message in a one-to-one chat with the bot (a Slack DM, a LINE 1:1, the web chat), where
-	// the person may choose the app.
-	Direct bool `json:"direct,omitempty"`
 	// App is the app the platform asks for (the CLI's -app, the web chat's pick); "" lets the routes choose.
 	App string `json:"app,omitempty"`
 	// Extra holds adapter-specific facts the adapter needs again when replying (never secrets).

@@ -155,7 +155,7 @@ func isHelp(text string) bool {
 // chat's app, in a direct message the person's choice (else Routes.Direct, else the choice is offered), else the
 // default app. It returns the message's text without the keyword. A keyword in a direct message becomes the
 // person's choice.
-func (b *Bot) route(ctx context.Context, m Message) (app, text string, act routeAction, err error) {
+func (b *Bot) route(ctx context.Context, m Message, direct bool) (app, text string, act routeAction, err error) {
 	text = m.Text
 	known := func(name string) (string, string, routeAction, error) {
 		if b.apps[name] == nil {
@@ -168,7 +168,7 @@ func (b *Bot) route(ctx context.Context, m Message) (app, text string, act route
 	}
 	if kw, rest, ok := b.keyword(m.Text); ok {
 		text = rest
-		if m.Direct {
+		if direct {
 			if err := b.cfg.Store.SetConversation(ctx, choiceKey(m), kw); err != nil {
 				return "", "", 0, fmt.Errorf("keep the app chosen: %w", err)
 			}
@@ -181,7 +181,7 @@ func (b *Bot) route(ctx context.Context, m Message) (app, text string, act route
 	if app, ok := b.chats[m.Platform+":"+m.ChatID]; ok {
 		return known(app)
 	}
-	if !m.Direct {
+	if !direct {
 		return b.cfg.Routes.Default, text, routeRun, nil
 	}
 	if isHelp(m.Text) && len(m.Files) == 0 {
@@ -230,7 +230,8 @@ func (b *Bot) routeRun(ctx context.Context, r *Run, p Platform, steps *stepLog) 
 		}
 		return false, nil
 	}
-	app, text, act, err := b.route(ctx, r.Message)
+	dc, ok := p.(DirectChats)
+	app, text, act, err := b.route(ctx, r.Message, ok && dc.Direct(r.Message))
 	if err != nil {
 		return true, fmt.Errorf("bot: route run %s: %w", r.ID, err)
 	}

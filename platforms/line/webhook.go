@@ -113,7 +113,7 @@ func (a *Adapter) message(ev webhook.EventInterface) (bot.Message, string) {
 		Redelivery: me.DeliveryContext != nil && me.DeliveryContext.IsRedelivery, Extra: map[string]string{}}
 	switch s := me.Source.(type) {
 	case webhook.UserSource:
-		m.ChatID, m.UserID, m.Extra[extraSource], m.Direct = s.UserId, s.UserId, sourceUser, true
+		m.ChatID, m.UserID, m.Extra[extraSource] = s.UserId, s.UserId, sourceUser
 	case webhook.GroupSource:
 		m.ChatID, m.UserID, m.Extra[extraSource] = s.GroupId, s.UserId, sourceGroup
 	case webhook.RoomSource:

@@ -200,7 +200,6 @@ func (a *Adapter) message(me, channel, user, ts, threadTS, text string, files []
 	}
 	if isDM(channel) {
 		m.Conversation = channel // A photo and then its question are two top-level messages, two threads.
-		m.Direct = true
 	}
 	for _, f := range files {
 		if f.Mode == "tombstone" {

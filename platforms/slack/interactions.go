@@ -67,7 +67,7 @@ func (a *Adapter) choose(ctx context.Context, ic slack.InteractionCallback, act 
 	m := bot.Message{Platform: platformName, EventID: "choice-" + channel + "-" + act.ActionTs, ChatID: channel,
 		ThreadID: thread, UserID: ic.User.ID, Text: act.Value, ReceivedAt: a.now().UTC(), Extra: map[string]string{"ts": ts}}
 	if isDM(channel) {
-		m.Conversation, m.Direct = channel, true
+		m.Conversation = channel
 	}
 	log := a.log.With().Str("user_id", ic.User.ID).Logger()
 	if _, _, err := a.inbox.Accept(ctx, m); err != nil {
@@ -99,6 +99,9 @@ func clicked(ic slack.InteractionCallback) (channel, ts, thread string) {
 
 // isDM reports a direct-message channel id.
 func isDM(channel string) bool { return strings.HasPrefix(channel, "D") }
+
+// Direct reports a message in a DM with the bot, where the person may choose the app (bot.DirectChats).
+func (a *Adapter) Direct(m bot.Message) bool { return isDM(m.ChatID) }
 
 // retry queues the run again and shows it on the message that carried the button. The button names the attempt
 // whose failure it shows, and the store requeues only that attempt: a second press, or the same request sent

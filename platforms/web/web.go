@@ -116,6 +116,9 @@ func New(cfg Config) (*Chat, error) {
 // Name is the platform name stored with runs.
 func (*Chat) Name() string { return platformName }
 
+// Direct reports that every web chat is one-to-one with the bot: its person may choose the app (bot.DirectChats).
+func (*Chat) Direct(bot.Message) bool { return true }
+
 // Event is what the page receives about a run.
 type Event struct {
 	Type  string `json:"type"` // "progress" or "reply".
@@ -194,7 +197,7 @@ func (c *Chat) postMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "send multipart/form-data with the fields id, session, text and image")
 		return
 	}
-	m := bot.Message{Platform: c.Name(), ReceivedAt: time.Now(), Direct: true}
+	m := bot.Message{Platform: c.Name(), ReceivedAt: time.Now()}
 	var upload string
 	defer func() {
 		if upload != "" && m.EventID == "" { // Not accepted: nothing will read it.
