@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/difybot/difybot/bot"
 	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/dify/difytest"
+	"github.com/difybot/difybot/platforms/web"
 )
 
 // appsFile writes an apps file for two apps on two simulated Dify hosts and returns its path.
@@ -155,4 +157,90 @@ func TestHostsReadyAndOverride(t *testing.T) {
 	eventually("the override for all was not applied to every host", func() bool {
 		return damageHost.Breaker.Mode() == dify.ModeClosed && receiptsHost.Breaker.Mode() == dify.ModeClosed
 	})
+}
+
+// `difybot run -app NAME` runs that app of the file, with its own key at its own host; an unknown name is refused.
+func TestRunApp(t *testing.T) {
+	receipts := difytest.NewServer(difytest.Options{APIKey: "app-receipts"})
+	defer receipts.Close()
+	damage := difytest.NewServer(difytest.Options{APIKey: "app-damage"})
+	defer damage.Close()
+	vars := map[string]string{"DIFY_APPS_FILE": appsFile(t, receipts.URL(), damage.URL()), "RECEIPTS_KEY": "app-receipts", "DAMAGE_KEY": "app-damage"}
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"run", "-app", "damage", "-text", "a dent", "-json"}, env(vars), nil, &stdout, &stderr); err != nil {
+		t.Fatalf("run -app damage: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "You said: a dent.") || damage.Started() != 1 || receipts.Started() != 0 {
+		t.Errorf("damage ran %d, receipts %d; output %s", damage.Started(), receipts.Started(), stdout.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	err := run(context.Background(), []string{"run", "-app", "ghost", "-text", "x"}, env(vars), nil, &stdout, &stderr)
+	var ex exitError
+	if !errors.As(err, &ex) || ex != 2 || !strings.Contains(stderr.String(), "-app ghost: no such app (the apps are: receipts, damage)") {
+		t.Errorf("run -app ghost: %v %q", err, stderr.String())
+	}
+}
+
+// The demo serves two simulated apps: the web chat lists them, a message picked for "chat" (or sent as
+// "/chat …") reaches the Chatbot, and one without goes to the default app.
+func TestDemoTwoApps(t *testing.T) {
+	base, token := startDemo(t)
+	res, err := http.Get(base + "/api/apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apps struct{ Apps []string }
+	json.NewDecoder(res.Body).Decode(&apps)
+	res.Body.Close()
+	if strings.Join(apps.Apps, ",") != "photos,chat" {
+		t.Fatalf("/api/apps = %v; want photos, chat", apps.Apps)
+	}
+	post := func(text, app string) string {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		for k, v := range map[string]string{"id": web.NewID(), "session": web.NewID(), "text": text, "app": app} {
+			mw.WriteField(k, v)
+		}
+		mw.Close()
+		res, err := http.Post(base+"/api/messages", mw.FormDataContentType(), &body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out struct {
+			RunID string `json:"run_id"`
+		}
+		json.NewDecoder(res.Body).Decode(&out)
+		return out.RunID
+	}
+	runApp := func(id string) (app, status string) {
+		req, _ := http.NewRequest(http.MethodGet, base+"/admin/runs/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var d struct {
+			Run struct{ App, Status string }
+		}
+		json.NewDecoder(res.Body).Decode(&d)
+		return d.Run.App, d.Run.Status
+	}
+	for _, tc := range []struct{ text, pick, want string }{{"hi", "chat", "chat"}, {"/chat hi", "", "chat"}, {"hi", "", "photos"}} {
+		id := post(tc.text, tc.pick)
+		for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+			app, status := runApp(id)
+			if status == "succeeded" {
+				if app != tc.want {
+					t.Errorf("%q picked %q ran at %q, want %q", tc.text, tc.pick, app, tc.want)
+				}
+				break
+			}
+			if time.Since(start) > 20*time.Second {
+				t.Fatalf("%q picked %q: run %s is %s", tc.text, tc.pick, id, status)
+			}
+		}
+	}
 }
