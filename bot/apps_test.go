@@ -75,3 +75,21 @@ func TestRetryKeepsTheApp(t *testing.T) {
 		t.Errorf("damage ran %d, receipts %d; want both attempts at damage", damage.Started(), h.sim.Started())
 	}
 }
+
+// Each app has its own conversations: a chat app's conversation is kept under the person's key and the app, and
+// the default app keeps the key of a bot with one app.
+func TestConversationsPerApp(t *testing.T) {
+	damage := difytest.NewServer(difytest.Options{Shape: "chatbot", PingEvery: 5 * time.Millisecond})
+	defer damage.Close()
+	h := newHarness(t, "ok", twoApps(t, damage))
+	r, err := h.send(t, bot.Message{EventID: "ev-conv", Text: "damage: hello"})
+	if err != nil || r.App != "damage" || r.ConversationID == "" {
+		t.Fatalf("run %+v, %v; want a damage chat with a conversation", r, err)
+	}
+	ctx := context.Background()
+	own, _ := h.store.Conversation(ctx, r.Message.ConversationKey()+"@damage")
+	dflt, _ := h.store.Conversation(ctx, r.Message.ConversationKey())
+	if own != r.ConversationID || dflt != "" {
+		t.Errorf("conversation under the app %q, under the default key %q; want %q and none", own, dflt, r.ConversationID)
+	}
+}
