@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"github.com/difybot/difybot/bot"
 	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/dify/difytest"
-	"github.com/difybot/difybot/platforms/web"
 )
 
 // appsFile writes an apps file for two apps on two simulated Dify hosts and returns its path.
@@ -196,24 +194,6 @@ func TestDemoTwoApps(t *testing.T) {
 	if strings.Join(apps.Apps, ",") != "photos,chat" {
 		t.Fatalf("/api/apps = %v; want photos, chat", apps.Apps)
 	}
-	post := func(text, app string) string {
-		var body bytes.Buffer
-		mw := multipart.NewWriter(&body)
-		for k, v := range map[string]string{"id": web.NewID(), "session": web.NewID(), "text": text, "app": app} {
-			mw.WriteField(k, v)
-		}
-		mw.Close()
-		res, err := http.Post(base+"/api/messages", mw.FormDataContentType(), &body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var out struct {
-			RunID string `json:"run_id"`
-		}
-		json.NewDecoder(res.Body).Decode(&out)
-		return out.RunID
-	}
 	runApp := func(id string) (app, status string) {
 		req, _ := http.NewRequest(http.MethodGet, base+"/admin/runs/"+id, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -229,7 +209,7 @@ func TestDemoTwoApps(t *testing.T) {
 		return d.Run.App, d.Run.Status
 	}
 	for _, tc := range []struct{ text, pick, want string }{{"hi", "chat", "chat"}, {"/chat hi", "", "chat"}, {"hi", "", "photos"}} {
-		id := post(tc.text, tc.pick)
+		id := sendWebTo(t, base, tc.text, tc.pick)
 		for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
 			app, status := runApp(id)
 			if status == "succeeded" {
