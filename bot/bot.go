@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -119,9 +118,6 @@ func (b *Bot) now() time.Time { return b.cfg.Now() }
 func (b *Bot) App(ctx context.Context) (*App, error) {
 	return b.discover(ctx, b.apps[b.cfg.Routes.Default])
 }
-
-// Apps names the bot's Dify apps, in the configuration's order.
-func (b *Bot) Apps() []string { return slices.Clone(b.order) }
 
 // ForgetApp drops what the bot knows of its Dify apps, so that the next message discovers them again: for an app
 // whose start form is known to have changed just now (the demo's simulator switching shapes).
