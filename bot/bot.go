@@ -29,8 +29,12 @@ type Workflows interface {
 
 // Config wires a Bot. Store and Workflows are required; Platforms are the adapters whose runs it answers.
 type Config struct {
-	Store     Store
+	Store Store
+	// Workflows, App, ImagePrompt and OutputKey are the one Dify app of a bot without Apps.
 	Workflows Workflows
+	// Apps are several Dify apps, when the bot has them (DIFY_APPS_FILE); Routes say which a message uses.
+	Apps      []AppConfig
+	Routes    Routes
 	Platforms []Platform
 	Logger    zerolog.Logger
 
@@ -68,15 +72,18 @@ type Bot struct {
 	cfg       Config
 	log       zerolog.Logger
 	platforms map[string]Platform
-	app       appCache
 	signer    *fileSigner
 	decodes   *semaphore.Weighted // Photos being decoded (decodeSlots).
+	apps      map[string]*appRef
+	order     []string          // App names, in the configuration's order.
+	chats     map[string]string // "platform:chat" → app.
+	keywords  map[string]string // Keyword → app.
 }
 
 // New returns a Bot for cfg.
 func New(cfg Config) (*Bot, error) {
-	if cfg.Store == nil || cfg.Workflows == nil {
-		return nil, errors.New("bot: Store and Workflows are required")
+	if cfg.Store == nil || (cfg.Workflows == nil && len(cfg.Apps) == 0) {
+		return nil, errors.New("bot: Store and Workflows (or Apps) are required")
 	}
 	if cfg.ResponseMode == "" {
 		cfg.ResponseMode = dify.Streaming
@@ -123,6 +130,9 @@ func New(cfg Config) (*Bot, error) {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	b := &Bot{cfg: cfg, log: cfg.Logger, platforms: map[string]Platform{}, signer: &fileSigner{store: cfg.Store},
 		decodes: semaphore.NewWeighted(decodeSlots)}
+	if err := b.setupApps(); err != nil {
+		return nil, err
+	}
 	for _, p := range cfg.Platforms {
 		if _, dup := b.platforms[p.Name()]; dup {
 			return nil, fmt.Errorf("bot: two platforms are named %q", p.Name())
@@ -134,14 +144,18 @@ func New(cfg Config) (*Bot, error) {
 
 func (b *Bot) now() time.Time { return b.cfg.Now() }
 
-// App returns what the bot knows of the Dify app, discovering it when the cached view is older than appTTL.
+// App returns what the bot knows of the default Dify app, discovering it when the cached view is older than appTTL.
 func (b *Bot) App(ctx context.Context) (*App, error) {
-	return b.app.get(ctx, b.now, func(ctx context.Context) (*App, error) { return Discover(ctx, b.cfg.Workflows, b.cfg.App) })
+	return b.discover(ctx, b.apps[b.cfg.Routes.Default])
 }
 
-// ForgetApp drops what the bot knows of the Dify app, so that the next message discovers it again: for an app
+// ForgetApp drops what the bot knows of its Dify apps, so that the next message discovers them again: for an app
 // whose start form is known to have changed just now (the demo's simulator switching shapes).
-func (b *Bot) ForgetApp() { b.app.forget() }
+func (b *Bot) ForgetApp() {
+	for _, a := range b.apps {
+		a.cache.forget()
+	}
+}
 
 // Process runs one queued run to its reply. The queue calls it; it is safe to call again for the same run
 // after a crash: a workflow that started is waited for, never posted again, and a reply is sent once.
@@ -185,7 +199,14 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 	if r.Status == RunSucceeded || r.Status == RunFailed {
 		return b.reply(ctx, &r, p, steps) // The answer is known; only its delivery may be missing.
 	}
-	if err := b.cfg.Workflows.Ready(); err != nil && r.DifyRunID == "" {
+	if done, err := b.routeRun(ctx, &r, p, steps); done {
+		return err
+	}
+	if r.App != "" {
+		log = log.With().Str("app", r.App).Logger()
+		steps.log = log
+	}
+	if err := b.appFor(&r).Workflows.Ready(); err != nil && r.DifyRunID == "" {
 		return b.hold(ctx, &r, p, steps, err)
 	}
 	q, wait, err := b.plan(ctx, &r)
@@ -195,12 +216,7 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 	steps.names = stepsFor(q.fileCount(), wait != "" || q.joined != "")
 	if r.Status == RunQueued || r.Status == RunHeld {
 		if r.Status == RunQueued {
-			// Steps 1 and 2 happened in the adapter; they are recorded here to keep the ack path to one write.
-			// ReceivedAt is the platform's own event time (LINE's is when the person sent it, and a redelivery
-			// keeps it), so the gap to our enqueue is reported as the delivery lag, not as the step's duration.
-			steps.record(ctx, StepReceive, r.Message.ReceivedAt, 0, "done", nil, nil)
-			steps.record(ctx, StepEnqueue, r.CreatedAt, 0, "done", nil,
-				map[string]any{"delivery_lag_ms": max(r.CreatedAt.Sub(r.Message.ReceivedAt), 0).Milliseconds()})
+			b.received(ctx, &r, steps)
 		}
 		r.DifyRunID, r.DifyTaskID, r.DifyMessageID = "", "", ""
 	}
@@ -219,7 +235,7 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 			"expires_in_s": int(b.cfg.PendingTTL.Seconds())})
 		r.Choices = nil
 		if len(r.Message.Files) > 0 { // A photo waits for its question: offer Dify's suggested ones.
-			r.Choices = b.suggestions(ctx)
+			r.Choices = b.suggestions(ctx, &r)
 		}
 		return b.finish(ctx, &r, p, steps, wait, nil)
 	}
@@ -244,6 +260,15 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 		return b.hold(ctx, &r, p, steps, err)
 	}
 	return b.finish(ctx, &r, p, steps, text, err)
+}
+
+// received records steps 1 and 2, which happened in the adapter; they are recorded here to keep the ack path to
+// one write. ReceivedAt is the platform's own event time (LINE's is when the person sent it, and a redelivery
+// keeps it), so the gap to our enqueue is reported as the delivery lag, not as the step's duration.
+func (b *Bot) received(ctx context.Context, r *Run, steps *stepLog) {
+	steps.record(ctx, StepReceive, r.Message.ReceivedAt, 0, "done", nil, nil)
+	steps.record(ctx, StepEnqueue, r.CreatedAt, 0, "done", nil,
+		map[string]any{"delivery_lag_ms": max(r.CreatedAt.Sub(r.Message.ReceivedAt), 0).Milliseconds()})
 }
 
 // finish stores the outcome before replying, so a crash after this point only repeats the delivery.
@@ -377,7 +402,7 @@ func (b *Bot) hold(ctx context.Context, r *Run, p Platform, steps *stepLog, caus
 func (b *Bot) execute(ctx context.Context, r *Run, p Platform, steps *stepLog, q request) (string, error) {
 	var refs []dify.FileRef
 	if q.fileCount() > 0 && r.DifyRunID == "" {
-		if a, err := b.App(ctx); err == nil { // Else the check step reports why the app is unknown.
+		if a, err := b.runApp(ctx, r); err == nil { // Else the check step reports why the app is unknown.
 			if q, err = b.split(ctx, r, q, a); err != nil {
 				return "", err
 			}
@@ -409,7 +434,7 @@ func (b *Bot) execute(ctx context.Context, r *Run, p Platform, steps *stepLog, q
 		case ans.replaced != "":
 			text, key = stripThink(ans.replaced), "text_replace"
 		case ans.outputs != nil:
-			text, key = outputTexts(ans.outputs, ans.outputsJSON, b.cfg.OutputKey)
+			text, key = outputTexts(ans.outputs, ans.outputsJSON, b.appFor(r).OutputKey)
 		}
 		fields["output_key"], fields["chars"] = key, len([]rune(text))
 		if strings.TrimSpace(text) == "" {
@@ -451,7 +476,7 @@ func (b *Bot) prepareImages(ctx context.Context, r *Run, p Platform, steps *step
 		return nil, err
 	}
 	err = steps.do(ctx, StepCheck, func(fields map[string]any) error {
-		a, err := b.App(ctx)
+		a, err := b.runApp(ctx, r)
 		if err != nil {
 			return err
 		}
@@ -488,7 +513,7 @@ func (b *Bot) prepareImages(ctx context.Context, r *Run, p Platform, steps *step
 	err = steps.do(ctx, StepUpload, func(fields map[string]any) error {
 		var ids []string
 		for _, im := range imgs {
-			f, err := b.cfg.Workflows.UploadFile(ctx, dify.Upload{User: difyUser(r.Message), Name: im.name, MIMEType: im.mimeType, Body: im.file})
+			f, err := b.appFor(r).Workflows.UploadFile(ctx, dify.Upload{User: difyUser(r.Message), Name: im.name, MIMEType: im.mimeType, Body: im.file})
 			if err != nil {
 				return err
 			}

@@ -33,9 +33,10 @@ func runAnswer(run *dify.Run) difyAnswer {
 func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs []dify.FileRef, fields map[string]any) (difyAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
+	wf := b.appFor(r).Workflows
 	if r.DifyRunID != "" {
 		fields["dify_run_id"], fields["resumed"] = r.DifyRunID, true
-		run, err := b.cfg.Workflows.WaitRun(ctx, r.DifyRunID)
+		run, err := wf.WaitRun(ctx, r.DifyRunID)
 		if err != nil {
 			return difyAnswer{}, err
 		}
@@ -44,7 +45,7 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 	if r.DifyMessageID != "" && r.ConversationID != "" {
 		// A chat app's message a crashed attempt sent: its answer is read from the conversation.
 		fields["dify_message_id"], fields["resumed"] = r.DifyMessageID, true
-		reply, err := b.cfg.Workflows.WaitMessage(ctx, r.ConversationID, r.DifyMessageID, difyUser(r.Message))
+		reply, err := wf.WaitMessage(ctx, r.ConversationID, r.DifyMessageID, difyUser(r.Message))
 		if err != nil {
 			return difyAnswer{}, err
 		}
@@ -57,7 +58,7 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 		// We may have started a run whose id never reached us; posting again could run it twice.
 		return difyAnswer{}, Classified(CodeInternal, "run", errors.New("an earlier attempt was interrupted after sending the run to Dify and before Dify confirmed it; it is not sent again so it cannot run twice"))
 	}
-	a, err := b.App(ctx)
+	a, err := b.runApp(ctx, r)
 	if err != nil {
 		return difyAnswer{}, err
 	}
@@ -69,8 +70,11 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 	defer flushNodes()
 	user := difyUser(r.Message)
 	fields["app"] = a.Summary()
+	if r.App != "" {
+		fields["app_name"] = r.App
+	}
 	if a.Chat {
-		key := r.Message.ConversationKey()
+		key := b.key(r)
 		conv, err := b.cfg.Store.Conversation(ctx, key)
 		if err != nil {
 			return difyAnswer{}, fmt.Errorf("load conversation: %w", err)
@@ -81,7 +85,7 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 		}
 		send := func(conv string) (*dify.ChatReply, error) {
 			inputs, _ := a.inputs("", nil)
-			return b.cfg.Workflows.SendChatMessage(ctx, dify.ChatRequest{Query: query, Inputs: inputs, User: user, ConversationID: conv,
+			return wf.SendChatMessage(ctx, dify.ChatRequest{Query: query, Inputs: inputs, User: user, ConversationID: conv,
 				Files: refs, Mode: b.cfg.ResponseMode, OnEvent: onEvent, Tries: tries})
 		}
 		reply, err := send(conv)
@@ -102,7 +106,7 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 		return difyAnswer{answer: reply.Answer, files: reply.Files}, nil
 	}
 	inputs, files := a.inputs(text, refs)
-	run, err := b.cfg.Workflows.RunWorkflow(ctx, dify.RunRequest{Inputs: inputs, User: user, Files: files, Mode: b.cfg.ResponseMode, OnEvent: onEvent, Tries: tries})
+	run, err := wf.RunWorkflow(ctx, dify.RunRequest{Inputs: inputs, User: user, Files: files, Mode: b.cfg.ResponseMode, OnEvent: onEvent, Tries: tries})
 	if run != nil {
 		fields["dify_run_id"] = run.ID
 		if run.Recovered {
@@ -122,7 +126,7 @@ func (b *Bot) keepConversation(ctx context.Context, r *Run, known string, reply 
 		return nil
 	}
 	r.ConversationID = reply.ConversationID
-	if err := b.cfg.Store.SetConversation(ctx, r.Message.ConversationKey(), reply.ConversationID); err != nil {
+	if err := b.cfg.Store.SetConversation(ctx, b.key(r), reply.ConversationID); err != nil {
 		return fmt.Errorf("save conversation: %w", err)
 	}
 	return nil

@@ -29,6 +29,8 @@ type Message struct {
 	// how many went before it, and how many there were.
 	PhotosBefore int `json:"photos_before,omitempty"`
 	PhotosTotal  int `json:"photos_total,omitempty"`
+	// App is the app the platform asks for (the CLI's -app, the web chat's pick); "" lets the routes choose.
+	App string `json:"app,omitempty"`
 	// Extra holds adapter-specific facts the adapter needs again when replying (never secrets).
 	Extra map[string]string `json:"extra,omitempty"`
 }

@@ -23,7 +23,11 @@ type MetricsConfig struct {
 	Limit func() dify.LimitStatus
 	// Platforms are the configured platform names; their run counters start at zero so rate() works at once.
 	Platforms []string
-	Logger    zerolog.Logger
+	// Apps are the Dify apps of a bot with several: runs are counted by app too (difybot_app_runs_total).
+	Apps []string
+	// Hosts are the breakers of several Dify hosts, by host, read at scrape time for difybot_host_breaker_state.
+	Hosts  map[string]func() dify.BreakerStatus
+	Logger zerolog.Logger
 }
 
 // Metrics is difybot's Prometheus instrumentation on a registry of its own, so tests and several instances
@@ -32,6 +36,7 @@ type MetricsConfig struct {
 type Metrics struct {
 	reg         *prometheus.Registry
 	runs        *prometheus.CounterVec
+	appRuns     *prometheus.CounterVec // Nil for a bot with one app.
 	diagnoses   *prometheus.CounterVec
 	steps       *prometheus.HistogramVec
 	difyCalls   *prometheus.HistogramVec
@@ -102,6 +107,21 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 	if cfg.Breaker != nil {
 		m.reg.MustRegister(breakerCollector{status: cfg.Breaker.Status})
 	}
+	if len(cfg.Apps) > 0 {
+		m.appRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "difybot_app_runs_total",
+			Help: "Runs by Dify app and outcome (succeeded, failed, held), for a bot with several apps.",
+		}, []string{"app", "outcome"})
+		for _, a := range cfg.Apps {
+			for _, o := range []string{OutcomeSucceeded, OutcomeFailed, OutcomeHeld} {
+				m.appRuns.WithLabelValues(a, o)
+			}
+		}
+		m.reg.MustRegister(m.appRuns)
+	}
+	if len(cfg.Hosts) > 0 {
+		m.reg.MustRegister(hostBreakers(cfg.Hosts))
+	}
 	if cfg.Limit != nil {
 		limit := cfg.Limit
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "difybot_dify_concurrency_limit",
@@ -161,6 +181,9 @@ func (m *Metrics) ObserveRun(r Run) {
 		return
 	}
 	m.runs.WithLabelValues(r.Platform, outcome).Inc()
+	if m.appRuns != nil && r.App != "" {
+		m.appRuns.WithLabelValues(r.App, outcome).Inc()
+	}
 	if r.Status == RunFailed {
 		code := r.Code
 		if code == "" && r.Diagnosis != nil {
@@ -195,6 +218,27 @@ func (c breakerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if !known && cur != "" {
 		ch <- prometheus.MustNewConstMetric(breakerStateDesc, prometheus.GaugeValue, 1, cur)
+	}
+}
+
+// hostBreakers reads each Dify host's breaker at scrape time, for a bot whose apps are on several hosts.
+type hostBreakers map[string]func() dify.BreakerStatus
+
+var hostBreakerDesc = prometheus.NewDesc("difybot_host_breaker_state",
+	"Each Dify host's breaker on this replica: 1 for its current state, 0 for the others.", []string{"host", "state"}, nil)
+
+func (h hostBreakers) Describe(ch chan<- *prometheus.Desc) { ch <- hostBreakerDesc }
+
+func (h hostBreakers) Collect(ch chan<- prometheus.Metric) {
+	for host, status := range h {
+		cur := status().State
+		for _, s := range breakerStates {
+			v := 0.0
+			if s == cur {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(hostBreakerDesc, prometheus.GaugeValue, v, host, s)
+		}
 	}
 }
 

@@ -264,3 +264,16 @@ func TestMetricsOpenMetrics(t *testing.T) {
 		t.Errorf("OpenMetrics was not negotiated: %q", rec.Header().Get("Content-Type"))
 	}
 }
+
+// A bot with several apps counts runs by app too.
+func TestMetricsByApp(t *testing.T) {
+	m := bot.NewMetrics(bot.MetricsConfig{Apps: []string{"receipts", "damage"}})
+	m.ObserveRun(bot.Run{Platform: "slack", App: "damage", Status: bot.RunSucceeded})
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`difybot_app_runs_total{app="damage",outcome="succeeded"} 1`, `difybot_app_runs_total{app="receipts",outcome="succeeded"} 0`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

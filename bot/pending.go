@@ -19,7 +19,7 @@ import (
 // Pending is a message waiting for the rest of its request: a photo for its question, or a text for its photo.
 type Pending struct {
 	RunID     string // The message's run, which answered by asking for the rest.
-	Key       string // Message.ConversationKey().
+	Key       string // Message.ConversationKey(), with the app when it is not the default one.
 	Message   Message
 	CreatedAt time.Time
 	ExpiresAt time.Time
@@ -93,7 +93,7 @@ func (b *Bot) plan(ctx context.Context, r *Run) (q request, wait string, err err
 			return request{}, "", err
 		}
 	}
-	waiting, err := b.cfg.Store.Waiting(ctx, m.ConversationKey(), b.now())
+	waiting, err := b.cfg.Store.Waiting(ctx, b.key(r), b.now())
 	if err != nil {
 		return request{}, "", err
 	}
@@ -149,7 +149,7 @@ func (b *Bot) plan(ctx context.Context, r *Run) (q request, wait string, err err
 	case !hasFiles && !hasText:
 		return alone, "", nil
 	}
-	a, err := b.App(ctx)
+	a, err := b.runApp(ctx, r)
 	if err != nil {
 		if set {
 			return complete("")
@@ -163,7 +163,7 @@ func (b *Bot) plan(ctx context.Context, r *Run) (q request, wait string, err err
 		return alone, "", nil // A chat app takes any query, and its conversation holds the context.
 	}
 	if hasFiles {
-		prompt := b.cfg.ImagePrompt
+		prompt := b.appFor(r).ImagePrompt
 		if prompt == "" {
 			prompt = a.TextDefault
 		}
@@ -189,7 +189,7 @@ func (b *Bot) plan(ctx context.Context, r *Run) (q request, wait string, err err
 // keep stores r's message as pending.
 func (b *Bot) keep(ctx context.Context, r *Run) error {
 	now := b.now()
-	return b.cfg.Store.AddPending(ctx, Pending{RunID: r.ID, Key: r.Message.ConversationKey(), Message: r.Message,
+	return b.cfg.Store.AddPending(ctx, Pending{RunID: r.ID, Key: b.key(r), Message: r.Message,
 		CreatedAt: now, ExpiresAt: now.Add(b.cfg.PendingTTL)})
 }
 
@@ -293,8 +293,8 @@ func askPhoto(lang Lang) string {
 }
 
 // suggestions are the choices offered with the question a photo needs: Dify's suggested questions, at most four.
-func (b *Bot) suggestions(ctx context.Context) []string {
-	a, err := b.App(ctx)
+func (b *Bot) suggestions(ctx context.Context, r *Run) []string {
+	a, err := b.runApp(ctx, r)
 	if err != nil || len(a.Suggested) == 0 {
 		return nil
 	}

@@ -29,6 +29,13 @@ type Platform interface {
 	Reply(ctx context.Context, m Message, r Reply) error
 }
 
+// DirectChats is implemented by platforms that have one-to-one chats with the bot (a Slack DM, a LINE one-on-one
+// chat, the web chat). There a person may choose which of several apps their messages go to; in a group the
+// chat's route decides.
+type DirectChats interface {
+	Direct(m Message) bool
+}
+
 // ProgressReporter is implemented by platforms that can show a run's progress while it works.
 // Errors are logged and otherwise ignored: progress is a courtesy.
 type ProgressReporter interface {

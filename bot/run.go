@@ -21,9 +21,12 @@ const (
 
 // Run is one message's journey through the pipeline, as stored.
 type Run struct {
-	ID         string    `json:"id"`
-	Platform   string    `json:"platform"`
-	EventID    string    `json:"event_id"`
+	ID       string `json:"id"`
+	Platform string `json:"platform"`
+	EventID  string `json:"event_id"`
+	// App is the Dify app the run uses, chosen when it is first processed and kept for every retry and resume;
+	// "" for the one app of a bot without several.
+	App        string    `json:"app,omitempty"`
 	Status     RunStatus `json:"status"`
 	Message    Message   `json:"message"`
 	CreatedAt  time.Time `json:"created_at"`
@@ -85,7 +88,8 @@ type NodeEvent struct {
 
 // BreakerSetting is an operator's breaker override, the source of truth for every replica.
 type BreakerSetting struct {
-	Mode   string    `json:"mode"` // auto, open, closed.
+	Mode   string    `json:"mode"`           // auto, open, closed.
+	Host   string    `json:"host,omitempty"` // The Dify host it is for; "" for all.
 	Reason string    `json:"reason"`
 	Actor  string    `json:"actor"`
 	At     time.Time `json:"at"`
@@ -95,6 +99,7 @@ type BreakerSetting struct {
 type RunFilter struct {
 	Status   RunStatus
 	Platform string
+	App      string
 	Code     Code
 	Before   time.Time // Cursor: only runs created strictly before this.
 	Limit    int       // Default 50, at most 500.

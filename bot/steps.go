@@ -20,12 +20,15 @@ const (
 	StepReply   = "reply"
 	// StepPending is a message that waits for the rest of its request instead of running.
 	StepPending = "pending"
+	// StepRoute is a message that runs no app: it chose one, asked which there are, or named one the bot lacks.
+	StepRoute = "route"
 )
 
 var (
 	imageSteps = []string{StepReceive, StepEnqueue, StepFetch, StepCheck, StepUpload, StepRun, StepFormat, StepReply}
 	textSteps  = []string{StepReceive, StepEnqueue, StepRun, StepFormat, StepReply}
 	waitSteps  = []string{StepReceive, StepEnqueue, StepPending, StepReply}
+	routeSteps = []string{StepReceive, StepEnqueue, StepRoute, StepReply}
 )
 
 // stepsFor is the numbered step list of a run with files photos, or of one that waits.

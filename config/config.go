@@ -26,7 +26,9 @@ const Auto = "auto"
 
 // Config is difybot's whole configuration, grouped by concern.
 type Config struct {
-	Dify  Dify
+	Dify Dify
+	// Apps are DIFY_APPS_FILE's apps and routes; zero without the file (Dify is then the one app).
+	Apps  Apps
 	Slack Slack
 	LINE  LINE
 
@@ -147,7 +149,7 @@ func (c Config) SQLitePath() string {
 // leaves these optional so that demo and doctor can start without them.
 func (c Config) RequireServe() error {
 	var errs []error
-	if c.Dify.APIKey == "" {
+	if c.Dify.APIKey == "" && len(c.Apps.List) == 0 {
 		errs = append(errs, errors.New("DIFY_API_KEY: required for serve; "+whereAPIKey))
 	}
 	return errors.Join(errs...)
@@ -181,6 +183,7 @@ func Load(getenv func(string) string) (Config, error) {
 		Inputs:       l.jsonObject("DIFY_INPUTS"),
 		FilesURL:     l.httpURL("DIFY_FILES_URL", "", false),
 	}
+	c.Apps = l.appsFile("DIFY_APPS_FILE", c.Dify)
 	c.PendingTTL = l.duration("PENDING_TTL", 10*time.Minute)
 	c.Slack = Slack{
 		BotToken:      l.slackToken("SLACK_BOT_TOKEN"),

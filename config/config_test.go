@@ -575,6 +575,7 @@ func TestLoadReadsEachNameOnce(t *testing.T) {
 		"DIFY_IMAGE_INPUT", "DIFY_TEXT_INPUT", "DIFY_OUTPUT_KEY", "DIFY_TIMEOUT",
 		"IMAGE_PROMPT", "DIFY_INPUTS", // Issue 12: requests over several messages, fixed inputs.
 		"DIFY_FILES_URL", // Issue 15: relative file links in Dify's answers.
+		"DIFY_APPS_FILE", // Issue 20: several apps behind one bot.
 		"PENDING_TTL",
 		"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
 		"LINE_CHANNEL_SECRET", "LINE_CHANNEL_TOKEN", "LINE_API_URL", "LINE_DATA_API_URL",

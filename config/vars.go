@@ -37,6 +37,7 @@ func Groups() []Group {
 			{"IMAGE_PROMPT", "text sent with a photo that comes alone"},
 			{"DIFY_INPUTS", "JSON object of fixed start-form values"},
 			{"DIFY_FILES_URL", "where Dify's file links point, when its FILES_URL differs"},
+			{"DIFY_APPS_FILE", "YAML of several apps and their routes (unset: the one app above)"},
 			{"PENDING_TTL", "how long a photo waits for its question (10m)"},
 		}},
 		{GroupSlack, []Var{

@@ -44,6 +44,31 @@ type Config struct {
 	// ForeignHTTPClient fetches answer files on hosts other than Dify's own (a tool's remote_url): a workflow,
 	// steered by a prompt, can name any URL, so the default reaches public addresses only (internal/netguard).
 	ForeignHTTPClient *http.Client
+	// Host, when set, is the breaker and limit this client shares with the other apps on its Dify host; Breaker
+	// and Limit are then unused. Nil gives the client its own.
+	Host *Host
+}
+
+// Host is what the apps on one Dify host share: one breaker and one cap on runs in flight, because an outage or
+// a full queue is the host's, not one app's. Each app keeps its own client, so its key goes only to its base URL.
+type Host struct {
+	Name    string // HostOf the base URL, such as https://dify.example.com.
+	Breaker *Breaker
+	Limiter *Limiter
+}
+
+// NewHost returns the shared parts for the apps on host.
+func NewHost(host string, b BreakerConfig, l LimitConfig, log zerolog.Logger) *Host {
+	return &Host{Name: host, Breaker: NewBreaker(b, log), Limiter: NewLimiter(l)}
+}
+
+// HostOf names the Dify host of a base URL (its scheme and authority), the unit apps share a breaker by.
+func HostOf(baseURL string) string {
+	u, err := url.Parse(baseURL)
+	if err != nil || u.Host == "" {
+		return baseURL
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // Client talks to one Dify app. It is safe for concurrent use.
@@ -95,14 +120,17 @@ func New(cfg Config) (*Client, error) {
 		key:       cfg.APIKey,
 		hc:        redirect.Guard(hc), // The key goes only to Dify's own origin, whatever a proxy redirects to.
 		log:       cfg.Logger,
-		breaker:   NewBreaker(cfg.Breaker, cfg.Logger),
 		retry:     cfg.Retry.withDefaults(),
 		pollEvery: cfg.PollEvery,
-		limiter:   NewLimiter(cfg.Limit),
 		foreign:   cfg.ForeignHTTPClient,
 	}
 	if c.foreign == nil {
 		c.foreign = netguard.Client(netguard.Control)
+	}
+	if h := cfg.Host; h != nil {
+		c.breaker, c.limiter = h.Breaker, h.Limiter
+	} else {
+		c.breaker, c.limiter = NewBreaker(cfg.Breaker, cfg.Logger), NewLimiter(cfg.Limit)
 	}
 	if c.pollEvery <= 0 {
 		c.pollEvery = 2 * time.Second

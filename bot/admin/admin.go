@@ -57,6 +57,9 @@ type Config struct {
 	Token   string // ADMIN_TOKEN; empty turns every /admin/ route into a 404.
 	Store   Store
 	Breaker BreakerSwitch
+	// Hosts are the breakers of several Dify hosts, by host (dify.HostOf), when the bot's apps are on more than
+	// one: PUT /admin/breaker then switches one host ("host") or all. Breaker is the default app's host's.
+	Hosts map[string]BreakerSwitch
 	// Limit, when set, reports the adaptive cap on runs in flight against Dify (dify.Client.Limit).
 	Limit  func() dify.LimitStatus
 	Logger zerolog.Logger

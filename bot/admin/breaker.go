@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -29,6 +31,21 @@ type breakerView struct {
 	History     []bot.BreakerSetting `json:"history"`     // Newest first.
 	// Concurrency is this replica's adaptive cap on runs in flight against Dify and how many are.
 	Concurrency *dify.LimitStatus `json:"concurrency,omitempty"`
+	// Hosts are each Dify host's breaker, when the apps are on several.
+	Hosts []hostBreakerView `json:"hosts,omitempty"`
+}
+
+// hostBreakerView is one Dify host's breaker: the override it follows (its own, else the one for all) and its state.
+type hostBreakerView struct {
+	Host      string `json:"host"`
+	Mode      string `json:"mode"`
+	State     string `json:"state"`
+	AutoState string `json:"auto_state"`
+}
+
+// hostSettings is the store's part for the override of single hosts; a store without it has only the one for all.
+type hostSettings interface {
+	HostBreakerSettings(ctx context.Context) (map[string]bot.BreakerSetting, error)
 }
 
 // breakerCounts are the automatic breaker's counts in its current window.
@@ -73,6 +90,22 @@ func (a *api) readBreaker(ctx context.Context) (breakerView, error) {
 	if v.History == nil {
 		v.History = []bot.BreakerSetting{}
 	}
+	if len(a.cfg.Hosts) > 0 {
+		own := map[string]bot.BreakerSetting{}
+		if hs, ok := a.cfg.Store.(hostSettings); ok {
+			if own, err = hs.HostBreakerSettings(ctx); err != nil {
+				return breakerView{}, err
+			}
+		}
+		for _, h := range slices.Sorted(maps.Keys(a.cfg.Hosts)) {
+			st := a.cfg.Hosts[h].Status()
+			mode := v.Mode
+			if s, ok := own[h]; ok {
+				mode = s.Mode
+			}
+			v.Hosts = append(v.Hosts, hostBreakerView{Host: h, Mode: mode, State: st.State, AutoState: st.Auto})
+		}
+	}
 	return v, nil
 }
 
@@ -80,24 +113,35 @@ func (a *api) readBreaker(ctx context.Context) (breakerView, error) {
 type breakerRequest struct {
 	Mode   *string `json:"mode"`
 	Reason *string `json:"reason"`
+	Host   *string `json:"host"` // One Dify host, when the apps are on several; absent for all.
 }
 
-const breakerUsage = `send {"mode":"open|closed|auto","reason":"why"}`
+const breakerUsage = `send {"mode":"open|closed|auto","reason":"why"} (and "host" for one Dify host of several)`
 
 func (a *api) putBreaker(w http.ResponseWriter, r *http.Request) {
-	mode, reason, msg := readBreakerRequest(w, r)
+	mode, reason, host, msg := readBreakerRequest(w, r)
+	if msg == "" && host != "" && a.cfg.Hosts[host] == nil {
+		msg = fmt.Sprintf("unknown host %q: want one of %s, or no host for all", clipRunes(host, 80), strings.Join(slices.Sorted(maps.Keys(a.cfg.Hosts)), ", "))
+	}
 	if msg != "" {
 		a.writeError(w, http.StatusBadRequest, msg)
 		return
 	}
-	set := bot.BreakerSetting{Mode: string(mode), Reason: reason, Actor: breakerActor(r), At: a.cfg.Now().UTC()}
+	set := bot.BreakerSetting{Mode: string(mode), Host: host, Reason: reason, Actor: breakerActor(r), At: a.cfg.Now().UTC()}
 	// The store first: it is what every replica follows, so a change it did not keep must not take effect here.
 	if err := a.cfg.Store.SetBreakerSetting(r.Context(), set); err != nil {
 		a.internal(w, r, "store the breaker setting", err)
 		return
 	}
-	a.cfg.Breaker.SetMode(mode, reason)
-	a.log.Warn().Str("mode", set.Mode).Str("reason", reason).Str("actor", set.Actor).Msg("breaker mode set by an operator")
+	if host != "" {
+		a.cfg.Hosts[host].SetMode(mode, reason)
+	} else {
+		a.cfg.Breaker.SetMode(mode, reason)
+		for _, b := range a.cfg.Hosts {
+			b.SetMode(mode, reason)
+		}
+	}
+	a.log.Warn().Str("mode", set.Mode).Str("host", host).Str("reason", reason).Str("actor", set.Actor).Msg("breaker mode set by an operator")
 	v, err := a.readBreaker(r.Context())
 	if err != nil {
 		a.internal(w, r, "read the breaker setting", err)
@@ -107,44 +151,47 @@ func (a *api) putBreaker(w http.ResponseWriter, r *http.Request) {
 }
 
 // readBreakerRequest validates the body and says exactly what is wrong with it.
-func readBreakerRequest(w http.ResponseWriter, r *http.Request) (dify.Mode, string, string) {
+func readBreakerRequest(w http.ResponseWriter, r *http.Request) (mode dify.Mode, reason, host, problem string) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return "", "", fmt.Sprintf("body is larger than %d bytes; %s", maxBody, breakerUsage)
+		return "", "", "", fmt.Sprintf("body is larger than %d bytes; %s", maxBody, breakerUsage)
 	case err != nil:
-		return "", "", "could not read the body: " + err.Error()
+		return "", "", "", "could not read the body: " + err.Error()
 	case len(bytes.TrimSpace(body)) == 0:
-		return "", "", "body is empty; " + breakerUsage
+		return "", "", "", "body is empty; " + breakerUsage
 	}
 	var req breakerRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return "", "", "body is not valid: " + jsonProblem(err) + "; " + breakerUsage
+		return "", "", "", "body is not valid: " + jsonProblem(err) + "; " + breakerUsage
 	}
 	if dec.More() {
-		return "", "", "body has data after the JSON object; " + breakerUsage
+		return "", "", "", "body has data after the JSON object; " + breakerUsage
 	}
 	if req.Mode == nil || strings.TrimSpace(*req.Mode) == "" {
-		return "", "", `mode is required: "open" (maintenance), "closed" (let every call through) or "auto"`
+		return "", "", "", `mode is required: "open" (maintenance), "closed" (let every call through) or "auto"`
 	}
-	mode, err := dify.ParseMode(strings.ToLower(strings.TrimSpace(*req.Mode)))
+	mode, err = dify.ParseMode(strings.ToLower(strings.TrimSpace(*req.Mode)))
 	if err != nil {
-		return "", "", fmt.Sprintf(`unknown mode %q: want "open", "closed" or "auto"`, clipRunes(*req.Mode, 40))
+		return "", "", "", fmt.Sprintf(`unknown mode %q: want "open", "closed" or "auto"`, clipRunes(*req.Mode, 40))
 	}
 	if req.Reason == nil || strings.TrimSpace(*req.Reason) == "" {
-		return "", "", "reason is required: say why, for the audit history (for example \"Dify upgrade until 14:00\")"
+		return "", "", "", "reason is required: say why, for the audit history (for example \"Dify upgrade until 14:00\")"
 	}
-	reason := strings.TrimSpace(*req.Reason)
+	reason = strings.TrimSpace(*req.Reason)
 	if n := utf8.RuneCountInString(reason); n > maxReason {
-		return "", "", fmt.Sprintf("reason is %d characters long; at most %d", n, maxReason)
+		return "", "", "", fmt.Sprintf("reason is %d characters long; at most %d", n, maxReason)
 	}
 	if strings.ContainsFunc(reason, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) {
-		return "", "", "reason contains control characters"
+		return "", "", "", "reason contains control characters"
 	}
-	return mode, reason, ""
+	if req.Host != nil {
+		host = strings.TrimSpace(*req.Host)
+	}
+	return mode, reason, host, ""
 }
 
 // jsonProblem describes a decoding error without Go type names.

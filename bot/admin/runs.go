@@ -19,6 +19,7 @@ import (
 type runSummary struct {
 	ID           string        `json:"id"`
 	Platform     string        `json:"platform"`
+	App          string        `json:"app,omitempty"` // The Dify app, when the bot has several.
 	Status       bot.RunStatus `json:"status"`
 	Code         bot.Code      `json:"code,omitempty"`
 	Summary      string        `json:"summary,omitempty"` // The diagnosis's one-line explanation.
@@ -123,7 +124,7 @@ type nodeView struct {
 
 var (
 	runStatuses = []bot.RunStatus{bot.RunQueued, bot.RunRunning, bot.RunHeld, bot.RunSucceeded, bot.RunFailed}
-	listParams  = []string{"status", "platform", "code", "limit", "before"}
+	listParams  = []string{"status", "platform", "app", "code", "limit", "before"}
 	platformRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 )
 
@@ -184,6 +185,12 @@ func (a *api) parseList(r *http.Request) (f bot.RunFilter, limit int, cursor *bo
 			return f, 0, nil, badRequest("platform %q is not a platform name (such as slack, line, web)", clipRunes(p, 40))
 		}
 		f.Platform = p
+	}
+	if app := q.Get("app"); app != "" {
+		if !platformRE.MatchString(app) { // App names are spelt like platform names.
+			return f, 0, nil, badRequest("app %q is not an app name (lower-case letters, digits, - or _)", clipRunes(app, 40))
+		}
+		f.App = app
 	}
 	if c := q.Get("code"); c != "" {
 		if !slices.Contains(bot.Codes(), bot.Code(c)) {
@@ -254,7 +261,7 @@ func (a *api) summarize(r bot.Run) runSummary {
 	if a.redact != nil {
 		reply = a.redact.Replace(reply)
 	}
-	s := runSummary{ID: r.ID, Platform: r.Platform, Status: r.Status, Code: r.Code, Attempt: r.Attempt,
+	s := runSummary{ID: r.ID, Platform: r.Platform, App: r.App, Status: r.Status, Code: r.Code, Attempt: r.Attempt,
 		CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt, Files: len(r.Message.Files), ReplyExcerpt: replyExcerpt(reply)}
 	if r.Diagnosis != nil {
 		s.Summary = r.Diagnosis.Summary

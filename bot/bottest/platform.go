@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -39,6 +40,9 @@ func NewPlatform(name string) *Platform {
 
 // Name is the platform's name.
 func (p *Platform) Name() string { return p.name }
+
+// Direct reports a chat whose id starts with D as one-to-one with the bot, as Slack's DMs (bot.DirectChats).
+func (p *Platform) Direct(m bot.Message) bool { return strings.HasPrefix(m.ChatID, "D") }
 
 // AddFile makes OpenFile serve b for the file id.
 func (p *Platform) AddFile(id string, b []byte) {

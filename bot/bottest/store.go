@@ -105,7 +105,7 @@ func (s *Store) SaveRun(_ context.Context, r bot.Run) error {
 	cur.Status, cur.UpdatedAt, cur.FinishedAt = r.Status, stamp(time.Now()), stamp(r.FinishedAt)
 	cur.DifyRunID, cur.DifyTaskID, cur.ConversationID, cur.Reply = r.DifyRunID, r.DifyTaskID, r.ConversationID, r.Reply
 	cur.Code, cur.Diagnosis, cur.HeldNotified = r.Code, r.Diagnosis, r.HeldNotified
-	cur.DifyMessageID = r.DifyMessageID
+	cur.DifyMessageID, cur.App = r.DifyMessageID, r.App
 	cur.PostedAttempt, cur.RepliedAttempt = r.PostedAttempt, r.RepliedAttempt
 	if len(r.State) > 0 { // Merged, as the real store does: a key another party set stays.
 		state := maps.Clone(cur.State)

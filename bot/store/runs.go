@@ -18,7 +18,7 @@ import (
 // runColumns is the column list scanRun reads, in its order.
 const runColumns = `id, platform, COALESCE(event_id, ''), status, message, created_at, updated_at, finished_at,
 	attempt, dify_run_id, dify_task_id, conversation_id, reply, code, diagnosis, held_notified, state,
-	posted_attempt, replied_attempt, choices, batch, dify_message_id`
+	posted_attempt, replied_attempt, choices, batch, dify_message_id, app`
 
 // Enqueue stores m as a new run and inserts its job in the same transaction. A message with the same platform
 // and event id as a stored run returns that run and dup = true, and queues nothing.
@@ -104,9 +104,9 @@ func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 	}
 	n, err := s.db.exec(ctx, `UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, dify_run_id = ?,
 		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = `+s.d.mergeState+`,
-		posted_attempt = ?, replied_attempt = ?, choices = ?, batch = ?, dify_message_id = ? WHERE id = ? AND attempt = ?`,
+		posted_attempt = ?, replied_attempt = ?, choices = ?, batch = ?, dify_message_id = ?, app = ? WHERE id = ? AND attempt = ?`,
 		string(r.Status), nanos(time.Now()), nanos(r.FinishedAt), r.DifyRunID, r.DifyTaskID, r.ConversationID,
-		r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, choices, batch, r.DifyMessageID, r.ID, r.Attempt)
+		r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, choices, batch, r.DifyMessageID, r.App, r.ID, r.Attempt)
 	if err != nil {
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
@@ -170,6 +170,9 @@ func (s *Store) ListRuns(ctx context.Context, f bot.RunFilter) ([]bot.Run, error
 	if f.Code != "" {
 		where, args = append(where, "code = ?"), append(args, string(f.Code))
 	}
+	if f.App != "" {
+		where, args = append(where, "app = ?"), append(args, f.App)
+	}
 	if !f.Before.IsZero() {
 		where, args = append(where, "created_at < ?"), append(args, nanos(f.Before))
 	}
@@ -217,7 +220,7 @@ func scanRun(sc row) (bot.Run, error) {
 		created, updated, finished, held int64
 	)
 	err := sc.Scan(&r.ID, &r.Platform, &r.EventID, &status, &msg, &created, &updated, &finished, &r.Attempt,
-		&r.DifyRunID, &r.DifyTaskID, &r.ConversationID, &r.Reply, &code, &diag, &held, &state, &r.PostedAttempt, &r.RepliedAttempt, &choices, &batch, &r.DifyMessageID)
+		&r.DifyRunID, &r.DifyTaskID, &r.ConversationID, &r.Reply, &code, &diag, &held, &state, &r.PostedAttempt, &r.RepliedAttempt, &choices, &batch, &r.DifyMessageID, &r.App)
 	if err != nil {
 		return bot.Run{}, err
 	}
@@ -407,13 +410,25 @@ func (s *Store) SetBreakerSetting(ctx context.Context, b bot.BreakerSetting) err
 		b.At = time.Now()
 	}
 	err := s.db.inTx(ctx, func(tx conn, _ insertJob) error {
-		if _, err := tx.exec(ctx, `INSERT INTO breaker_settings (id, mode, reason, actor, set_at) VALUES (1, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET mode = excluded.mode, reason = excluded.reason, actor = excluded.actor,
-			set_at = excluded.set_at`, b.Mode, b.Reason, b.Actor, nanos(b.At)); err != nil {
-			return err
+		if b.Host != "" {
+			if _, err := tx.exec(ctx, `INSERT INTO breaker_host_settings (host, mode, reason, actor, set_at) VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT (host) DO UPDATE SET mode = excluded.mode, reason = excluded.reason, actor = excluded.actor,
+				set_at = excluded.set_at`, b.Host, b.Mode, b.Reason, b.Actor, nanos(b.At)); err != nil {
+				return err
+			}
+		} else {
+			if _, err := tx.exec(ctx, `INSERT INTO breaker_settings (id, mode, reason, actor, set_at) VALUES (1, ?, ?, ?, ?)
+				ON CONFLICT (id) DO UPDATE SET mode = excluded.mode, reason = excluded.reason, actor = excluded.actor,
+				set_at = excluded.set_at`, b.Mode, b.Reason, b.Actor, nanos(b.At)); err != nil {
+				return err
+			}
+			// A change for all hosts replaces each host's own.
+			if _, err := tx.exec(ctx, `DELETE FROM breaker_host_settings`); err != nil {
+				return err
+			}
 		}
-		_, err := tx.exec(ctx, `INSERT INTO breaker_audit (mode, reason, actor, set_at) VALUES (?, ?, ?, ?)`,
-			b.Mode, b.Reason, b.Actor, nanos(b.At))
+		_, err := tx.exec(ctx, `INSERT INTO breaker_audit (mode, reason, actor, set_at, host) VALUES (?, ?, ?, ?, ?)`,
+			b.Mode, b.Reason, b.Actor, nanos(b.At), b.Host)
 		return err
 	})
 	if err != nil {
@@ -422,9 +437,34 @@ func (s *Store) SetBreakerSetting(ctx context.Context, b bot.BreakerSetting) err
 	return nil
 }
 
+// HostBreakerSettings returns the overrides of single Dify hosts, by host, which win over BreakerSetting's.
+func (s *Store) HostBreakerSettings(ctx context.Context) (map[string]bot.BreakerSetting, error) {
+	rows, err := s.db.query(ctx, `SELECT host, mode, reason, actor, set_at FROM breaker_host_settings`)
+	if err != nil {
+		return nil, fmt.Errorf("store: host breaker settings: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bot.BreakerSetting{}
+	for rows.Next() {
+		var (
+			b  bot.BreakerSetting
+			at int64
+		)
+		if err := rows.Scan(&b.Host, &b.Mode, &b.Reason, &b.Actor, &at); err != nil {
+			return nil, fmt.Errorf("store: host breaker settings: %w", err)
+		}
+		b.At = fromNanos(at)
+		out[b.Host] = b
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: host breaker settings: %w", err)
+	}
+	return out, nil
+}
+
 // BreakerHistory returns the latest audit rows, newest first (by when they were stored).
 func (s *Store) BreakerHistory(ctx context.Context, limit int) ([]bot.BreakerSetting, error) {
-	rows, err := s.db.query(ctx, `SELECT mode, reason, actor, set_at FROM breaker_audit ORDER BY id DESC LIMIT ?`,
+	rows, err := s.db.query(ctx, `SELECT mode, reason, actor, set_at, host FROM breaker_audit ORDER BY id DESC LIMIT ?`,
 		clampLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store: breaker history: %w", err)
@@ -436,7 +476,7 @@ func (s *Store) BreakerHistory(ctx context.Context, limit int) ([]bot.BreakerSet
 			b  bot.BreakerSetting
 			at int64
 		)
-		if err := rows.Scan(&b.Mode, &b.Reason, &b.Actor, &at); err != nil {
+		if err := rows.Scan(&b.Mode, &b.Reason, &b.Actor, &at, &b.Host); err != nil {
 			return nil, fmt.Errorf("store: breaker history: %w", err)
 		}
 		b.At = fromNanos(at)

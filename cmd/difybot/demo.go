@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -31,9 +32,23 @@ func demo(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	sim := difytest.NewServer(difytest.Options{Scenario: *scenario, Shape: *shape, Latency: demoLatency, PingEvery: 2 * time.Second})
 	defer sim.Close()
+	// A second app on a second simulated host, a Chatbot, shows several apps behind one bot: the web chat picks
+	// one, and "/chat …" or "chat: …" routes a message to it.
+	chat := difytest.NewServer(difytest.Options{Shape: "chatbot", APIKey: "app-demo-chat", Latency: demoLatency, PingEvery: 2 * time.Second})
+	defer chat.Close()
+	appsDir, err := os.MkdirTemp("", "difybot-demo-apps-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(appsDir)
+	appsFile := filepath.Join(appsDir, "apps.yaml")
+	if err := os.WriteFile(appsFile, []byte(demoApps(sim.URL(), chat.URL())), 0o600); err != nil {
+		return err
+	}
 
 	// The demo needs nothing from the environment; what is set there (DATA_DIR, HTTP_ADDR, LOG_*) is honoured.
-	vars := map[string]string{"DIFY_BASE_URL": sim.URL(), "DIFY_API_KEY": "app-test", "LOG_FORMAT": "console"}
+	vars := map[string]string{"DIFY_BASE_URL": sim.URL(), "DIFY_APPS_FILE": appsFile, "DEMO_PHOTOS_KEY": "app-test",
+		"DEMO_CHAT_KEY": "app-demo-chat", "LOG_FORMAT": "console"}
 	for _, k := range []string{"DATA_DIR", "HTTP_ADDR", "LOG_LEVEL", "LOG_FORMAT", "BOT_LANGUAGE", "DIFY_TIMEOUT", "MAX_IMAGE_BYTES"} {
 		if v := getenv(k); v != "" {
 			vars[k] = v
@@ -72,12 +87,21 @@ difybot demo is running.
 
   web chat       %s/
   admin page     %s/admin/      admin token: %s
-  simulated Dify %s  (scenario %q, shape %q; switch both on the admin page)
+  simulated Dify %s  app "photos" (scenario %q, shape %q; switch both on the admin page)
+                 %s  app "chat", a Chatbot: pick it in the web chat, or start a message with /chat
 
 Send a photo in the web chat and watch the steps on the admin page. A scenario is how Dify fails; a shape is
 what the app asks for (shape required_text: a photo alone is asked for its question). Ctrl+C stops.
-`, base, base, token, sim.URL(), *scenario, *shape)
+`, base, base, token, sim.URL(), *scenario, *shape, chat.URL())
 	})
+}
+
+// demoApps is the demo's DIFY_APPS_FILE: the switchable app, which the web chat uses unless another is picked,
+// and a Chatbot on another host.
+func demoApps(photos, chat string) string {
+	return "default: photos\ndirect: photos\napps:\n" +
+		"  photos:\n    base_url: " + photos + "\n    api_key_env: DEMO_PHOTOS_KEY\n    keywords: [photos]\n" +
+		"  chat:\n    base_url: " + chat + "\n    api_key_env: DEMO_CHAT_KEY\n    keywords: [chat]\n"
 }
 
 // simSwitch lets the admin page change the simulator's scenario, so each diagnosis can be watched happening, and

@@ -20,10 +20,11 @@ import (
 type checklist struct {
 	w      io.Writer
 	failed int
+	prefix string // Names the app being checked, when there are several.
 }
 
 func (c *checklist) ok(name, detail string) {
-	fmt.Fprintf(c.w, "✅ %s: %s\n", name, detail)
+	fmt.Fprintf(c.w, "✅ %s%s: %s\n", c.prefix, name, detail)
 }
 
 func (c *checklist) report(ch bot.Check) {
@@ -43,12 +44,12 @@ func (c *checklist) report(ch bot.Check) {
 
 // skip is a check not run, because a problem already reported is its root cause, or a platform left off.
 func (c *checklist) skip(name, why string) {
-	fmt.Fprintf(c.w, "➖ %s: %s\n", name, why)
+	fmt.Fprintf(c.w, "➖ %s%s: %s\n", c.prefix, name, why)
 }
 
 func (c *checklist) fail(name, problem string, fixes ...string) {
 	c.failed++
-	fmt.Fprintf(c.w, "❌ %s: %s\n", name, problem)
+	fmt.Fprintf(c.w, "❌ %s%s: %s\n", c.prefix, name, problem)
 	for _, f := range fixes {
 		fmt.Fprintf(c.w, "   fix: %s\n", f)
 	}
@@ -101,7 +102,7 @@ func doctorWith(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		c.skip("Dify", "not checked until "+strings.Join(blocksDify, " and ")+verb)
 	} else {
-		checkDify(ctx, c, cfg)
+		checkApps(ctx, c, cfg, problems)
 	}
 	checkStore(ctx, c, cfg)
 	checkPlatforms(ctx, c, cfg, getenv, specs, byPlatform)
@@ -144,8 +145,30 @@ func splitJoined(err error) []error {
 	return []error{err}
 }
 
-func checkDify(ctx context.Context, c *checklist, cfg config.Config) {
-	dc, err := dify.New(dify.Config{BaseURL: cfg.Dify.BaseURL, APIKey: cfg.Dify.APIKey.Reveal(), Logger: zerolog.Nop(),
+// checkApps checks every Dify app, each under its name when the apps file lists several; an app whose lines of
+// the file have problems is not checked (they are its root cause), and its name says which one fails.
+func checkApps(ctx context.Context, c *checklist, cfg config.Config, problems []error) {
+	if len(cfg.Apps.List) == 0 {
+		checkDify(ctx, c, cfg.Dify)
+		return
+	}
+	for _, a := range cfg.Apps.List {
+		c.prefix = "app " + a.Name + " · "
+		bad := slices.ContainsFunc(problems, func(e error) bool {
+			s := e.Error()
+			return strings.Contains(s, " apps."+a.Name+".") || strings.Contains(s, " apps."+a.Name+":")
+		})
+		if bad {
+			c.skip("Dify", "not checked until its lines of "+cfg.Apps.File+" are fixed")
+			continue
+		}
+		checkDify(ctx, c, a.Dify)
+	}
+	c.prefix = ""
+}
+
+func checkDify(ctx context.Context, c *checklist, d config.Dify) {
+	dc, err := dify.New(dify.Config{BaseURL: d.BaseURL, APIKey: d.APIKey.Reveal(), Logger: zerolog.Nop(),
 		Retry: dify.RetryPolicy{MaxAttempts: 1}})
 	if err != nil {
 		c.fail("DIFY_BASE_URL", err.Error())
@@ -162,14 +185,14 @@ func checkDify(ctx context.Context, c *checklist, cfg config.Config) {
 	if mode == "" {
 		mode = "unknown (Dify before 1.0 does not say)"
 	}
-	c.ok("Dify app", fmt.Sprintf("%q answered at %s, mode %s", info.Name, cfg.Dify.BaseURL, mode))
+	c.ok("Dify app", fmt.Sprintf("%q answered at %s, mode %s", info.Name, d.BaseURL, mode))
 
 	isChat := bot.ChatMode(info.Mode)
 	switch {
-	case cfg.Dify.AppMode == "workflow" && isChat:
+	case d.AppMode == "workflow" && isChat:
 		c.fail("DIFY_APP_MODE", fmt.Sprintf("set to workflow, but the key belongs to a %s app", info.Mode),
 			"set DIFY_APP_MODE=chat (or auto), or use the API key of a workflow app")
-	case cfg.Dify.AppMode == "chat" && info.Mode == "workflow":
+	case d.AppMode == "chat" && info.Mode == "workflow":
 		c.fail("DIFY_APP_MODE", "set to chat, but the key belongs to a workflow app",
 			"set DIFY_APP_MODE=workflow (or auto), or use the API key of a chat app")
 	case info.Mode == "completion":
@@ -177,7 +200,7 @@ func checkDify(ctx context.Context, c *checklist, cfg config.Config) {
 			"use the API key of a workflow or chatflow app")
 	}
 
-	app, err := bot.Discover(ctx, knownInfo{dc, info}, appSettings(cfg))
+	app, err := bot.Discover(ctx, knownInfo{dc, info}, settingsOf(d))
 	if err != nil {
 		c.failDiag("Dify parameters", err)
 		return
@@ -189,9 +212,9 @@ func checkDify(ctx context.Context, c *checklist, cfg config.Config) {
 		return
 	}
 	c.ok("Dify inputs", "start form: "+app.FormSummary())
-	reportInput(c, app, "DIFY_IMAGE_INPUT", cfg.Dify.ImageInput, app.ImageInput, true)
+	reportInput(c, app, "DIFY_IMAGE_INPUT", d.ImageInput, app.ImageInput, true)
 	if !app.Chat {
-		reportInput(c, app, "DIFY_TEXT_INPUT", cfg.Dify.TextInput, app.TextInput, false)
+		reportInput(c, app, "DIFY_TEXT_INPUT", d.TextInput, app.TextInput, false)
 	}
 	for _, p := range app.Problems { // The start form's other fields: DIFY_INPUTS and required fields.
 		if p.Name != "DIFY_IMAGE_INPUT" && p.Name != "DIFY_TEXT_INPUT" {
@@ -199,7 +222,7 @@ func checkDify(ctx context.Context, c *checklist, cfg config.Config) {
 		}
 	}
 	c.ok("Dify run", "difybot sends: "+app.Summary())
-	if cfg.Dify.ResponseMode == string(dify.Blocking) {
+	if d.ResponseMode == string(dify.Blocking) {
 		c.fail("DIFY_RESPONSE_MODE", "blocking: runs over about 60–100 s are cut by proxies and Cloudflare (504/524), and progress cannot be shown",
 			"set DIFY_RESPONSE_MODE=streaming")
 	}

@@ -169,11 +169,18 @@ func startDemo(t *testing.T) (base, token string) {
 }
 
 // sendWeb sends a text through the web chat's API, as the page does, and returns the run's id.
-func sendWeb(t testing.TB, base, text string) string {
+func sendWeb(t testing.TB, base, text string) string { return sendWebTo(t, base, text, "") }
+
+// sendWebTo is sendWeb with the app picked on the page ("" for none).
+func sendWebTo(t testing.TB, base, text, app string) string {
 	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
-	for k, v := range map[string]string{"id": web.NewID(), "session": web.NewID(), "text": text} {
+	fields := map[string]string{"id": web.NewID(), "session": web.NewID(), "text": text}
+	if app != "" {
+		fields["app"] = app
+	}
+	for k, v := range fields {
 		mw.WriteField(k, v)
 	}
 	mw.Close()

@@ -111,8 +111,12 @@ func newWeb(cfg config.Config, env platformEnv) (platform, error) {
 	if env.check {
 		dir = "" // The chat's own temporary directory: doctor leaves DATA_DIR as it was.
 	}
+	var apps []string
+	for _, a := range cfg.Apps.List {
+		apps = append(apps, a.Name)
+	}
 	return web.New(web.Config{Inbox: env.inbox, Logger: env.log, UploadDir: dir,
-		MaxImageBytes: cfg.MaxImageBytes, Token: token, Language: bot.Lang(cfg.Language)})
+		MaxImageBytes: cfg.MaxImageBytes, Token: token, Language: bot.Lang(cfg.Language), Apps: apps})
 }
 
 // threadsOf shares the threads the Slack bot is in between replicas through the store.

@@ -10,9 +10,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/config"
 )
 
 // cliPlatform is the platform of `difybot run`: files come from disk and the reply is kept for printing.
@@ -57,6 +60,7 @@ func runOnce(ctx context.Context, args []string, getenv func(string) string, std
 	image := fs.String("image", "", "path of an image to send")
 	text := fs.String("text", "", "text to send")
 	asJSON := fs.Bool("json", false, "print the outcome as JSON on stdout")
+	app := fs.String("app", "", "the app of DIFY_APPS_FILE to run (default: the file's default app)")
 	getenv, err := fs.parse(args, getenv, stdout, stderr)
 	if err != nil {
 		return err
@@ -105,7 +109,15 @@ func runOnce(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer sys.Close()
 
-	m := bot.Message{Platform: cli.Name(), EventID: rand.Text(), ChatID: "cli", UserID: "cli", Text: *text}
+	if *app != "" && !slices.ContainsFunc(cfg.AppList(), func(a config.App) bool { return a.Name == *app }) {
+		var names []string
+		for _, a := range cfg.AppList() {
+			names = append(names, a.Name)
+		}
+		fmt.Fprintf(stderr, "difybot run: -app %s: no such app (the apps are: %s)\n", *app, strings.Join(names, ", "))
+		return exitError(2)
+	}
+	m := bot.Message{Platform: cli.Name(), EventID: rand.Text(), ChatID: "cli", UserID: "cli", Text: *text, App: *app}
 	if *image != "" {
 		abs, err := filepath.Abs(*image)
 		if err != nil {

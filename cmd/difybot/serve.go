@@ -69,8 +69,15 @@ func (s *system) routes() (http.Handler, error) {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	// With no ADMIN_TOKEN, admin.New answers 404 everywhere: the admin API is off.
+	var hosts map[string]admin.BreakerSwitch
+	if len(s.hosts) > 1 {
+		hosts = map[string]admin.BreakerSwitch{}
+		for _, h := range s.hosts {
+			hosts[h.Name] = h.Breaker
+		}
+	}
 	adm, err := admin.New(admin.Config{
-		Token: s.cfg.AdminToken.Reveal(), Store: s.store, Breaker: s.dify.Breaker(), Limit: s.dify.Limit, Extra: s.adminExtra,
+		Token: s.cfg.AdminToken.Reveal(), Store: s.store, Breaker: s.dify.Breaker(), Hosts: hosts, Limit: s.dify.Limit, Extra: s.adminExtra,
 		Logger: s.log.With().Str("component", "admin").Logger(), Redact: s.secrets(), About: s.about,
 		OpenFile: s.openFile,
 	})
@@ -109,23 +116,39 @@ func (s *system) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.Ping(ctx); err != nil {
 		reasons = append(reasons, "store unreachable: "+err.Error())
 	}
-	if last := time.Unix(0, s.infoOK.Load()); time.Since(last) > s.infoFresh {
-		if _, err := s.dify.Info(ctx); err != nil {
-			d := bot.Diagnose(err)
-			reasons = append(reasons, fmt.Sprintf("Dify did not answer /v1/info: %s (%s)", d.Summary, d.Code))
-		} else {
-			s.infoOK.Store(time.Now().UnixNano())
+	// Each Dify host is asked once, through its first app; with several, each reason names its host.
+	hosts := []map[string]any{}
+	for _, h := range s.hosts {
+		var own []string
+		if last := time.Unix(0, h.infoOK.Load()); time.Since(last) > s.infoFresh {
+			if _, err := h.probe.Info(ctx); err != nil {
+				d := bot.Diagnose(err)
+				own = append(own, fmt.Sprintf("Dify did not answer /v1/info: %s (%s)", d.Summary, d.Code))
+			} else {
+				h.infoOK.Store(time.Now().UnixNano())
+			}
 		}
-	}
-	st := s.dify.Breaker().Status()
-	if err := s.dify.Breaker().Ready(); err != nil {
-		reasons = append(reasons, "breaker "+st.State)
+		st := h.Breaker.Status()
+		if err := h.Breaker.Ready(); err != nil {
+			own = append(own, "breaker "+st.State)
+		}
+		for _, r := range own {
+			if len(s.hosts) > 1 {
+				r = h.Name + ": " + r
+			}
+			reasons = append(reasons, r)
+		}
+		hosts = append(hosts, map[string]any{"host": h.Name, "apps": h.apps, "ready": len(own) == 0, "breaker": st})
 	}
 	status := http.StatusOK
 	if len(reasons) > 0 {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "reasons": reasons, "breaker": st})
+	body := map[string]any{"ready": status == http.StatusOK, "reasons": reasons, "breaker": s.dify.Breaker().Status()}
+	if len(s.hosts) > 1 {
+		body["hosts"] = hosts
+	}
+	writeJSON(w, status, body)
 }
 
 // about is this replica's part of a run's debug bundle: what it is, what it found of the Dify app, and its
@@ -165,6 +188,9 @@ func (s *system) openFile(ctx context.Context, r bot.Run, f bot.File) (io.ReadCl
 // secrets are the configured secret values, which the admin API removes from anything it returns.
 func (s *system) secrets() []string {
 	all := []string{s.cfg.Dify.APIKey.Reveal(), s.cfg.DatabaseURL.Reveal()}
+	for _, a := range s.apps {
+		all = append(all, a.cfg.Dify.APIKey.Reveal())
+	}
 	for _, p := range s.platforms {
 		all = append(all, p.Secrets()...)
 	}

@@ -28,14 +28,15 @@ const breakerSyncEvery = 2 * time.Second
 type system struct {
 	cfg       config.Config
 	log       zerolog.Logger
-	dify      *dify.Client
+	dify      *dify.Client // The default app's.
+	apps      []difyApp    // Every app, the default one included, in the configuration's order.
+	hosts     []*difyHost  // The Dify hosts of the apps, in order of first use.
 	store     *store.Store
 	bot       *bot.Bot
 	inbox     bot.Inbox
 	accepted  chan bot.Run // New runs, for the fast lane (bot.Feedback).
 	metrics   *bot.Metrics
-	infoOK    atomic.Int64  // When Dify last answered /v1/info, in Unix nanoseconds, for /readyz.
-	infoFresh time.Duration // How old that may be; infoFresh, or less in tests.
+	infoFresh time.Duration // How old a host's last answer to /v1/info may be for /readyz; infoFresh, or less in tests.
 	limits    httpLimits    // The HTTP server's timeouts and cap on bodies; shorter in tests.
 
 	platforms  []platform              // The chat platforms this replica serves.
@@ -57,14 +58,7 @@ func newLogger(c config.Log, w io.Writer) zerolog.Logger {
 // build wires the Dify client, the store, the inbox, the platforms the specs enable, and the bot; extra are
 // platforms without routes (the CLI of `difybot run`). The caller closes the system.
 func build(ctx context.Context, cfg config.Config, log zerolog.Logger, specs []platformSpec, env platformEnv, extra ...bot.Platform) (*system, error) {
-	dc, err := dify.New(dify.Config{
-		BaseURL:  cfg.Dify.BaseURL,
-		APIKey:   cfg.Dify.APIKey.Reveal(),
-		FilesURL: cfg.Dify.FilesURL,
-		Logger:   log.With().Str("component", "dify").Logger(),
-		Breaker:  dify.BreakerConfig{FailureRatio: cfg.Breaker.FailureRatio, MinRequests: cfg.Breaker.MinRequests, OpenFor: cfg.Breaker.OpenFor},
-		Limit:    dify.LimitConfig{Max: cfg.Workers},
-	})
+	apps, hosts, err := difyApps(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +74,7 @@ func build(ctx context.Context, cfg config.Config, log zerolog.Logger, specs []p
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	sys, err := wire(cfg, log, dc, st, specs, env, extra)
+	sys, err := wire(cfg, log, apps, hosts, st, specs, env, extra)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -88,7 +82,83 @@ func build(ctx context.Context, cfg config.Config, log zerolog.Logger, specs []p
 	return sys, nil
 }
 
-func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Store, specs []platformSpec, env platformEnv, extra []bot.Platform) (*system, error) {
+// difyApp is one Dify app's client, and the host whose breaker and limit it shares.
+type difyApp struct {
+	cfg    config.App
+	client *dify.Client
+	host   *difyHost
+}
+
+// difyHost is one Dify host: what its apps share, and when it last answered /v1/info (for /readyz).
+type difyHost struct {
+	*dify.Host
+	probe  *dify.Client // The first app's client on the host, which asks /v1/info.
+	apps   []string     // The apps on the host.
+	infoOK atomic.Int64 // Unix nanoseconds.
+}
+
+// difyApps builds one client per app, each with its own key and base URL, and one breaker and limit per Dify
+// host, shared by the apps on it: an outage of one host holds only its apps' runs.
+func difyApps(cfg config.Config, log zerolog.Logger) ([]difyApp, []*difyHost, error) {
+	var apps []difyApp
+	var hosts []*difyHost
+	for _, a := range cfg.AppList() {
+		name := dify.HostOf(a.Dify.BaseURL)
+		i := slices.IndexFunc(hosts, func(h *difyHost) bool { return h.Name == name })
+		if i < 0 {
+			hlog := log.With().Str("component", "dify").Str("host", name).Logger()
+			hosts = append(hosts, &difyHost{Host: dify.NewHost(name,
+				dify.BreakerConfig{FailureRatio: cfg.Breaker.FailureRatio, MinRequests: cfg.Breaker.MinRequests, OpenFor: cfg.Breaker.OpenFor},
+				dify.LimitConfig{Max: cfg.Workers}, hlog)})
+			i = len(hosts) - 1
+		}
+		h := hosts[i]
+		dc, err := dify.New(dify.Config{BaseURL: a.Dify.BaseURL, APIKey: a.Dify.APIKey.Reveal(), FilesURL: a.Dify.FilesURL, Host: h.Host,
+			Logger: log.With().Str("component", "dify").Str("app", a.Name).Logger()})
+		if err != nil {
+			return nil, nil, fmt.Errorf("app %s: %w", a.Name, err)
+		}
+		if h.probe == nil {
+			h.probe = dc
+		}
+		h.apps = append(h.apps, a.Name)
+		apps = append(apps, difyApp{cfg: a, client: dc, host: h})
+	}
+	return apps, hosts, nil
+}
+
+// defaultApp is the app of messages no route leads elsewhere.
+func (s *system) defaultApp() difyApp { return defaultOf(s.cfg, s.apps) }
+
+func defaultOf(cfg config.Config, apps []difyApp) difyApp {
+	if i := slices.IndexFunc(apps, func(a difyApp) bool { return a.cfg.Name == cfg.Apps.Default }); i >= 0 {
+		return apps[i]
+	}
+	return apps[0]
+}
+
+// botApps are the bot's apps and routes; a bot without an apps file has none (its one app is the flat settings).
+func botApps(cfg config.Config, apps []difyApp) ([]bot.AppConfig, bot.Routes) {
+	if len(cfg.Apps.List) == 0 {
+		return nil, bot.Routes{}
+	}
+	var out []bot.AppConfig
+	for _, a := range apps {
+		var chats []string
+		for _, c := range a.cfg.SlackChannels {
+			chats = append(chats, "slack:"+c)
+		}
+		for _, c := range a.cfg.LINEChats {
+			chats = append(chats, "line:"+c)
+		}
+		out = append(out, bot.AppConfig{Name: a.cfg.Name, Workflows: a.client, Settings: settingsOf(a.cfg.Dify),
+			ImagePrompt: a.cfg.Dify.ImagePrompt, OutputKey: a.cfg.Dify.OutputKey, Keywords: a.cfg.Keywords, Chats: chats})
+	}
+	return out, bot.Routes{Default: cfg.Apps.Default, Direct: cfg.Apps.Direct}
+}
+
+func wire(cfg config.Config, log zerolog.Logger, apps []difyApp, hosts []*difyHost, st *store.Store, specs []platformSpec, env platformEnv, extra []bot.Platform) (*system, error) {
+	dc := defaultOf(cfg, apps).client
 	// The fast lane's queue: big enough for a burst, and never waited for (the worker covers what it skips).
 	accepted := make(chan bot.Run, 256)
 	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st, Logger: log, Accepted: accepted})
@@ -111,10 +181,21 @@ func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Stor
 	for _, p := range extra {
 		names = append(names, p.Name())
 	}
-	metrics := bot.NewMetrics(bot.MetricsConfig{Breaker: dc.Breaker(), Limit: dc.Limit, QueueStats: st.QueueStats, Platforms: names, Logger: log})
+	mc := bot.MetricsConfig{Breaker: dc.Breaker(), Limit: dc.Limit, QueueStats: st.QueueStats, Platforms: names, Logger: log}
+	botApps, routes := botApps(cfg, apps)
+	if len(botApps) > 0 {
+		mc.Hosts = map[string]func() dify.BreakerStatus{}
+		for _, a := range botApps {
+			mc.Apps = append(mc.Apps, a.Name)
+		}
+		for _, h := range hosts {
+			mc.Hosts[h.Name] = h.Breaker.Status
+		}
+	}
+	metrics := bot.NewMetrics(mc)
 	b, err := bot.New(bot.Config{
-		Metrics: metrics,
-		Store:   st, Workflows: dc, Platforms: all, Logger: log,
+		Metrics: metrics, Apps: botApps, Routes: routes,
+		Store: st, Workflows: dc, Platforms: all, Logger: log,
 		App:          appSettings(cfg),
 		ResponseMode: dify.ResponseMode(cfg.Dify.ResponseMode), OutputKey: cfg.Dify.OutputKey,
 		ImagePrompt: cfg.Dify.ImagePrompt, PendingTTL: cfg.PendingTTL,
@@ -127,20 +208,32 @@ func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Stor
 	if err != nil {
 		return nil, err
 	}
-	return &system{cfg: cfg, log: log, dify: dc, store: st, bot: b, inbox: inbox, accepted: accepted, metrics: metrics, infoFresh: infoFresh,
+	return &system{cfg: cfg, log: log, dify: dc, apps: apps, hosts: hosts, store: st, bot: b, inbox: inbox, accepted: accepted, metrics: metrics, infoFresh: infoFresh,
 		limits: defaultLimits(), platforms: plats, adminExtra: map[string]http.Handler{}}, nil
 }
 
 func (s *system) Close() error { return s.store.Close() }
 
-// syncBreaker applies the stored override to this replica's breaker until ctx ends.
+// syncBreaker applies the stored overrides to this replica's breakers, one per Dify host (a host's own override
+// wins over the one for all), until ctx ends.
 func (s *system) syncBreaker(ctx context.Context) {
 	t := time.NewTicker(breakerSyncEvery)
 	defer t.Stop()
 	for {
-		if set, err := s.store.BreakerSetting(ctx); err == nil {
-			if m, err := dify.ParseMode(set.Mode); err == nil {
-				s.dify.Breaker().SetMode(m, set.Reason)
+		set, err := s.store.BreakerSetting(ctx)
+		var own map[string]bot.BreakerSetting
+		if err == nil {
+			own, err = s.store.HostBreakerSettings(ctx)
+		}
+		if err == nil {
+			for _, h := range s.hosts {
+				apply := set
+				if o, ok := own[h.Name]; ok {
+					apply = o
+				}
+				if m, err := dify.ParseMode(apply.Mode); err == nil {
+					h.Breaker.SetMode(m, apply.Reason)
+				}
 			}
 		} else if ctx.Err() == nil {
 			s.log.Warn().Err(err).Msg("could not read the breaker setting")
@@ -252,6 +345,8 @@ func imageMaxSide(side int) int {
 	return side
 }
 
-func appSettings(cfg config.Config) bot.AppSettings {
-	return bot.AppSettings{Mode: cfg.Dify.AppMode, ImageInput: cfg.Dify.ImageInput, TextInput: cfg.Dify.TextInput, Inputs: cfg.Dify.Inputs}
+func appSettings(cfg config.Config) bot.AppSettings { return settingsOf(cfg.Dify) }
+
+func settingsOf(d config.Dify) bot.AppSettings {
+	return bot.AppSettings{Mode: d.AppMode, ImageInput: d.ImageInput, TextInput: d.TextInput, Inputs: d.Inputs}
 }

@@ -225,6 +225,18 @@ func (s *Sim) Requests() []Request {
 	return append([]Request(nil), s.requests...)
 }
 
+// WorkflowRuns returns the bodies of the recorded POST /v1/workflows/run requests, oldest first: what each run
+// was asked to do.
+func (s *Sim) WorkflowRuns() []string {
+	var out []string
+	for _, r := range s.Requests() {
+		if r.Route == "POST /v1/workflows/run" {
+			out = append(out, string(r.Body))
+		}
+	}
+	return out
+}
+
 // ChatRequest is what a recorded /v1/chat-messages request asked for.
 type ChatRequest struct {
 	Query          string `json:"query"`

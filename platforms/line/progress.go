@@ -17,9 +17,13 @@ const (
 	loadingRenew   = 10 * time.Second
 )
 
+// Direct reports a message in the one-on-one chat with the bot, where the person may choose the app
+// (bot.DirectChats); groups and rooms are routed by their id.
+func (a *Adapter) Direct(m bot.Message) bool { return m.Extra[extraSource] == sourceUser }
+
 // Progress shows LINE's loading animation while a run works, in one-on-one chats. Groups and rooms have none.
 func (a *Adapter) Progress(ctx context.Context, m bot.Message, p bot.Progress) error {
-	if m.Extra[extraSource] != sourceUser || m.ChatID == "" {
+	if !a.Direct(m) || m.ChatID == "" {
 		return nil
 	}
 	now := a.now()

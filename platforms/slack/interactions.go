@@ -100,6 +100,9 @@ func clicked(ic slack.InteractionCallback) (channel, ts, thread string) {
 // isDM reports a direct-message channel id.
 func isDM(channel string) bool { return strings.HasPrefix(channel, "D") }
 
+// Direct reports a message in a DM with the bot, where the person may choose the app (bot.DirectChats).
+func (a *Adapter) Direct(m bot.Message) bool { return isDM(m.ChatID) }
+
 // retry queues the run again and shows it on the message that carried the button. The button names the attempt
 // whose failure it shows, and the store requeues only that attempt: a second press, or the same request sent
 // again (Slack retrying, or a replay within the signature's 5 minutes), changes nothing, not even the message.

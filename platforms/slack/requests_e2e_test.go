@@ -47,6 +47,7 @@ type said struct {
 	text   string
 	files  []slacktest.SharedFile
 	id, ts string
+	ch     string // The channel, when not the usual one of its place.
 }
 
 // send delivers m as Slack does and returns it with its ids filled in.
@@ -65,6 +66,9 @@ func (s *system) send(t testing.TB, m said) said {
 	ch := dmChannel
 	if m.where == inChannel {
 		ch = channel
+	}
+	if m.ch != "" {
+		ch = m.ch
 	}
 	body := slacktest.DM{EventID: m.id, Channel: ch, User: m.user, Text: m.text, TS: m.ts, Files: m.files}.Body()
 	body = edited(t, body, func(p map[string]any) {

@@ -71,6 +71,8 @@ type Config struct {
 	Token         string   // When set, the API needs "Authorization: Bearer <Token>" (serve mode).
 	KeepRuns      int      // Runs whose events are kept for late listeners; default 1000.
 	Language      bot.Lang // The language of what the chat itself says (a refused upload); default en.
+	// Apps are the bot's Dify apps, which the page offers to pick from when there are several.
+	Apps []string
 }
 
 // Chat is the web platform: an HTTP handler for the page and its API, and a bot.Platform.
@@ -113,6 +115,9 @@ func New(cfg Config) (*Chat, error) {
 
 // Name is the platform name stored with runs.
 func (*Chat) Name() string { return platformName }
+
+// Direct reports that every web chat is one-to-one with the bot: its person may choose the app (bot.DirectChats).
+func (*Chat) Direct(bot.Message) bool { return true }
 
 // Event is what the page receives about a run.
 type Event struct {
@@ -165,6 +170,10 @@ func (c *Chat) handler() http.Handler {
 	})
 	mux.Handle("POST /api/messages", c.auth(http.HandlerFunc(c.postMessage)))
 	mux.Handle("GET /api/runs/{id}/events", c.auth(http.HandlerFunc(c.events)))
+	mux.Handle("GET /api/apps", c.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string][]string{"apps": append([]string{}, c.cfg.Apps...)})
+	})))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff") // No answer of ours is ever read as a script or a page.
 		mux.ServeHTTP(w, r)
@@ -217,7 +226,7 @@ func (c *Chat) postMessage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		switch p.FormName() {
-		case "id", "session", "text":
+		case "id", "session", "text", "app":
 			b, err := io.ReadAll(io.LimitReader(p, 16<<10))
 			if err != nil {
 				writeError(w, http.StatusBadRequest, textsFor(c.cfg.Language).unreadable)
@@ -228,6 +237,8 @@ func (c *Chat) postMessage(w http.ResponseWriter, r *http.Request) {
 				id = string(b)
 			case "session":
 				session = string(b)
+			case "app": // The app picked on the page, when the bot has several.
+				m.App = strings.TrimSpace(string(b))
 			default:
 				m.Text = strings.TrimSpace(string(b))
 			}
