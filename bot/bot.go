@@ -61,6 +61,7 @@ type Config struct {
 	HoldMax      time.Duration // How long a run waits for an open breaker; default 15m.
 	HoldRetry    time.Duration // How often a held run looks again; default 5s.
 	Share        Share         // One person's fair share of Dify; zero is no limit. The store enforces it (Admitter).
+	Lane         *Lane         // The fast lane for first feedback, shared with the inbox; nil: the worker sends it.
 	Language     Lang          // Default en.
 	TempDir      string        // Where images are spooled; default os.TempDir().
 	Metrics      *Metrics      // Optional; nil records nothing.

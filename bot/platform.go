@@ -93,16 +93,16 @@ type InboxConfig struct {
 	Store  Store
 	Logger zerolog.Logger
 	Now    func() time.Time
-	// Accepted, when set, gets each new run right after it is stored, for Bot.Feedback's fast lane; a full
-	// channel is skipped, never waited for (the worker then sends the first feedback).
-	Accepted chan<- Run
+	// Lane, when set, is the fast lane the inbox hands each new run to, for Bot.Feedback (the same Lane as the
+	// bot's Config.Lane).
+	Lane *Lane
 }
 
 type inbox struct {
-	store    Store
-	log      zerolog.Logger
-	now      func() time.Time
-	accepted chan<- Run
+	store Store
+	log   zerolog.Logger
+	now   func() time.Time
+	lane  *Lane
 }
 
 // NewInbox returns the Inbox that stores messages in cfg.Store, whose queue the Bot works.
@@ -113,24 +113,28 @@ func NewInbox(cfg InboxConfig) (Inbox, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &inbox{store: cfg.Store, log: cfg.Logger, now: cfg.Now, accepted: cfg.Accepted}, nil
+	return &inbox{store: cfg.Store, log: cfg.Logger, now: cfg.Now, lane: cfg.Lane}, nil
 }
 
 func (in *inbox) Accept(ctx context.Context, m Message) (Run, bool, error) {
 	if m.ReceivedAt.IsZero() {
 		m.ReceivedAt = in.now()
 	}
+	// Reserved before the run is stored, so that a worker picking it up at once sees that the lane sends it.
+	laned := in.lane.reserve(m)
 	r, dup, err := in.store.Enqueue(ctx, m)
 	if err != nil {
+		if laned {
+			in.lane.done(m)
+		}
 		return r, false, fmt.Errorf("bot: accept %s event %s: %w", m.Platform, m.EventID, err)
 	}
 	in.log.Info().Str("run_id", r.ID).Str("platform", m.Platform).Str("event_id", m.EventID).Bool("duplicate", dup).Msg("message accepted")
-	if !dup && in.accepted != nil {
-		select {
-		case in.accepted <- r:
-		default:
-			in.log.Debug().Str("run_id", r.ID).Msg("the fast lane is full; the worker sends the first feedback")
-		}
+	switch {
+	case laned && dup:
+		in.lane.done(m)
+	case laned:
+		in.lane.hand(r)
 	}
 	return r, dup, nil
 }

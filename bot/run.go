@@ -47,8 +47,10 @@ type Run struct {
 	Choices []string `json:"choices,omitempty"`
 	// Batch is the run's share of several photos sent together, when one run could not take them all.
 	Batch *Batch `json:"batch,omitempty"`
-	// feedbackElsewhere is set (never stored) when another party claimed this attempt's first feedback.
+	// feedbackElsewhere is set (never stored) when another party sends this attempt's first feedback, and
+	// laneDone when that is this process's lane, which closes it once sent.
 	feedbackElsewhere bool
+	laneDone          <-chan struct{}
 	// PostedAttempt is the last attempt that sent the run to Dify: that attempt must never send it again.
 	PostedAttempt int `json:"posted_attempt,omitempty"`
 	// RepliedAttempt is the last attempt whose final answer was delivered.

@@ -34,7 +34,6 @@ type system struct {
 	store     *store.Store
 	bot       *bot.Bot
 	inbox     bot.Inbox
-	accepted  chan bot.Run // New runs, for the fast lane (bot.Feedback).
 	metrics   *bot.Metrics
 	infoFresh time.Duration // How old a host's last answer to /v1/info may be for /readyz; infoFresh, or less in tests.
 	limits    httpLimits    // The HTTP server's timeouts and cap on bodies; shorter in tests.
@@ -160,8 +159,8 @@ func botApps(cfg config.Config, apps []difyApp) ([]bot.AppConfig, bot.Routes) {
 func wire(cfg config.Config, log zerolog.Logger, apps []difyApp, hosts []*difyHost, st *store.Store, specs []platformSpec, env platformEnv, extra []bot.Platform) (*system, error) {
 	dc := defaultOf(cfg, apps).client
 	// The fast lane's queue: big enough for a burst, and never waited for (the worker covers what it skips).
-	accepted := make(chan bot.Run, 256)
-	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st, Logger: log, Accepted: accepted})
+	lane := bot.NewLane(256)
+	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st, Logger: log, Lane: lane})
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +193,7 @@ func wire(cfg config.Config, log zerolog.Logger, apps []difyApp, hosts []*difyHo
 	}
 	metrics := bot.NewMetrics(mc)
 	b, err := bot.New(bot.Config{
-		Metrics: metrics, Apps: botApps, Routes: routes,
+		Metrics: metrics, Apps: botApps, Routes: routes, Lane: lane,
 		Store: st, Workflows: dc, Platforms: all, Logger: log,
 		App:          appSettings(cfg),
 		ResponseMode: dify.ResponseMode(cfg.Dify.ResponseMode), OutputKey: cfg.Dify.OutputKey,
@@ -208,7 +207,7 @@ func wire(cfg config.Config, log zerolog.Logger, apps []difyApp, hosts []*difyHo
 	if err != nil {
 		return nil, err
 	}
-	return &system{cfg: cfg, log: log, dify: dc, apps: apps, hosts: hosts, store: st, bot: b, inbox: inbox, accepted: accepted, metrics: metrics, infoFresh: infoFresh,
+	return &system{cfg: cfg, log: log, dify: dc, apps: apps, hosts: hosts, store: st, bot: b, inbox: inbox, metrics: metrics, infoFresh: infoFresh,
 		limits: defaultLimits(), platforms: plats, adminExtra: map[string]http.Handler{}}, nil
 }
 
@@ -301,7 +300,7 @@ func (s *system) serve(ctx context.Context, handler http.Handler, ready func(add
 	var loops sync.WaitGroup
 	loops.Go(func() { s.syncBreaker(loopCtx) })
 	loops.Go(func() { s.expirePending(loopCtx) })
-	loops.Go(func() { s.bot.Feedback(loopCtx, s.accepted) })
+	loops.Go(func() { s.bot.Feedback(loopCtx) })
 	loops.Go(func() { s.expireFiles(loopCtx) })
 	for _, p := range s.platforms {
 		if r, ok := p.(runner); ok {

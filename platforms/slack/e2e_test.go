@@ -98,13 +98,13 @@ func newIdleSystem(t testing.TB, opts difytest.Options, edit ...func(*bot.Config
 		t.Fatal(err)
 	}
 	s.store = st
-	accepted := make(chan bot.Run, 64) // As serve wires it: the fast lane sends the placeholder at once.
-	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st, Accepted: accepted})
+	fast := bot.NewLane(64) // As serve wires it: the fast lane sends the placeholder at once.
+	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st, Lane: fast})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ad := newAdapter(t, s.slack, inbox, func(c *slackadapter.Config) { c.ProgressEvery = time.Nanosecond })
-	cfg := bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{ad}, Logger: zerolog.Nop(), TempDir: t.TempDir()}
+	cfg := bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{ad}, Logger: zerolog.Nop(), TempDir: t.TempDir(), Lane: fast}
 	for _, e := range edit {
 		e(&cfg)
 	}
@@ -115,7 +115,7 @@ func newIdleSystem(t testing.TB, opts difytest.Options, edit ...func(*bot.Config
 	s.bot = b
 	lane, stopLane := context.WithCancel(ctx)
 	laneDone := make(chan struct{})
-	go func() { defer close(laneDone); b.Feedback(lane, accepted) }()
+	go func() { defer close(laneDone); b.Feedback(lane) }()
 	// Registered last, so it runs first: runs in flight are cancelled before Dify and Slack go away.
 	t.Cleanup(func() {
 		stopLane()
