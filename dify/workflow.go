@@ -84,6 +84,9 @@ type runState struct {
 	failedNode                string
 	failedNodeType            string
 	chat                      bool // Stop through the chat-messages endpoint.
+	// The Human Input forms the run waits on, and whether workflow_paused said so.
+	forms  []Form
+	paused bool
 }
 
 // RunWorkflow runs the app's published workflow. The request is sent again only when it certainly did not
@@ -207,6 +210,12 @@ func (c *Client) readRunStream(ctx context.Context, op string, resp *http.Respon
 		case "workflow_finished":
 			run = ev.Data.run(ev)
 			return errStop
+		case "human_input_required":
+			st.observePause(data)
+		case "workflow_paused":
+			st.observePause(data)
+			run = &Run{ID: st.runID, TaskID: st.taskID, Status: "paused"}
+			return errStop
 		case "error":
 			return streamError(op, ev)
 		}
@@ -225,10 +234,11 @@ func streamFailure(ctx context.Context, op string, status int, err error, termin
 	var ae *APIError
 	var be *BadResponseError
 	var re *RunError
+	var pe *PausedError
 	switch {
 	case err == nil:
 		return &BadResponseError{Op: op, Status: status, Reason: "stream ended without " + terminal}
-	case errors.As(err, &ae) || errors.As(err, &be) || errors.As(err, &re):
+	case errors.As(err, &ae) || errors.As(err, &be) || errors.As(err, &re) || errors.As(err, &pe):
 		return err
 	case errors.Is(err, errEventTooLarge):
 		return &BadResponseError{Op: op, Status: status, Reason: err.Error()}
@@ -286,7 +296,7 @@ func (c *Client) recover(ctx context.Context, op string, st *runState, user stri
 		return nil, cause // Dify ended the run with an error event; nothing to recover.
 	}
 	var re *RunError
-	if errors.As(cause, &re) {
+	if errors.As(cause, &re) || isPause(cause) {
 		return nil, cause
 	}
 	var run *Run
@@ -367,11 +377,19 @@ func (c *Client) timedOut(ctx context.Context, op string, st *runState, user str
 	return &TimeoutError{Op: op, RunID: st.runID, TaskID: st.taskID, Err: err}
 }
 
-// runOutcome turns a finished run's status into an error unless it succeeded.
+// runOutcome turns a finished run's status into an error unless it succeeded; a paused run is a *PausedError.
 func runOutcome(op string, run *Run, st *runState) error {
 	switch run.Status {
 	case "succeeded", "partial-succeeded":
 		return nil
+	case "paused":
+		if st.runID == "" {
+			st.runID = run.ID
+		}
+		if st.taskID == "" {
+			st.taskID = run.TaskID
+		}
+		return st.pausedError(op)
 	}
 	return &RunError{Op: op, RunID: run.ID, TaskID: run.TaskID, Status: run.Status, Message: run.Error,
 		Node: st.failedNode, NodeType: st.failedNodeType}
