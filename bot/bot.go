@@ -19,6 +19,10 @@ type Workflows interface {
 	SendChatMessage(ctx context.Context, req dify.ChatRequest) (*dify.ChatReply, error)
 	WaitRun(ctx context.Context, runID string) (*dify.Run, error)
 	WaitMessage(ctx context.Context, conversationID, messageID, user string) (*dify.ChatReply, error)
+	// GetForm, SubmitForm and FollowRun answer a run paused at a Human Input node (a *dify.PausedError).
+	GetForm(ctx context.Context, token string) (*dify.Form, error)
+	SubmitForm(ctx context.Context, token string, s dify.Submission) error
+	FollowRun(ctx context.Context, req dify.FollowRequest) (*dify.Run, error)
 	// Ready returns nil when calls may be made now, else why not (dify.ErrBreakerOpen, dify.ErrMaintenance).
 	Ready() error
 }
@@ -35,6 +39,7 @@ type Config struct {
 	PendingTTL   time.Duration     // How long a message waits for the rest of its request; default 10m.
 	ResponseMode dify.ResponseMode // Default streaming.
 	OutputKey    string            // auto or an output name.
+	HumanInputBy string            // HUMAN_INPUT_BY: AnswerByRequester (default) or AnswerByAnyone.
 
 	Timeout       time.Duration // One Dify run; default 10m.
 	MaxImageBytes int64         // Default 10 MiB.
@@ -152,11 +157,14 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 	}
 	steps := &stepLog{store: b.cfg.Store, metrics: b.cfg.Metrics, log: log, run: &r, names: stepsFor(len(r.Message.Files), len(r.Choices) > 0), now: b.now, att: att}
 
-	if r.Status == RunSucceeded || r.Status == RunFailed {
+	if r.Status == RunSucceeded || r.Status == RunFailed || r.Status == RunWaiting {
 		return b.reply(ctx, &r, p, steps) // The answer is known; only its delivery may be missing.
 	}
 	if err := b.cfg.Workflows.Ready(); err != nil && r.DifyRunID == "" {
 		return b.hold(ctx, &r, p, steps, err)
+	}
+	if handled, err := b.answer(ctx, &r, p, steps); handled {
+		return err // The message answers a workflow's Human Input question.
 	}
 	q, wait, err := b.plan(ctx, &r)
 	if err != nil {
@@ -165,12 +173,7 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 	steps.names = stepsFor(q.fileCount(), wait != "" || q.joined != "")
 	if r.Status == RunQueued || r.Status == RunHeld {
 		if r.Status == RunQueued {
-			// Steps 1 and 2 happened in the adapter; they are recorded here to keep the ack path to one write.
-			// ReceivedAt is the platform's own event time (LINE's is when the person sent it, and a redelivery
-			// keeps it), so the gap to our enqueue is reported as the delivery lag, not as the step's duration.
-			steps.record(ctx, StepReceive, r.Message.ReceivedAt, 0, "done", nil, nil)
-			steps.record(ctx, StepEnqueue, r.CreatedAt, 0, "done", nil,
-				map[string]any{"delivery_lag_ms": max(r.CreatedAt.Sub(r.Message.ReceivedAt), 0).Milliseconds()})
+			received(ctx, &r, steps)
 		}
 		r.DifyRunID, r.DifyTaskID, r.DifyMessageID = "", "", ""
 	}
@@ -203,6 +206,9 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 	b.start(ctx, &r, p)
 
 	text, err := b.execute(ctx, &r, p, steps, q)
+	if pe := askable(err); pe != nil && ctx.Err() == nil {
+		return b.ask(ctx, &r, p, steps, pe, nil, r.Message.UserID) // The workflow asks back.
+	}
 	if ctx.Err() != nil {
 		// The queue is stopping (or gave up on the job): leave the run unfinished; the next start, or another
 		// replica, resumes it, waiting for a workflow that already started instead of telling the person it failed.
@@ -214,6 +220,15 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 		return b.hold(ctx, &r, p, steps, err)
 	}
 	return b.finish(ctx, &r, p, steps, text, err)
+}
+
+// received records steps 1 and 2. They happened in the adapter; they are recorded here to keep the ack path to
+// one write. ReceivedAt is the platform's own event time (LINE's is when the person sent it, and a redelivery
+// keeps it), so the gap to our enqueue is reported as the delivery lag, not as the step's duration.
+func received(ctx context.Context, r *Run, steps *stepLog) {
+	steps.record(ctx, StepReceive, r.Message.ReceivedAt, 0, "done", nil, nil)
+	steps.record(ctx, StepEnqueue, r.CreatedAt, 0, "done", nil,
+		map[string]any{"delivery_lag_ms": max(r.CreatedAt.Sub(r.Message.ReceivedAt), 0).Milliseconds()})
 }
 
 // finish stores the outcome before replying, so a crash after this point only repeats the delivery.
@@ -234,6 +249,9 @@ func (b *Bot) conclude(r *Run, text string, err error) {
 		d := Diagnose(err)
 		r.Status, r.Code, r.Diagnosis = RunFailed, d.Code, &d
 		r.Reply = d.UserText(b.cfg.Language, r.ID)
+		if d.Code == CodeDifyHumanInput {
+			r.Status = RunWaiting // The Dify run has not failed: it waits for someone the bot cannot reach.
+		}
 	}
 	if label := batchLabel(b.cfg.Language, r.Batch); label != "" {
 		r.Reply = label + "\n" + r.Reply
@@ -360,8 +378,13 @@ func (b *Bot) execute(ctx context.Context, r *Run, p Platform, steps *stepLog, q
 	if err != nil {
 		return "", err
 	}
+	return b.format(ctx, steps, outputs, answer)
+}
+
+// format chooses the text to reply with (step 7): the output DIFY_OUTPUT_KEY names, or a chat app's answer.
+func (b *Bot) format(ctx context.Context, steps *stepLog, outputs map[string]any, answer string) (string, error) {
 	var text string
-	err = steps.do(ctx, StepFormat, func(fields map[string]any) error {
+	err := steps.do(ctx, StepFormat, func(fields map[string]any) error {
 		var key string
 		text, key = answer, "answer"
 		if outputs != nil {
@@ -424,7 +447,11 @@ func (b *Bot) prepareImages(ctx context.Context, r *Run, p Platform, steps *step
 	err = steps.do(ctx, StepUpload, func(fields map[string]any) error {
 		var ids []string
 		for _, im := range imgs {
-			f, err := b.cfg.Workflows.UploadFile(ctx, dify.Upload{User: difyUser(r.Message), Name: im.name, MIMEType: im.mimeType, Body: im.file})
+			user := q.user
+			if user == "" {
+				user = difyUser(r.Message)
+			}
+			f, err := b.cfg.Workflows.UploadFile(ctx, dify.Upload{User: user, Name: im.name, MIMEType: im.mimeType, Body: im.file})
 			if err != nil {
 				return err
 			}

@@ -29,6 +29,9 @@ type Message struct {
 	// how many went before it, and how many there were.
 	PhotosBefore int `json:"photos_before,omitempty"`
 	PhotosTotal  int `json:"photos_total,omitempty"`
+	// Question is set on a message the bot makes for itself when a Human Input question expires: the question
+	// whose Dify run its run follows to the end.
+	Question string `json:"question,omitempty"`
 	// Extra holds adapter-specific facts the adapter needs again when replying (never secrets).
 	Extra map[string]string `json:"extra,omitempty"`
 }

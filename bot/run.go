@@ -156,8 +156,9 @@ type Store interface {
 	AddQuestion(ctx context.Context, q Question) error
 	// Question returns a question by its id, or ErrNotFound.
 	Question(ctx context.Context, id string) (Question, error)
-	// Asking returns the questions still asking in place, newest first.
-	Asking(ctx context.Context, place string) ([]Question, error)
+	// Asking returns the questions of place still asking, and those that stopped asking at or after since,
+	// newest first: a second tap on a button that closed a question is recognised as one.
+	Asking(ctx context.Context, place string, since time.Time) ([]Question, error)
 	// SaveQuestion writes q as version q.Version+1 if the stored one is still q.Version (else ErrQuestionMoved),
 	// so that of two answers to the same question one wins.
 	SaveQuestion(ctx context.Context, q Question) error

@@ -51,6 +51,8 @@ type Config struct {
 	// UserRate is how many messages one person may send per minute before the bot asks them to slow down;
 	// 0 is no limit.
 	UserRate int
+	// HumanInputBy is who may answer a workflow's Human Input question: "requester" or "anyone".
+	HumanInputBy string
 
 	Breaker  Breaker
 	Language string // Language of the messages people see: "en" or "ja".
@@ -199,6 +201,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.UserConcurrency = int(l.count("USER_CONCURRENCY", 2, 1000))
 	c.UserRate = l.perMinute("USER_RATE", 30)
+	c.HumanInputBy = l.enum("HUMAN_INPUT_BY", "requester", "requester", "anyone")
 	c.Breaker = Breaker{
 		FailureRatio: l.ratio("BREAKER_FAILURE_RATIO", 0.5),
 		MinRequests:  uint32(l.positive("BREAKER_MIN_REQUESTS", 5, math.MaxUint32)),

@@ -62,6 +62,7 @@ func Groups() []Group {
 			{"REPLICA_TIMEOUT", "silence after which other replicas take a replica's runs (1m)"},
 			{"USER_CONCURRENCY", "runs one person may have in flight (2; 0: no limit)"},
 			{"USER_RATE", "messages one person may send per minute (30/min; 0: no limit)"},
+			{"HUMAN_INPUT_BY", "who answers a workflow's question: requester or anyone"},
 		}},
 		{GroupBreaker, []Var{
 			{"BREAKER_FAILURE_RATIO", "trip at this share of failures (0.5)"},

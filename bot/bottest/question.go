@@ -37,9 +37,11 @@ func (s *Store) Question(_ context.Context, id string) (bot.Question, error) {
 	return roundTrip(q)
 }
 
-// Asking returns the questions still asking in place, newest first.
-func (s *Store) Asking(_ context.Context, place string) ([]bot.Question, error) {
-	out, err := s.questionsWhere(func(q bot.Question) bool { return q.Place == place && q.Status == bot.QuestionAsking })
+// Asking returns the questions of place still asking, and those that stopped asking at or after since, newest first.
+func (s *Store) Asking(_ context.Context, place string, since time.Time) ([]bot.Question, error) {
+	out, err := s.questionsWhere(func(q bot.Question) bool {
+		return q.Place == place && (q.Status == bot.QuestionAsking || !q.UpdatedAt.Before(since))
+	})
 	slices.SortStableFunc(out, func(a, b bot.Question) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	return out, err
 }

@@ -36,9 +36,9 @@ func (s *Store) Question(ctx context.Context, id string) (bot.Question, error) {
 	return out[0], nil
 }
 
-// Asking returns the questions still asking in place, newest first.
-func (s *Store) Asking(ctx context.Context, place string) ([]bot.Question, error) {
-	out, err := s.questions(ctx, `WHERE place = ? AND status = 'asking' ORDER BY created_at DESC, id`, place)
+// Asking returns the questions of place still asking, and those that stopped asking at or after since, newest first.
+func (s *Store) Asking(ctx context.Context, place string, since time.Time) ([]bot.Question, error) {
+	out, err := s.questions(ctx, `WHERE place = ? AND (status = 'asking' OR updated_at >= ?) ORDER BY created_at DESC, id`, place, nanos(since))
 	if err != nil {
 		return nil, fmt.Errorf("store: questions asking in %s: %w", place, err)
 	}

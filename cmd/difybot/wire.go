@@ -118,8 +118,8 @@ func wire(cfg config.Config, log zerolog.Logger, dc *dify.Client, st *store.Stor
 		ResponseMode: dify.ResponseMode(cfg.Dify.ResponseMode), OutputKey: cfg.Dify.OutputKey,
 		ImagePrompt: cfg.Dify.ImagePrompt, PendingTTL: cfg.PendingTTL,
 		Timeout: cfg.Dify.Timeout, MaxImageBytes: cfg.MaxImageBytes, FetchTimeout: cfg.FetchTimeout, HoldMax: cfg.Breaker.HoldMax,
-		Language: bot.Lang(cfg.Language),
-		Share:    bot.Share{Runs: cfg.UserConcurrency, PerMinute: cfg.UserRate},
+		Language: bot.Lang(cfg.Language), HumanInputBy: cfg.HumanInputBy,
+		Share: bot.Share{Runs: cfg.UserConcurrency, PerMinute: cfg.UserRate},
 	})
 	if err != nil {
 		return nil, err
@@ -150,7 +150,8 @@ func (s *system) syncBreaker(ctx context.Context) {
 	}
 }
 
-// expireEvery is how often waiting messages past PENDING_TTL are dropped (and their step recorded).
+// expireEvery is how often waiting messages past PENDING_TTL are dropped (and their step recorded), and how
+// often Human Input questions past their form's expiry are followed to the run's end.
 const expireEvery = 30 * time.Second
 
 // expirePending drops expired pending messages until ctx ends.
@@ -165,6 +166,9 @@ func (s *system) expirePending(ctx context.Context) {
 		}
 		if err := s.bot.ExpirePending(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn().Err(err).Msg("could not expire pending messages")
+		}
+		if err := s.bot.ExpireQuestions(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn().Err(err).Msg("could not follow expired Human Input questions")
 		}
 	}
 }
