@@ -12,12 +12,12 @@ import (
 type questionText struct{ en, ja string }
 
 var (
-	askChoose    = questionText{"Please choose %s:", "%sを選んでください："}
+	askChoose    = questionText{"Please choose %s: %s.", "%sを選んでください：%s"}
 	askType      = questionText{"Please type %s and send it.", "%sを入力して送ってください。"}
 	askDefault   = questionText{" Or tap the suggestion.", "候補をタップすることもできます。"}
 	askFormPhoto = questionText{"Please send a photo for %s.", "%sの写真を送ってください。"}
 	askPhotos    = questionText{"Please send photos for %s (all in one message).", "%sの写真を送ってください（1つのメッセージにまとめて）。"}
-	askAction    = questionText{"What should happen next?", "次にどうしますか？"}
+	askAction    = questionText{"What should happen next? %s.", "次にどうしますか？ %s"}
 	askUntil     = questionText{"(Open until %s UTC.)", "（回答期限: %s UTC）"}
 	notAChoice   = questionText{"That is not one of the choices.", "選択肢にない回答です。"}
 	notYours     = questionText{"Thanks, but this question is for the person who asked the workflow. Please let them answer it.", "ありがとうございます。ただ、この質問はワークフローを依頼した方への質問です。その方の回答をお待ちください。"}
@@ -52,7 +52,7 @@ func (q Question) prompt(lang Lang, first bool) (string, []string) {
 		def := q.Form.Defaults[in.Name]
 		switch in.Type {
 		case "select":
-			b.WriteString(askChoose.in(lang, fieldName(in)))
+			b.WriteString(askChoose.in(lang, fieldName(in), strings.Join(in.Options, " / ")))
 			choices = in.Options
 		case "file":
 			b.WriteString(askFormPhoto.in(lang, fieldName(in)))
@@ -66,10 +66,10 @@ func (q Question) prompt(lang Lang, first bool) (string, []string) {
 			}
 		}
 	} else {
-		b.WriteString(askAction.in(lang))
 		for _, a := range q.Form.Actions {
 			choices = append(choices, a.Title)
 		}
+		b.WriteString(askAction.in(lang, strings.Join(choices, " / ")))
 	}
 	if first && !q.Form.Expires.IsZero() {
 		b.WriteString("\n")

@@ -31,7 +31,7 @@ func TestHumanInputAnsweredInChat(t *testing.T) {
 	h := newHarness(t, "human_input")
 	ctx := context.Background()
 	a := h.say(t, "ev1", "U1", "what tea is this?", bot.RunWaiting)
-	if !strings.Contains(a.Reply, "Please check the product.") || !strings.Contains(a.Reply, "Please choose product:") ||
+	if !strings.Contains(a.Reply, "Please check the product.") || !strings.Contains(a.Reply, "Please choose product: Green tea / Barley tea / Oolong tea.") ||
 		!slices.Equal(a.Choices, []string{"Green tea", "Barley tea", "Oolong tea"}) || !strings.Contains(a.Reply, "UTC") {
 		t.Fatalf("first prompt %q, choices %v", a.Reply, a.Choices)
 	}
