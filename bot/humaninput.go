@@ -72,6 +72,9 @@ func (b *Bot) ask(ctx context.Context, r *Run, p Platform, steps *stepLog, pe *d
 	for _, in := range f.Inputs {
 		inputs = append(inputs, in.Name+":"+in.Type)
 	}
+	if !slices.Contains(steps.names, StepAnswer) {
+		steps.names = slices.Insert(slices.Clone(steps.names), len(steps.names)-1, StepAnswer)
+	}
 	steps.record(ctx, StepAnswer, now, 0, "asking", nil, map[string]any{"form_id": f.ID, "node": f.NodeTitle,
 		"inputs": strings.Join(inputs, ","), "actions": len(f.Actions), "expires_at": f.Expires})
 	r.DifyRunID = pe.RunID

@@ -169,6 +169,10 @@ func (s *Sim) pause(ctx context.Context, p *plan, n humanNode, execID string, in
 	case <-p.run.stop:
 		return "", false
 	}
+	// Dify resumes the run on a worker queue, a moment after the submit (the latency, here).
+	if !p.wait(ctx, p.latency) {
+		return "", false
+	}
 	s.mu.Lock()
 	p.run.status = "running"
 	p.run.live.paused = nil
