@@ -47,10 +47,18 @@ func askable(err error) *dify.PausedError {
 // forms of the same Dify run answered before; requester is who may answer under HUMAN_INPUT_BY=requester.
 func (b *Bot) ask(ctx context.Context, r *Run, p Platform, steps *stepLog, pe *dify.PausedError, earlier []string, requester string) error {
 	if len(pe.Forms) == 0 {
-		// The pause came from the run's detail, which does not carry the form: its events do.
-		_, err := b.cfg.Workflows.FollowRun(ctx, dify.FollowRequest{RunID: pe.RunID, User: difyUser(r.Message), Answered: earlier})
+		// The pause came from the run's detail (or a blocking answer), which does not carry the form: its events do.
+		fctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+		_, err := b.cfg.Workflows.FollowRun(fctx, dify.FollowRequest{RunID: pe.RunID, User: difyUser(r.Message), Answered: earlier})
+		cancel()
 		if pe = askable(err); pe == nil || len(pe.Forms) == 0 {
 			return b.finish(ctx, r, p, steps, "", err)
+		}
+	}
+	if pe.ConversationID != "" {
+		// A chatflow's paused message started (or went on in) a conversation the next message continues.
+		if err := b.cfg.Store.SetConversation(ctx, r.Message.ConversationKey(), pe.ConversationID); err != nil {
+			return fmt.Errorf("bot: run %s: save conversation: %w", r.ID, err)
 		}
 	}
 	i := slices.IndexFunc(pe.Forms, func(f dify.Form) bool { return f.Token != "" })

@@ -139,7 +139,6 @@ func (st *runState) observePause(data []byte) {
 	case "human_input_required":
 		add(ev.Data.formJSON)
 	case "workflow_paused":
-		st.paused = true
 		for _, r := range ev.Data.Reasons {
 			if r.Type == "" || r.Type == "human_input_required" || r.Type == "hitl_required" {
 				add(r)
@@ -243,6 +242,12 @@ func (c *Client) FollowRun(ctx context.Context, req FollowRequest) (*Run, error)
 			var ae *APIError
 			switch {
 			case err == nil:
+				if run.Outputs == nil && len(st.answer) > 0 {
+					run.Outputs = map[string]any{}
+				}
+				if _, ok := run.Outputs["answer"]; !ok && len(st.answer) > 0 {
+					run.Outputs["answer"] = string(st.answer) // A chatflow's answer came as message events.
+				}
 				return run, runOutcome(op, run, &st)
 			case errors.As(err, &ae) && !ae.InStream && ae.Status >= 400 && ae.Status < 500:
 				// An older Dify without the events route: the run's detail is all there is.
@@ -269,54 +274,17 @@ func (c *Client) FollowRun(ctx context.Context, req FollowRequest) (*Run, error)
 
 func isPause(err error) bool { var pe *PausedError; return errors.As(err, &pe) }
 
-// followStream reads one subscription to a run's events. It returns the run at workflow_finished, a
-// *PausedError at a pause on a new form, and an error (nil run) when the stream ends without either.
+// followStream reads one subscription to a run's events, as readRunStream reads a run's first stream, except
+// that a pause waiting only on answered forms is the old one and is read past.
 func (c *Client) followStream(ctx context.Context, op, route string, st *runState, req FollowRequest) (*Run, error) {
 	resp, err := c.send(ctx, request{op: op, method: http.MethodGet, route: route, stream: true})
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var run *Run
-	var answer []byte
-	err = readEvents(resp.Body, func(data []byte) error {
-		var ev Event
-		if json.Unmarshal(data, &ev) != nil {
-			return nil
-		}
-		st.observe(ev)
-		if req.OnEvent != nil {
-			req.OnEvent(ev)
-		}
-		switch ev.Event {
-		case "message", "agent_message":
-			answer = append(answer, ev.Answer...)
-		case "human_input_required", "workflow_paused":
-			st.observePause(data)
-			st.forms = slices.DeleteFunc(st.forms, func(f Form) bool { return slices.Contains(req.Answered, f.ID) })
-			if ev.Event == "workflow_paused" && len(st.forms) > 0 {
-				return st.pausedError(op)
-			}
-			st.paused = false
-		case "workflow_finished":
-			run = ev.Data.run(ev)
-			if _, ok := run.Outputs["answer"]; !ok && len(answer) > 0 {
-				if run.Outputs == nil {
-					run.Outputs = map[string]any{}
-				}
-				run.Outputs["answer"] = string(answer)
-			}
-			return errStop
-		case "error":
-			return streamError(op, ev)
-		}
-		return nil
-	})
-	if errors.Is(err, errStop) {
-		return run, nil
+	answered := req.Answered
+	if answered == nil {
+		answered = []string{}
 	}
-	if err == nil {
-		return nil, &BadResponseError{Op: op, Status: resp.StatusCode, Reason: "stream ended without workflow_finished"}
-	}
-	return nil, err
+	return c.readRunStream(ctx, op, resp, st, req.OnEvent, answered)
 }

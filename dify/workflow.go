@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -83,10 +84,9 @@ type runState struct {
 	messageID, conversationID string
 	failedNode                string
 	failedNodeType            string
-	chat                      bool // Stop through the chat-messages endpoint.
-	// The Human Input forms the run waits on, and whether workflow_paused said so.
-	forms  []Form
-	paused bool
+	chat                      bool   // Stop through the chat-messages endpoint.
+	forms                     []Form // The Human Input forms the run waits on.
+	answer                    []byte // A followed chatflow's message deltas.
 }
 
 // RunWorkflow runs the app's published workflow. The request is sent again only when it certainly did not
@@ -136,7 +136,7 @@ func (c *Client) RunWorkflow(ctx context.Context, req RunRequest) (*Run, error) 
 			return nil
 		}
 		defer resp.Body.Close()
-		run, err = c.readRunStream(ctx, op, resp, &st, req.OnEvent)
+		run, err = c.readRunStream(ctx, op, resp, &st, req.OnEvent, nil)
 		return err
 	}, func(r *Run) error {
 		run = r
@@ -190,8 +190,10 @@ func (c *Client) runCall(ctx context.Context, op string, st *runState, user stri
 	})
 }
 
-// readRunStream consumes a workflow event stream until workflow_finished or an error event.
-func (c *Client) readRunStream(ctx context.Context, op string, resp *http.Response, st *runState, onEvent func(Event)) (*Run, error) {
+// readRunStream consumes a workflow event stream until workflow_finished, workflow_paused or an error event.
+// When answered is not nil (a run followed after its forms were answered), a pause that waits only on those
+// forms is read past: it is the one before Dify resumed the run.
+func (c *Client) readRunStream(ctx context.Context, op string, resp *http.Response, st *runState, onEvent func(Event), answered []string) (*Run, error) {
 	var run *Run
 	err := readEvents(resp.Body, func(data []byte) error {
 		var ev Event
@@ -210,10 +212,18 @@ func (c *Client) readRunStream(ctx context.Context, op string, resp *http.Respon
 		case "workflow_finished":
 			run = ev.Data.run(ev)
 			return errStop
+		case "message", "agent_message":
+			st.answer = append(st.answer, ev.Answer...)
 		case "human_input_required":
 			st.observePause(data)
 		case "workflow_paused":
 			st.observePause(data)
+			if answered != nil {
+				st.forms = slices.DeleteFunc(st.forms, func(f Form) bool { return slices.Contains(answered, f.ID) })
+				if len(st.forms) == 0 {
+					return nil
+				}
+			}
 			run = &Run{ID: st.runID, TaskID: st.taskID, Status: "paused"}
 			return errStop
 		case "error":

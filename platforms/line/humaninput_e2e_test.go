@@ -1,32 +1,10 @@
 package line
 
 import (
-	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/difybot/difybot/bot"
 )
-
-// answered waits until there are n runs, each ended (a question that waits counts) with its reply delivered.
-func (s *system) answered(t testing.TB, n int) {
-	t.Helper()
-	eventually(t, 30*time.Second, fmt.Sprintf("%d runs answered", n), func() bool {
-		runs, err := s.store.ListRuns(context.Background(), bot.RunFilter{Limit: 500})
-		if err != nil || len(runs) != n {
-			return false
-		}
-		for _, r := range runs {
-			if r.Status != bot.RunSucceeded && r.Status != bot.RunFailed && r.Status != bot.RunWaiting || r.RepliedAttempt != r.Attempt {
-				return false
-			}
-		}
-		return true
-	})
-}
 
 // quick is the one delivered message containing sub, and its quick replies' texts.
 func (s *system) quick(t testing.TB, sub string) []string {
@@ -59,30 +37,30 @@ func TestHumanInputThroughLINE(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t, e2eOptions{scenario: "human_input"})
 	s.send(t, said{group: groupID, text: "what tea is this?"})
-	s.answered(t, 1)
+	s.settled(t, 1)
 	options := s.quick(t, "Please choose product")
 	if !slices.Equal(options, []string{"Green tea", "Barley tea", "Oolong tea"}) {
 		t.Fatalf("quick replies %q", options)
 	}
 	s.send(t, said{group: groupID, user: secondUser, text: options[1]})
-	s.answered(t, 2)
+	s.settled(t, 2)
 	s.quick(t, "this question is for the person who asked")
 	s.send(t, said{group: groupID, text: options[1]})
-	s.answered(t, 3)
+	s.settled(t, 3)
 	if d := s.quick(t, "Please type note"); !slices.Equal(d, []string{"Looks fine"}) {
 		t.Fatalf("paragraph quick replies %q", d)
 	}
 	s.send(t, said{group: groupID, text: "Label is smudged"})
-	s.answered(t, 4)
+	s.settled(t, 4)
 	s.quick(t, "Please send a photo for label")
 	s.send(t, said{group: groupID, photo: 11})
-	s.answered(t, 5)
+	s.settled(t, 5)
 	actions := s.quick(t, "What should happen next?")
 	if !slices.Equal(actions, []string{"Approve", "Send back"}) {
 		t.Fatalf("action quick replies %q", actions)
 	}
 	s.send(t, said{group: groupID, text: actions[0]})
-	s.answered(t, 6)
+	s.settled(t, 6)
 	answers := s.texts("Check the product: Approve")
 	if len(answers) != 1 || !strings.Contains(answers[0], "product=Barley tea") || !strings.Contains(answers[0], "note=Label is smudged") ||
 		!strings.Contains(answers[0], "(image/png)") {

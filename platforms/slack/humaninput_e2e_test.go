@@ -1,35 +1,12 @@
 package slack_test
 
 import (
-	"context"
-	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/difybot/difybot/bot"
 	"github.com/difybot/difybot/dify/difytest"
 	"github.com/difybot/difybot/platforms/slack/slacktest"
 )
-
-// answered waits until there are n runs, each ended (a question that waits counts) with its reply delivered.
-func (s *system) answered(t testing.TB, n int) []bot.Run {
-	t.Helper()
-	var runs []bot.Run
-	eventually(t, e2eWait, fmt.Sprintf("%d runs answered", n), func() bool {
-		var err error
-		runs, err = s.store.ListRuns(context.Background(), bot.RunFilter{Limit: 500})
-		if err != nil || len(runs) != n {
-			return false
-		}
-		for _, r := range runs {
-			if r.Status != bot.RunSucceeded && r.Status != bot.RunFailed && r.Status != bot.RunWaiting || r.RepliedAttempt != r.Attempt {
-				return false
-			}
-		}
-		return true
-	})
-	return runs
-}
 
 // prompt is the one message of the bot that contains sub, and its buttons' labels.
 func (s *system) prompt(t testing.TB, sub string) (slacktest.Call, []button) {
@@ -48,34 +25,34 @@ func TestHumanInputThroughSlack(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t, difytest.Options{Scenario: "human_input"})
 	s.send(t, said{where: inDM, text: "what tea is this?"})
-	s.answered(t, 1)
+	s.settled(t, 1)
 	q, bs := s.prompt(t, "Please choose product")
 	if len(bs) != 3 || bs[2].Label != "Oolong tea" || !strings.Contains(q.Form.Get("text"), "Please check the product.") {
 		t.Fatalf("first prompt %q, buttons %+v", q.Form.Get("text"), bs)
 	}
 	s.tap(t, person, q, bs[0])
-	s.answered(t, 2)
+	s.settled(t, 2)
 	q, bs = s.prompt(t, "Please type note")
 	if len(bs) != 1 || bs[0].Label != "Looks fine" {
 		t.Fatalf("paragraph buttons %+v", bs)
 	}
 	s.tap(t, bob, q, bs[0]) // Someone else's tap is not theirs to make.
-	s.answered(t, 3)
+	s.settled(t, 3)
 	if got := s.posted("this question is for the person who asked"); len(got) != 1 {
 		t.Fatalf("someone else's tap was not told: %+v", got)
 	}
 	s.tap(t, person, q, bs[0])
-	s.answered(t, 4)
+	s.settled(t, 4)
 	s.prompt(t, "Please send a photo for label")
 	s.send(t, said{where: inDM, files: []slacktest.SharedFile{s.photo(t, "F0HI000001", 9)}})
-	s.answered(t, 5)
+	s.settled(t, 5)
 	q, bs = s.prompt(t, "What should happen next?")
 	if len(bs) != 2 || bs[0].Label != "Approve" {
 		t.Fatalf("action buttons %+v", bs)
 	}
 	s.tap(t, person, q, bs[0])
 	s.tap(t, person, q, bs[0]) // A double tap submits once and answers once.
-	s.answered(t, 7)
+	s.settled(t, 7)
 	answer, _ := s.prompt(t, "Check the product: Approve")
 	for _, want := range []string{"product=Green tea", "note=Looks fine", "label=f0hi000001.png (image/png)"} {
 		if !strings.Contains(answer.Form.Get("text"), want) {
