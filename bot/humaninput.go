@@ -172,10 +172,10 @@ func (b *Bot) answer(ctx context.Context, r *Run, p Platform, steps *stepLog) (h
 		received(ctx, r, steps)
 	}
 	switch {
-	case q.Follower == r.ID:
-		return true, b.submit(ctx, r, p, steps, q) // Resumed after a restart: submit (again, harmlessly) and follow.
 	case r.Message.Question != "":
 		return true, b.followExpired(ctx, r, p, steps, q)
+	case q.Follower == r.ID:
+		return true, b.submit(ctx, r, p, steps, q) // Resumed after a restart: submit (again, harmlessly) and follow.
 	case slices.Contains(q.By, r.ID) || q.Status != QuestionAsking:
 		// Resumed after this message's answer was saved, or answered by another message first (a double tap).
 		if q.Status == QuestionExpired {
