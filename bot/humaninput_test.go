@@ -3,6 +3,7 @@ package bot_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -202,5 +203,25 @@ func TestHumanInputUnavailable(t *testing.T) {
 	}
 	if r.Diagnosis == nil || !strings.Contains(r.Diagnosis.Summary, `"Check the product"`) || !strings.Contains(strings.Join(r.Diagnosis.Checks, " "), "WebApp delivery") {
 		t.Errorf("diagnosis %+v", r.Diagnosis)
+	}
+}
+
+// BenchmarkHumanInputFlow is one workflow that asks back twice, through the pipeline on SQLite against the
+// simulator: the run that pauses, two answers, the action that submits and is followed to the second question,
+// its answer and action, and the answer: five messages per op.
+func BenchmarkHumanInputFlow(b *testing.B) {
+	h := newHarness(b, "human_input_twice")
+	n := 0
+	say := func(text string) {
+		n++
+		r, err := h.send(b, bot.Message{EventID: fmt.Sprintf("ev%d", n), ChatID: "C1", UserID: "U1", Text: text})
+		if err != nil || r.Status == bot.RunFailed {
+			b.Fatalf("%q: %s %q %v", text, r.Status, r.Reply, err)
+		}
+	}
+	for b.Loop() {
+		for _, text := range []string{"order tea", "M", "Next", "ring twice", "Order"} {
+			say(text)
+		}
 	}
 }
