@@ -3,6 +3,7 @@ package bot_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -223,5 +224,32 @@ func BenchmarkHumanInputFlow(b *testing.B) {
 		for _, text := range []string{"order tea", "M", "Next", "ring twice", "Order"} {
 			say(text)
 		}
+	}
+}
+
+// A run resumed after a crash, whose Dify run paused meanwhile, learns the pause from the run's detail and the
+// form from its events, and asks it.
+func TestHumanInputLearnedAfterACrash(t *testing.T) {
+	h := newHarness(t, "human_input")
+	ctx := context.Background()
+	_, err := h.dify.RunWorkflow(ctx, dify.RunRequest{Inputs: map[string]any{"query": "q"}, User: "fake-U1"})
+	var pe *dify.PausedError
+	if !errors.As(err, &pe) {
+		t.Fatal(err)
+	}
+	r, _, err := h.inbox.Accept(ctx, bot.Message{Platform: "fake", EventID: "ev1", ChatID: "C1", UserID: "U1", Text: "q"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Status, r.DifyRunID, r.PostedAttempt = bot.RunRunning, pe.RunID, r.Attempt // As a crash after workflow_started leaves it.
+	if err := h.store.SaveRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.bot.Process(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := h.store.Run(ctx, r.ID)
+	if got.Status != bot.RunWaiting || !strings.Contains(got.Reply, "Please choose product") || h.sim.Started() != 1 {
+		t.Errorf("resumed run %s %q, %d runs started", got.Status, got.Reply, h.sim.Started())
 	}
 }

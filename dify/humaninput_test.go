@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +150,35 @@ func TestHumanInputNoToken(t *testing.T) {
 	_, err := c.RunWorkflow(context.Background(), RunRequest{Inputs: map[string]any{"query": "q"}, User: "u1"})
 	if pe := pausedAt(t, err); pe.Forms[0].Token != "" || pe.Forms[0].NodeTitle != "Check the product" {
 		t.Errorf("form %+v", pe.Forms[0])
+	}
+}
+
+// A chatflow pauses the same way, inside its chat envelope: the stream ends at workflow_paused without
+// message_end, and the pause carries the form (here only in the pause reasons, with a token, the Graphon
+// spelling of the reason, and the GET route's key for the actions) and the conversation.
+func TestHumanInputChatflowPause(t *testing.T) {
+	stream := `data: {"event":"workflow_started","task_id":"t1","workflow_run_id":"run-1","conversation_id":"conv-1","message_id":"msg-1","created_at":1,"data":{"id":"run-1"}}
+
+data: {"event":"workflow_paused","task_id":"t1","workflow_run_id":"run-1","conversation_id":"conv-1","message_id":"msg-1","created_at":1,"data":{"workflow_run_id":"run-1","paused_nodes":["n1"],"outputs":{},"status":"paused","reasons":[{"TYPE":"hitl_required","form_id":"form-1","form_content":"Approve?","inputs":[{"type":"file-list","output_variable_name":"docs","allowed_file_types":["image"],"number_limits":"2"}],"user_actions":[{"id":"ok","title":"OK","button_style":"primary"}],"node_id":"n1","node_title":"Approval","resolved_default_values":{},"form_token":"tok_1234567890abcdefghij","expiration_time":1705494029}]}}
+
+`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, stream)
+	}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL+"/v1")
+	_, err := c.SendChatMessage(context.Background(), ChatRequest{Query: "hi", User: "u1"})
+	pe := pausedAt(t, err)
+	if pe.RunID != "run-1" || pe.ConversationID != "conv-1" || len(pe.Forms) != 1 {
+		t.Fatalf("paused %+v", pe)
+	}
+	f := pe.Forms[0]
+	if f.Token != "tok_1234567890abcdefghij" || f.NodeTitle != "Approval" || len(f.Actions) != 1 || f.Actions[0].ID != "ok" ||
+		f.Inputs[0].Type != "file-list" || f.Inputs[0].Limit != 2 || !f.Expires.Equal(time.Unix(1705494029, 0)) {
+		t.Errorf("form %+v", f)
+	}
+	if s := c.Breaker().Status(); s.Failures != 0 {
+		t.Errorf("a pause counted as %d breaker failures", s.Failures)
 	}
 }
