@@ -21,6 +21,7 @@ var (
 	askUntil     = questionText{"(Open until %s UTC.)", "（回答期限: %s UTC）"}
 	notAChoice   = questionText{"That is not one of the choices.", "選択肢にない回答です。"}
 	notYours     = questionText{"Thanks, but this question is for the person who asked the workflow. Please let them answer it.", "ありがとうございます。ただ、この質問はワークフローを依頼した方への質問です。その方の回答をお待ちください。"}
+	alreadyIn    = questionText{"Your answer is already in.", "回答はすでに受け付けています。"}
 	formExpired  = questionText{"This question has expired, so your answer was not sent.", "この質問は回答期限が過ぎたため、回答は送信されませんでした。"}
 	expiredRunOn = questionText{"No answer came in time; the workflow went on without one.", "期限内に回答がなかったため、ワークフローは回答なしで進みました。"}
 )

@@ -87,18 +87,18 @@ func (b *Bot) ask(ctx context.Context, r *Run, p Platform, steps *stepLog, pe *d
 		"inputs": strings.Join(inputs, ","), "actions": len(f.Actions), "expires_at": f.Expires})
 	r.DifyRunID = pe.RunID
 	text, choices := q.prompt(b.cfg.Language, true)
-	return b.conclude0(ctx, r, p, steps, RunWaiting, text, choices)
+	return b.endWith(ctx, r, p, steps, RunWaiting, text, choices)
 }
 
-// conclude0 ends r's attempt with text and choices (a prompt, or nothing at all) and status.
-func (b *Bot) conclude0(ctx context.Context, r *Run, p Platform, steps *stepLog, status RunStatus, text string, choices []string) error {
+// endWith ends r's attempt with text and choices (a prompt, or nothing at all) and status.
+func (b *Bot) endWith(ctx context.Context, r *Run, p Platform, steps *stepLog, status RunStatus, text string, choices []string) error {
 	r.Status, r.Reply, r.Choices, r.Code, r.Diagnosis, r.FinishedAt = status, text, choices, "", nil, b.now()
 	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
 		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
 	}
 	b.cfg.Metrics.ObserveRun(*r)
 	if text == "" {
-		r.RepliedAttempt = r.Attempt // Nothing to say: a second tap of a button already answered.
+		r.RepliedAttempt = r.Attempt // Nothing to say: the bot's own message for an expiry that came too late.
 		return b.cfg.Store.SaveRun(ctx, *r)
 	}
 	return b.reply(ctx, r, p, steps)
@@ -158,8 +158,9 @@ func (b *Bot) answer(ctx context.Context, r *Run, p Platform, steps *stepLog) (h
 		if first {
 			received(ctx, r, steps)
 		}
+		b.start(ctx, r, p)
 		steps.record(ctx, StepAnswer, b.now(), 0, "not_theirs", nil, map[string]any{"question": q.ID})
-		return true, b.conclude0(ctx, r, p, steps, RunSucceeded, notYours.in(lang), nil)
+		return true, b.endWith(ctx, r, p, steps, RunSucceeded, notYours.in(lang), nil)
 	}
 	if r.State[stateQuestion] == "" {
 		setState(r, stateQuestion, q.ID)
@@ -171,6 +172,10 @@ func (b *Bot) answer(ctx context.Context, r *Run, p Platform, steps *stepLog) (h
 	if first {
 		received(ctx, r, steps)
 	}
+	if r.Message.Question == "" {
+		// The first feedback (Slack's placeholder) is this run's: its reply edits it, whoever posted it.
+		b.start(ctx, r, p)
+	}
 	switch {
 	case r.Message.Question != "":
 		return true, b.followExpired(ctx, r, p, steps, q)
@@ -179,16 +184,16 @@ func (b *Bot) answer(ctx context.Context, r *Run, p Platform, steps *stepLog) (h
 	case slices.Contains(q.By, r.ID) || q.Status != QuestionAsking:
 		// Resumed after this message's answer was saved, or answered by another message first (a double tap).
 		if q.Status == QuestionExpired {
-			return true, b.conclude0(ctx, r, p, steps, RunSucceeded, formExpired.in(lang), nil)
+			return true, b.endWith(ctx, r, p, steps, RunSucceeded, formExpired.in(lang), nil)
 		}
-		text, choices := "", []string(nil)
+		text, choices := alreadyIn.in(lang), []string(nil)
 		if q.Status == QuestionAsking && slices.Contains(q.By, r.ID) && q.By[len(q.By)-1] == r.ID {
 			text, choices = q.prompt(lang, false)
 		}
-		return true, b.conclude0(ctx, r, p, steps, RunSucceeded, text, choices)
+		return true, b.endWith(ctx, r, p, steps, RunSucceeded, text, choices)
 	case q.Expired(b.now()):
 		steps.record(ctx, StepAnswer, b.now(), 0, "expired", nil, map[string]any{"question": q.ID})
-		return true, b.conclude0(ctx, r, p, steps, RunSucceeded, formExpired.in(lang), nil)
+		return true, b.endWith(ctx, r, p, steps, RunSucceeded, formExpired.in(lang), nil)
 	}
 
 	start := b.now()
@@ -199,7 +204,7 @@ func (b *Bot) answer(ctx context.Context, r *Run, p Platform, steps *stepLog) (h
 	if retry != "" {
 		text, choices := q.prompt(lang, false)
 		steps.record(ctx, StepAnswer, start, b.now().Sub(start), "asked_again", nil, map[string]any{"question": q.ID, "asked": q.Asked})
-		return true, b.conclude0(ctx, r, p, steps, RunSucceeded, retry+" "+text, choices)
+		return true, b.endWith(ctx, r, p, steps, RunSucceeded, retry+" "+text, choices)
 	}
 	q.By, q.UpdatedAt = append(q.By, r.ID), b.now()
 	if q.Action != "" {
@@ -208,7 +213,7 @@ func (b *Bot) answer(ctx context.Context, r *Run, p Platform, steps *stepLog) (h
 	switch err := b.cfg.Store.SaveQuestion(ctx, q); {
 	case errors.Is(err, ErrQuestionMoved):
 		steps.record(ctx, StepAnswer, start, b.now().Sub(start), "duplicate", nil, map[string]any{"question": q.ID})
-		return true, b.conclude0(ctx, r, p, steps, RunSucceeded, "", nil)
+		return true, b.endWith(ctx, r, p, steps, RunSucceeded, alreadyIn.in(lang), nil)
 	case err != nil:
 		return true, fmt.Errorf("bot: run %s: %w", r.ID, err)
 	}
@@ -218,7 +223,7 @@ func (b *Bot) answer(ctx context.Context, r *Run, p Platform, steps *stepLog) (h
 		return true, b.submit(ctx, r, p, steps, q)
 	}
 	text, choices := q.prompt(lang, false)
-	return true, b.conclude0(ctx, r, p, steps, RunSucceeded, text, choices)
+	return true, b.endWith(ctx, r, p, steps, RunSucceeded, text, choices)
 }
 
 // take records r's message as the answer to q's current input or action. retry is set (the reason) when the
@@ -275,7 +280,6 @@ func (b *Bot) take(ctx context.Context, r *Run, p Platform, steps *stepLog, q *Q
 // submit sends q's answers once and follows the Dify run to its answer (or its next question). A form sent
 // before a restart is sent again harmlessly: Dify answers 412 already submitted, which is success.
 func (b *Bot) submit(ctx context.Context, r *Run, p Platform, steps *stepLog, q Question) error {
-	b.start(ctx, r, p)
 	prefix := ""
 	err := steps.do(ctx, StepRun, func(fields map[string]any) error {
 		fields["form_id"], fields["action"] = q.ID, q.Action
@@ -306,7 +310,7 @@ func (b *Bot) followExpired(ctx context.Context, r *Run, p Platform, steps *step
 		}
 	}
 	if q.Status != QuestionExpired || q.Follower != r.ID {
-		return b.conclude0(ctx, r, p, steps, RunSucceeded, "", nil) // Answered at the last moment: its answerer follows.
+		return b.endWith(ctx, r, p, steps, RunSucceeded, "", nil) // Answered at the last moment: its answerer follows.
 	}
 	b.start(ctx, r, p)
 	return b.follow(ctx, r, p, steps, q, expiredRunOn.in(b.cfg.Language))

@@ -54,6 +54,12 @@ func TestHumanInputThroughSlack(t *testing.T) {
 	s.tap(t, person, q, bs[0]) // A double tap submits once and answers once.
 	s.settled(t, 7)
 	answer, _ := s.prompt(t, "Check the product: Approve")
+	s.prompt(t, "Your answer is already in.")
+	for _, m := range s.slack.Messages() {
+		if strings.Contains(m.Text, "Working on it") {
+			t.Errorf("a placeholder was left in the thread: %+v", m)
+		}
+	}
 	for _, want := range []string{"product=Green tea", "note=Looks fine", "label=f0hi000001.png (image/png)"} {
 		if !strings.Contains(answer.Form.Get("text"), want) {
 			t.Errorf("answer %q lacks %q", answer.Form.Get("text"), want)
