@@ -50,6 +50,18 @@ func (instantDify) SendChatMessage(context.Context, dify.ChatRequest) (*dify.Cha
 }
 
 func (instantDify) WaitRun(context.Context, string) (*dify.Run, error) { return nil, nil }
+func (instantDify) GetForm(context.Context, string) (*dify.Form, error) {
+	return nil, errors.New("no forms")
+}
+
+func (instantDify) SubmitForm(context.Context, string, dify.Submission) error {
+	return errors.New("no forms")
+}
+
+func (instantDify) FollowRun(context.Context, dify.FollowRequest) (*dify.Run, error) {
+	return nil, errors.New("no forms")
+}
+
 func (instantDify) WaitMessage(context.Context, string, string, string) (*dify.ChatReply, error) {
 	return nil, nil
 }

@@ -23,6 +23,10 @@ type Workflows interface {
 	SendChatMessage(ctx context.Context, req dify.ChatRequest) (*dify.ChatReply, error)
 	WaitRun(ctx context.Context, runID string) (*dify.Run, error)
 	WaitMessage(ctx context.Context, conversationID, messageID, user string) (*dify.ChatReply, error)
+	// GetForm, SubmitForm and FollowRun answer a run paused at a Human Input node (a *dify.PausedError).
+	GetForm(ctx context.Context, token string) (*dify.Form, error)
+	SubmitForm(ctx context.Context, token string, s dify.Submission) error
+	FollowRun(ctx context.Context, req dify.FollowRequest) (*dify.Run, error)
 	// Ready returns nil when calls may be made now, else why not (dify.ErrBreakerOpen, dify.ErrMaintenance).
 	Ready() error
 }
@@ -48,6 +52,7 @@ type Config struct {
 	PublicURL          string
 	MaxOutputFileBytes int64         // MAX_OUTPUT_FILE_BYTES; default DefaultMaxOutputFileBytes.
 	OutputFileTTL      time.Duration // OUTPUT_FILE_TTL; default DefaultOutputFileTTL.
+	HumanInputBy       string        // HUMAN_INPUT_BY: AnswerByRequester (default) or AnswerByAnyone.
 
 	Timeout       time.Duration // One Dify run; default 10m.
 	MaxImageBytes int64         // MAX_IMAGE_BYTES: the largest download; default 25 MiB.
@@ -197,7 +202,7 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 	}
 	steps := &stepLog{store: b.cfg.Store, metrics: b.cfg.Metrics, log: log, run: &r, names: stepsFor(len(r.Message.Files), len(r.Choices) > 0), now: b.now, att: att}
 
-	if r.Status == RunSucceeded || r.Status == RunFailed {
+	if r.Status == RunSucceeded || r.Status == RunFailed || r.Status == RunWaiting {
 		return b.reply(ctx, &r, p, steps) // The answer is known; only its delivery may be missing.
 	}
 	if done, err := b.routeRun(ctx, &r, p, steps); done {
@@ -209,6 +214,9 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 	}
 	if err := b.appFor(&r).Workflows.Ready(); err != nil && r.DifyRunID == "" {
 		return b.hold(ctx, &r, p, steps, err)
+	}
+	if handled, err := b.answer(ctx, &r, p, steps); handled {
+		return err // The message answers a workflow's Human Input question.
 	}
 	q, wait, err := b.plan(ctx, &r)
 	if err != nil {
@@ -250,6 +258,9 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 	b.start(ctx, &r, p)
 
 	text, err := b.execute(ctx, &r, p, steps, q)
+	if pe := askable(err); pe != nil && ctx.Err() == nil {
+		return b.ask(ctx, &r, p, steps, pe, nil, r.Message.UserID) // The workflow asks back.
+	}
 	if ctx.Err() != nil {
 		// The queue is stopping (or gave up on the job): leave the run unfinished; the next start, or another
 		// replica, resumes it, waiting for a workflow that already started instead of telling the person it failed.
@@ -290,6 +301,9 @@ func (b *Bot) conclude(r *Run, text string, err error) {
 		d := Diagnose(err)
 		r.Status, r.Code, r.Diagnosis = RunFailed, d.Code, &d
 		r.Reply = d.UserText(b.cfg.Language, r.ID)
+		if d.Code == CodeDifyHumanInput {
+			r.Status = RunWaiting // The Dify run has not failed: it waits for someone the bot cannot reach.
+		}
 	}
 	if label := batchLabel(b.cfg.Language, r.Batch); label != "" {
 		r.Reply = label + "\n" + r.Reply
@@ -425,8 +439,14 @@ func (b *Bot) execute(ctx context.Context, r *Run, p Platform, steps *stepLog, q
 	if err != nil {
 		return "", err
 	}
+	return b.format(ctx, r, steps, ans)
+}
+
+// format chooses the text to reply with (step 7): the output DIFY_OUTPUT_KEY names, or a chat app's answer,
+// and fetches the answer's files.
+func (b *Bot) format(ctx context.Context, r *Run, steps *stepLog, ans difyAnswer) (string, error) {
 	var text string
-	err = steps.do(ctx, StepFormat, func(fields map[string]any) error {
+	err := steps.do(ctx, StepFormat, func(fields map[string]any) error {
 		// The files first: Dify's links to them expire within minutes.
 		kept, notes := b.fetchOutputs(ctx, r, ans.files, fields)
 		key := "answer"
@@ -514,7 +534,11 @@ func (b *Bot) prepareImages(ctx context.Context, r *Run, p Platform, steps *step
 	err = steps.do(ctx, StepUpload, func(fields map[string]any) error {
 		var ids []string
 		for _, im := range imgs {
-			f, err := b.appFor(r).Workflows.UploadFile(ctx, dify.Upload{User: difyUser(r.Message), Name: im.name, MIMEType: im.mimeType, Body: im.file})
+			user := q.user
+			if user == "" {
+				user = difyUser(r.Message)
+			}
+			f, err := b.appFor(r).Workflows.UploadFile(ctx, dify.Upload{User: user, Name: im.name, MIMEType: im.mimeType, Body: im.file})
 			if err != nil {
 				return err
 			}

@@ -375,4 +375,18 @@ var difyCatalogue = []entry{
 			"difybot run -image test.png -text hello -json",
 		},
 	},
+	{
+		code:  CodeDifyHumanInput,
+		title: "the workflow waits for a person and its question cannot be shown",
+		en:    "The AI workflow is waiting for someone to answer a question, but the bot cannot show that question here. An administrator has been told how to fix it.",
+		ja:    "AIワークフローが誰かの回答を待っていますが、その質問をここに表示できません。管理者に対処方法を伝えています。",
+		causes: []string{
+			"The workflow reached a Human Input node whose delivery has no WebApp channel: Dify gives the API no form_token, and the form routes answer 404.",
+			"The node delivers by email or to the console only; the run waits there until someone answers it there, or until the node's timeout.",
+		},
+		checks: []string{
+			"In Dify, open the workflow, select the Human Input node named in the raw error, and turn on WebApp delivery; publish the workflow.",
+			"Until then, answer the form where it was delivered (email, Dify's console), or let the node's timeout branch run.",
+		},
+	},
 }

@@ -35,6 +35,7 @@ const (
 	CodeDifyUnreachable        Code = "dify_unreachable"
 	CodeDifyBadResponse        Code = "dify_bad_response"
 	CodeDifyNoOutput           Code = "dify_no_output"
+	CodeDifyHumanInput         Code = "dify_human_input_unavailable"
 	CodeBreakerOpen            Code = "breaker_open"
 	CodeBreakerMaintenance     Code = "breaker_maintenance"
 	CodeImageTooLarge          Code = "image_too_large"

@@ -25,7 +25,7 @@ var designCodes = []string{
 	"dify_input_invalid", "dify_file_too_large", "dify_file_type", "dify_rate_limited", "dify_plan_limit", "dify_model_provider",
 	"dify_plugin_error", "dify_plugin_unavailable", "dify_workflow_failed", "dify_workflow_timeout",
 	"dify_gateway_error", "dify_gateway_timeout", "dify_server_error", "dify_unreachable", "dify_bad_response",
-	"dify_no_output", "breaker_open", "breaker_maintenance", "image_too_large", "image_unsupported",
+	"dify_no_output", "dify_human_input_unavailable", "breaker_open", "breaker_maintenance", "image_too_large", "image_unsupported",
 	"platform_download_failed", "platform_reply_failed", "internal",
 }
 
@@ -350,6 +350,8 @@ func TestDiagnose(t *testing.T) {
 
 		// bot-side
 		{name: "no output", code: bot.CodeDifyNoOutput, err: bot.Classified(bot.CodeDifyNoOutput, "format", errors.New("outputs: image"))},
+		{name: "human input without a token", code: bot.CodeDifyHumanInput,
+			err: &dify.PausedError{Op: "run workflow", RunID: "r1", Forms: []dify.Form{{ID: "f1", NodeTitle: "Approve"}}}},
 		{name: "image too large", code: bot.CodeImageTooLarge, err: bot.Classified(bot.CodeImageTooLarge, "check", errors.New("photo.png is 12 MB"))},
 		{name: "image unsupported", code: bot.CodeImageUnsupported, err: bot.Classified(bot.CodeImageUnsupported, "check", nil)},
 		{name: "download failed", code: bot.CodePlatformDownloadFailed, err: bot.Classified(bot.CodePlatformDownloadFailed, "fetch", errors.New("slack: 403"))},

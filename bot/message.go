@@ -31,6 +31,9 @@ type Message struct {
 	PhotosTotal  int `json:"photos_total,omitempty"`
 	// App is the app the platform asks for (the CLI's -app, the web chat's pick); "" lets the routes choose.
 	App string `json:"app,omitempty"`
+	// Question is set on a message the bot makes for itself when a Human Input question expires: the question
+	// whose Dify run its run follows to the end.
+	Question string `json:"question,omitempty"`
 	// Extra holds adapter-specific facts the adapter needs again when replying (never secrets).
 	Extra map[string]string `json:"extra,omitempty"`
 }

@@ -42,6 +42,9 @@ type request struct {
 	took  []string  // Runs of the waiting messages this request completes.
 	// joined is set when the message went into another run's request (a photo of a set): nothing to answer.
 	joined string
+	// user is the Dify user the files are uploaded for, when not the message's own (a Human Input answer from
+	// someone other than the requester: uploads belong to a user, and the form is submitted as the requester).
+	user string
 }
 
 // A LINE image set arrives as one event per photo. Each photo waits under its conversation; the last one to

@@ -38,8 +38,15 @@ type option func(*bot.Config)
 
 func newHarness(t testing.TB, scenario string, opts ...option) *harness {
 	t.Helper()
+	return newHarnessWith(t, difytest.Options{Scenario: scenario}, opts...)
+}
+
+// newHarnessWith is newHarness with more of the simulator's options.
+func newHarnessWith(t testing.TB, so difytest.Options, opts ...option) *harness {
+	t.Helper()
 	ctx := context.Background()
-	sim := difytest.NewServer(difytest.Options{Scenario: scenario, PingEvery: 5 * time.Millisecond})
+	so.PingEvery = 5 * time.Millisecond
+	sim := difytest.NewServer(so)
 	t.Cleanup(sim.Close)
 	h := &harness{sim: sim, plat: bottest.NewPlatform("fake"), logs: &bytes.Buffer{}}
 	log := zerolog.New(zerolog.SyncWriter(h.logs))

@@ -37,6 +37,16 @@ func classify(err error) (Code, string) {
 	if errors.As(err, &re) {
 		return classifyRun(re)
 	}
+	var pe *dify.PausedError
+	if errors.As(err, &pe) {
+		// A pause the bot could ask reaches no diagnosis; one that does has a form the API cannot answer.
+		var nodes []string
+		for _, f := range pe.Forms {
+			nodes = append(nodes, fmt.Sprintf("%q", f.NodeTitle))
+		}
+		return CodeDifyHumanInput, fmt.Sprintf("run %s waits at the Human Input node %s, whose form has no form_token: the node has no WebApp delivery, so the API cannot show or answer it",
+			orUnknown(pe.RunID), strings.Join(nodes, ", "))
+	}
 	var ae *dify.APIError
 	if errors.As(err, &ae) {
 		return classifyAPI(ae)

@@ -12,9 +12,12 @@ type RunStatus string
 
 // The statuses a run passes through.
 const (
-	RunQueued    RunStatus = "queued"
-	RunRunning   RunStatus = "running"
-	RunHeld      RunStatus = "held" // Waiting for the breaker to close.
+	RunQueued  RunStatus = "queued"
+	RunRunning RunStatus = "running"
+	RunHeld    RunStatus = "held" // Waiting for the breaker to close.
+	// RunWaiting is a run whose Dify run waits at a Human Input node: it asked its Question, and the answers
+	// (or the question's expiry) go on from there.
+	RunWaiting   RunStatus = "waiting"
 	RunSucceeded RunStatus = "succeeded"
 	RunFailed    RunStatus = "failed"
 )
@@ -158,6 +161,18 @@ type Store interface {
 	// ClaimFeedback reports whether the caller is the first to take on the attempt's first feedback.
 	ClaimFeedback(ctx context.Context, runID string, attempt int) (bool, error)
 	OutputFileStore
+	// AddQuestion stores a new question; adding the same id again changes nothing.
+	AddQuestion(ctx context.Context, q Question) error
+	// Question returns a question by its id, or ErrNotFound.
+	Question(ctx context.Context, id string) (Question, error)
+	// Asking returns the questions of place still asking, and those that stopped asking at or after since,
+	// newest first: a second tap on a button that closed a question is recognised as one.
+	Asking(ctx context.Context, place string, since time.Time) ([]Question, error)
+	// SaveQuestion writes q as version q.Version+1 if the stored one is still q.Version (else ErrQuestionMoved),
+	// so that of two answers to the same question one wins.
+	SaveQuestion(ctx context.Context, q Question) error
+	// DueQuestions returns the questions still asking whose form expired by now.
+	DueQuestions(ctx context.Context, now time.Time) ([]Question, error)
 }
 
 // HoldError asks the queue to try the run again after a while instead of failing it (the breaker is open).

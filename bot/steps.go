@@ -94,13 +94,17 @@ func (l *stepLog) do(ctx context.Context, name string, fn func(fields map[string
 	if l.att != nil && err == nil {
 		l.att.step = "" // A failed step stays named: it is where the attempt stopped.
 	}
-	status := "done"
+	status, recorded := "done", err
 	if err != nil {
 		status = "failed"
+	}
+	if pe := askable(err); pe != nil {
+		status, recorded = "paused", nil // A workflow asking back has not failed.
+		fields["dify_run_id"] = pe.RunID
 	}
 	if len(fields) == 0 {
 		fields = nil
 	}
-	l.record(ctx, name, start, l.now().Sub(start), status, err, fields)
+	l.record(ctx, name, start, l.now().Sub(start), status, recorded, fields)
 	return err
 }

@@ -57,6 +57,8 @@ type Config struct {
 	// UserRate is how many messages one person may send per minute before the bot asks them to slow down;
 	// 0 is no limit.
 	UserRate int
+	// HumanInputBy is who may answer a workflow's Human Input question: "requester" or "anyone".
+	HumanInputBy string
 
 	// PublicURL is the bot's public https base, for links to the files it sends (/files/…); "" when unknown.
 	PublicURL string
@@ -221,6 +223,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.PublicURL = l.publicURL("PUBLIC_URL")
 	c.MaxOutputFileBytes = l.size("MAX_OUTPUT_FILE_BYTES", 20<<20)
 	c.OutputFileTTL = l.duration("OUTPUT_FILE_TTL", 7*24*time.Hour)
+	c.HumanInputBy = l.enum("HUMAN_INPUT_BY", "requester", "requester", "anyone")
 	c.Breaker = Breaker{
 		FailureRatio: l.ratio("BREAKER_FAILURE_RATIO", 0.5),
 		MinRequests:  uint32(l.positive("BREAKER_MIN_REQUESTS", 5, math.MaxUint32)),

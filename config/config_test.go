@@ -68,6 +68,7 @@ func TestLoadDefaults(t *testing.T) {
 		// Issue 15: files from Dify's answers.
 		MaxOutputFileBytes: 20 << 20,
 		OutputFileTTL:      7 * 24 * time.Hour,
+		HumanInputBy:       "requester",
 		Breaker: config.Breaker{
 			FailureRatio: 0.5,
 			MinRequests:  5,
@@ -162,6 +163,7 @@ func TestLoadValid(t *testing.T) {
 		{"USER_RATE", "10/min", func(c config.Config) any { return c.UserRate }, 10},
 		{"USER_RATE", "2/s", func(c config.Config) any { return c.UserRate }, 120},
 		{"USER_RATE", "600/h", func(c config.Config) any { return c.UserRate }, 10},
+		{"HUMAN_INPUT_BY", "anyone", func(c config.Config) any { return c.HumanInputBy }, "anyone"},
 		{"BREAKER_FAILURE_RATIO", "1", func(c config.Config) any { return c.Breaker.FailureRatio }, 1.0},
 		{"BREAKER_FAILURE_RATIO", "0.25", func(c config.Config) any { return c.Breaker.FailureRatio }, 0.25},
 		{"BREAKER_MIN_REQUESTS", "20", func(c config.Config) any { return c.Breaker.MinRequests }, uint32(20)},
@@ -257,6 +259,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"BREAKER_OPEN_FOR", "30", "add a unit"},
 		{"BREAKER_HOLD_MAX", "forever", "positive duration"},
 		{"BOT_LANGUAGE", "fr", `must be one of en, ja (got "fr")`},
+		{"HUMAN_INPUT_BY", "admins", `must be one of requester, anyone (got "admins")`},
 		{"LOG_LEVEL", "warning", "must be one of debug, info, warn, error"},
 		{"LOG_FORMAT", "text", "must be one of json, console"},
 	}
@@ -584,6 +587,7 @@ func TestLoadReadsEachNameOnce(t *testing.T) {
 		"FETCH_TIMEOUT",                                    // Issue 13: a stalled download is given up and answered.
 		"REPLICA_TIMEOUT", "USER_CONCURRENCY", "USER_RATE", // Issue 13: takeover, and one person's fair share.
 		"PUBLIC_URL", "MAX_OUTPUT_FILE_BYTES", "OUTPUT_FILE_TTL", // Issue 15: files from Dify's answers.
+		"HUMAN_INPUT_BY", // Issue 19: a workflow that asks back.
 		"BREAKER_FAILURE_RATIO", "BREAKER_MIN_REQUESTS", "BREAKER_OPEN_FOR", "BREAKER_HOLD_MAX",
 		"BOT_LANGUAGE", "LOG_LEVEL", "LOG_FORMAT",
 	}

@@ -69,6 +69,7 @@ func Groups() []Group {
 			{"PUBLIC_URL", "https://… where LINE fetches the answers' images (/files/)"},
 			{"MAX_OUTPUT_FILE_BYTES", "largest file of an answer kept (20MiB)"},
 			{"OUTPUT_FILE_TTL", "how long answers' files are kept (7d)"},
+			{"HUMAN_INPUT_BY", "who answers a workflow's question: requester or anyone"},
 		}},
 		{GroupBreaker, []Var{
 			{"BREAKER_FAILURE_RATIO", "trip at this share of failures (0.5)"},

@@ -185,6 +185,12 @@ func (c *Client) readChatStream(ctx context.Context, op string, resp *http.Respo
 		case "message_end":
 			done = true
 			return errStop
+		case "human_input_required":
+			st.observePause(data)
+		case "workflow_paused":
+			// A chatflow waits at a Human Input node: the answer comes once its form is answered.
+			st.observePause(data)
+			return st.pausedError(op)
 		case "error":
 			err := streamError(op, ev)
 			var re *RunError

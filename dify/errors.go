@@ -75,7 +75,7 @@ func (e *APIError) Error() string {
 // IsDify reports whether the error came in Dify's own JSON envelope rather than from a proxy.
 func (e *APIError) IsDify() bool { return e.Code != "" }
 
-// Is lets errors.Is match ErrConversationGone and ErrPlanLimit on an *APIError.
+// Is lets errors.Is match ErrConversationGone, ErrPlanLimit and ErrFormExpired on an *APIError.
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrConversationGone:
@@ -83,6 +83,8 @@ func (e *APIError) Is(target error) bool {
 			e.Code == "not_found" && strings.HasPrefix(strings.TrimSpace(e.Message), "Conversation Not Exists")
 	case ErrPlanLimit:
 		return isPlanLimit(e)
+	case ErrFormExpired:
+		return e.Status == http.StatusPreconditionFailed && e.Code == "human_input_form_expired"
 	}
 	return false
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -91,7 +92,9 @@ type runState struct {
 	messageID, conversationID string
 	failedNode                string
 	failedNodeType            string
-	chat                      bool // Stop through the chat-messages endpoint.
+	chat                      bool   // Stop through the chat-messages endpoint.
+	forms                     []Form // The Human Input forms the run waits on.
+	answer                    []byte // A followed chatflow's message deltas.
 }
 
 // RunWorkflow runs the app's published workflow. The request is sent again only when it certainly did not
@@ -141,7 +144,7 @@ func (c *Client) RunWorkflow(ctx context.Context, req RunRequest) (*Run, error) 
 			return nil
 		}
 		defer resp.Body.Close()
-		run, err = c.readRunStream(ctx, op, resp, &st, req.OnEvent)
+		run, err = c.readRunStream(ctx, op, resp, &st, req.OnEvent, nil)
 		return err
 	}, func(r *Run) error {
 		run = r
@@ -195,8 +198,10 @@ func (c *Client) runCall(ctx context.Context, op string, st *runState, user stri
 	})
 }
 
-// readRunStream consumes a workflow event stream until workflow_finished or an error event.
-func (c *Client) readRunStream(ctx context.Context, op string, resp *http.Response, st *runState, onEvent func(Event)) (*Run, error) {
+// readRunStream consumes a workflow event stream until workflow_finished, workflow_paused or an error event.
+// When answered is not nil (a run followed after its forms were answered), a pause that waits only on those
+// forms is read past: it is the one before Dify resumed the run.
+func (c *Client) readRunStream(ctx context.Context, op string, resp *http.Response, st *runState, onEvent func(Event), answered []string) (*Run, error) {
 	var run *Run
 	var files fileSet
 	replaced := ""
@@ -221,6 +226,20 @@ func (c *Client) readRunStream(ctx context.Context, op string, resp *http.Respon
 			run = ev.Data.run(ev)
 			run.Files, run.Replaced = files.files, replaced
 			return errStop
+		case "message", "agent_message":
+			st.answer = append(st.answer, ev.Answer...)
+		case "human_input_required":
+			st.observePause(data)
+		case "workflow_paused":
+			st.observePause(data)
+			if answered != nil {
+				st.forms = slices.DeleteFunc(st.forms, func(f Form) bool { return slices.Contains(answered, f.ID) })
+				if len(st.forms) == 0 {
+					return nil
+				}
+			}
+			run = &Run{ID: st.runID, TaskID: st.taskID, Status: "paused"}
+			return errStop
 		case "error":
 			return streamError(op, ev)
 		}
@@ -239,10 +258,11 @@ func streamFailure(ctx context.Context, op string, status int, err error, termin
 	var ae *APIError
 	var be *BadResponseError
 	var re *RunError
+	var pe *PausedError
 	switch {
 	case err == nil:
 		return &BadResponseError{Op: op, Status: status, Reason: "stream ended without " + terminal}
-	case errors.As(err, &ae) || errors.As(err, &be) || errors.As(err, &re):
+	case errors.As(err, &ae) || errors.As(err, &be) || errors.As(err, &re) || errors.As(err, &pe):
 		return err
 	case errors.Is(err, errEventTooLarge):
 		return &BadResponseError{Op: op, Status: status, Reason: err.Error()}
@@ -300,7 +320,7 @@ func (c *Client) recover(ctx context.Context, op string, st *runState, user stri
 		return nil, cause // Dify ended the run with an error event; nothing to recover.
 	}
 	var re *RunError
-	if errors.As(cause, &re) {
+	if errors.As(cause, &re) || isPause(cause) {
 		return nil, cause
 	}
 	var run *Run
@@ -381,11 +401,19 @@ func (c *Client) timedOut(ctx context.Context, op string, st *runState, user str
 	return &TimeoutError{Op: op, RunID: st.runID, TaskID: st.taskID, Err: err}
 }
 
-// runOutcome turns a finished run's status into an error unless it succeeded.
+// runOutcome turns a finished run's status into an error unless it succeeded; a paused run is a *PausedError.
 func runOutcome(op string, run *Run, st *runState) error {
 	switch run.Status {
 	case "succeeded", "partial-succeeded":
 		return nil
+	case "paused":
+		if st.runID == "" {
+			st.runID = run.ID
+		}
+		if st.taskID == "" {
+			st.taskID = run.TaskID
+		}
+		return st.pausedError(op)
 	}
 	return &RunError{Op: op, RunID: run.ID, TaskID: run.TaskID, Status: run.Status, Message: run.Error,
 		Node: st.failedNode, NodeType: st.failedNodeType}

@@ -123,7 +123,7 @@ type nodeView struct {
 }
 
 var (
-	runStatuses = []bot.RunStatus{bot.RunQueued, bot.RunRunning, bot.RunHeld, bot.RunSucceeded, bot.RunFailed}
+	runStatuses = []bot.RunStatus{bot.RunQueued, bot.RunRunning, bot.RunHeld, bot.RunWaiting, bot.RunSucceeded, bot.RunFailed}
 	listParams  = []string{"status", "platform", "app", "code", "limit", "before"}
 	platformRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 )

@@ -21,18 +21,19 @@ import (
 // float64). It has no queue workers: Queued lists what a real store would have queued, for the test to process.
 // It is safe for concurrent use.
 type Store struct {
-	mu       sync.Mutex
-	seq      int
-	runs     map[string]bot.Run
-	byEvent  map[eventKey]string // Run ids by platform and event id.
-	steps    map[string][]bot.Step
-	nodes    map[string][]bot.NodeEvent
-	convs    map[string]string
-	queued   []string
-	pending  map[string]bot.Pending // By run id.
-	feedback map[string]int         // The attempt whose first feedback was claimed, by run id.
-	files    map[string]*storedFile // Output files by id.
-	key      []byte                 // The signing key.
+	mu        sync.Mutex
+	seq       int
+	runs      map[string]bot.Run
+	byEvent   map[eventKey]string // Run ids by platform and event id.
+	steps     map[string][]bot.Step
+	nodes     map[string][]bot.NodeEvent
+	convs     map[string]string
+	queued    []string
+	pending   map[string]bot.Pending  // By run id.
+	feedback  map[string]int          // The attempt whose first feedback was claimed, by run id.
+	files     map[string]*storedFile  // Output files by id.
+	key       []byte                  // The signing key.
+	questions map[string]bot.Question // By id.
 }
 
 type eventKey struct{ platform, eventID string }

@@ -389,3 +389,5 @@ func TestStoreHandsOutCopies(t *testing.T) {
 func TestPendingContract(t *testing.T) { storetest.PendingContract(t, bottest.NewStore()) }
 
 func TestOutputFilesContract(t *testing.T) { storetest.OutputFilesContract(t, bottest.NewStore()) }
+
+func TestQuestionContract(t *testing.T) { storetest.QuestionContract(t, bottest.NewStore()) }

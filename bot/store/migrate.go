@@ -172,6 +172,22 @@ var migrations = [][]string{
 		)`,
 		`ALTER TABLE breaker_audit ADD COLUMN host TEXT NOT NULL DEFAULT ''`, // '' for all hosts.
 	},
+	8: {
+		// Dify Human Input forms asked in the chat: the paused run's form, which input is asked, the answers so far.
+		`CREATE TABLE questions (
+			id         TEXT PRIMARY KEY, -- Dify's form id.
+			run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, -- The run that paused.
+			place      TEXT NOT NULL, -- The conversation without the person.
+			status     TEXT NOT NULL, -- asking, submitted, expired.
+			expires_at BIGINT NOT NULL DEFAULT 0,
+			version    INTEGER NOT NULL, -- Counts saves: of two answers to one question, one wins.
+			body       TEXT NOT NULL, -- bot.Question as JSON.
+			created_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL
+		)`,
+		`CREATE INDEX questions_place ON questions (place, status, created_at)`,
+		`CREATE INDEX questions_due ON questions (status, expires_at)`,
+	},
 }
 
 // dialect holds the few spellings SQLite and PostgreSQL do not share.

@@ -201,8 +201,8 @@ func wire(cfg config.Config, log zerolog.Logger, apps []difyApp, hosts []*difyHo
 		Timeout: cfg.Dify.Timeout, MaxImageBytes: cfg.MaxImageBytes, MaxImagePixels: cfg.MaxImagePixels, ImageMaxSide: imageMaxSide(cfg.ImageMaxSide),
 		FetchTimeout: cfg.FetchTimeout, HoldMax: cfg.Breaker.HoldMax,
 		PublicURL: cfg.PublicURL, MaxOutputFileBytes: cfg.MaxOutputFileBytes, OutputFileTTL: cfg.OutputFileTTL,
-		Language: bot.Lang(cfg.Language),
-		Share:    bot.Share{Runs: cfg.UserConcurrency, PerMinute: cfg.UserRate},
+		Language: bot.Lang(cfg.Language), HumanInputBy: cfg.HumanInputBy,
+		Share: bot.Share{Runs: cfg.UserConcurrency, PerMinute: cfg.UserRate},
 	})
 	if err != nil {
 		return nil, err
@@ -245,7 +245,8 @@ func (s *system) syncBreaker(ctx context.Context) {
 	}
 }
 
-// expireEvery is how often waiting messages past PENDING_TTL are dropped (and their step recorded).
+// expireEvery is how often waiting messages past PENDING_TTL are dropped (and their step recorded), and how
+// often Human Input questions past their form's expiry are followed to the run's end.
 const expireEvery = 30 * time.Second
 
 // expirePending drops expired pending messages until ctx ends.
@@ -260,6 +261,9 @@ func (s *system) expirePending(ctx context.Context) {
 		}
 		if err := s.bot.ExpirePending(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn().Err(err).Msg("could not expire pending messages")
+		}
+		if err := s.bot.ExpireQuestions(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn().Err(err).Msg("could not follow expired Human Input questions")
 		}
 	}
 }

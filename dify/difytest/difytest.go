@@ -39,6 +39,8 @@ type Options struct {
 	MaxActive int
 	// FilesExpireAfter is how long a file link the fake signs works (Dify's FILES_ACCESS_TIMEOUT); default 300s.
 	FilesExpireAfter time.Duration
+	// FormTimeout is how long a Human Input form waits for its answer; default DefaultFormTimeout.
+	FormTimeout time.Duration
 }
 
 // Request is one request the fake received. It never holds the API key.
@@ -66,24 +68,26 @@ type Sim struct {
 	cancel    context.CancelFunc
 	runs      sync.WaitGroup // Every run goroutine; Close waits for them.
 
-	mu       sync.Mutex
-	closed   bool
-	sc       *scenario
-	sh       *shape
-	calls    map[string]int
-	seen     map[string]int // Requests per route since the scenario was set, for faults that fire only first.
-	requests []Request
-	uploads  recent[*upload]
-	runByID  recent[*run]
-	runByTas recent[*run]
-	convs    recent[string]      // Conversation ids and the user who started each.
-	messages recent[[]*run]      // Chat messages by conversation id, oldest first.
-	users    recent[string]      // End-user row ids by user string, as Dify creates them.
-	seq      int                 // Workflow run sequence numbers (0.6 sends them).
-	active   int                 // Runs in progress, for MaxActive.
-	peak     int                 // The most runs ever in progress at once.
-	files    recent[*simFile]    // Files runs produced, by id.
-	lastFile map[string]*simFile // The latest file made under each name.
+	mu        sync.Mutex
+	closed    bool
+	sc        *scenario
+	sh        *shape
+	calls     map[string]int
+	seen      map[string]int // Requests per route since the scenario was set, for faults that fire only first.
+	requests  []Request
+	uploads   recent[*upload]
+	runByID   recent[*run]
+	runByTas  recent[*run]
+	convs     recent[string]      // Conversation ids and the user who started each.
+	messages  recent[[]*run]      // Chat messages by conversation id, oldest first.
+	users     recent[string]      // End-user row ids by user string, as Dify creates them.
+	seq       int                 // Workflow run sequence numbers (0.6 sends them).
+	active    int                 // Runs in progress, for MaxActive.
+	peak      int                 // The most runs ever in progress at once.
+	files     recent[*simFile]    // Files runs produced, by id.
+	lastFile  map[string]*simFile // The latest file made under each name.
+	forms     recent[*form]       // Human Input forms by token.
+	submitted []Submission        // Accepted form submissions, oldest first.
 }
 
 // maxKept bounds each store of the fake (uploads, runs, conversations, end users).
@@ -161,6 +165,9 @@ func NewHandler(opts Options) *Sim {
 	s.mux.Handle(RouteChatStop, s.endpoint(s.stop))
 	s.mux.Handle(RouteMessages, s.endpoint(s.listMessages))
 	s.mux.HandleFunc(RouteFile, s.serveFile)
+	s.mux.Handle(RouteForm, s.endpoint(s.getForm))
+	s.mux.Handle(RouteFormSubmit, s.endpoint(s.submitForm))
+	s.mux.Handle(RouteEvents, s.endpoint(s.events))
 	s.mux.Handle("/", s.endpoint(nil))
 	s.mux.HandleFunc("GET /_sim/scenario", s.getScenario)
 	s.mux.HandleFunc("PUT /_sim/scenario", s.putScenario)

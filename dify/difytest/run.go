@@ -29,6 +29,7 @@ type run struct {
 	query     string
 	stop      chan struct{} // Closed by the stop endpoints.
 	stopOnce  sync.Once
+	live      *live // Runs of a graph with Human Input nodes: what followers of their events see.
 
 	// Guarded by Sim.mu.
 	status     string
@@ -72,7 +73,14 @@ type plan struct {
 	events   chan frame    // Buffered for every event the run can emit, so the engine never waits.
 	detached bool          // The run outlives its request (stream_cut).
 	mu       *sync.Mutex   // Sim.mu, which guards the run's results.
+	// detachedTo is set once a Human Input node paused the run: its first stream has closed, and what it sends
+	// goes to the followers of its events. Guarded by mu.
+	detachedTo *live
+	closeOnce  sync.Once
 }
+
+// closeEvents ends the stream that started the run, once.
+func (p *plan) closeEvents() { p.closeOnce.Do(func() { close(p.events) }) }
 
 // hasWorkflow reports whether the app runs a workflow (and so sends workflow and node events).
 func (rn *run) hasWorkflow() bool { return rn.app == "workflow" || rn.app == "advanced-chat" }
@@ -126,6 +134,9 @@ func (s *Sim) runWorkflow(w http.ResponseWriter, r *http.Request, c *call) {
 	nodes := []node{startNode, llmNode, endNode}
 	if c.sc.outcome.node == "code" {
 		nodes = []node{startNode, llmNode, codeNode, endNode}
+	}
+	for i, h := range c.sc.humans {
+		nodes = slices.Insert(nodes, 2+i, h.node)
 	}
 	if !s.admitRun() {
 		writeErr(w, d, apiErr{http.StatusTooManyRequests, "too_many_requests", s.maxActiveMessage(), ""})
@@ -400,8 +411,11 @@ func (s *Sim) newPlan(sc *scenario, app, user string, ra runArgs, nodes []node, 
 		inputs: append(userInputs, kv{"sys.user_id", user}, kv{"sys.files", sysFiles})}
 	// Two events per node, the chunks, and at most three closing events (finished, error, message_end); an
 	// agent adds its thought and the closing message.
-	p.events = make(chan frame, 2+2*len(nodes)+len(chunks(answer))+3+2+2)
+	p.events = make(chan frame, 2+2*len(nodes)+len(chunks(answer))+3+2+2+2*len(sc.humans))
 	p.detached = sc.outcome.kind == cutStream
+	if len(sc.humans) > 0 {
+		rn.live = newLive()
+	}
 	s.mu.Lock()
 	s.seq++
 	rn.seq = s.seq
@@ -529,7 +543,7 @@ func (s *Sim) stream(w http.ResponseWriter, r *http.Request, p *plan) {
 // execute runs the graph: node by node, each taking the latency, until the scenario's outcome or the end.
 // It ends stopped when ctx ends (the client left, or Close) or the stop endpoint is called.
 func (s *Sim) execute(ctx context.Context, p *plan) {
-	defer close(p.events)
+	defer p.closeEvents()
 	o := p.sc.outcome
 	if p.run.hasWorkflow() {
 		p.workflowEvent("workflow_started", p.startedData(), false)
@@ -545,6 +559,17 @@ func (s *Sim) execute(ctx context.Context, p *plan) {
 		at := n.typ == o.node
 		if p.run.hasWorkflow() {
 			p.workflowEvent("node_started", p.nodeStarted(n, execID, i+1, prev, nodeStart), at && o.kind == cutStream)
+		}
+		if n.typ == "human-input" {
+			i := slices.IndexFunc(p.sc.humans, func(h humanNode) bool { return h.id == n.id })
+			more, ok := s.pause(ctx, p, p.sc.humans[i], execID, i+1, prev, nodeStart)
+			if !ok {
+				p.finish("stopped", msgStopped)
+				return
+			}
+			p.answer += " " + more
+			prev = n.id
+			continue
 		}
 		if at {
 			switch o.kind {
@@ -652,7 +677,20 @@ func chunks(answer string) []string {
 	return out
 }
 
-func (p *plan) send(data []byte, cut bool) { p.events <- frame{data, cut} }
+func (p *plan) send(data []byte, cut bool) {
+	if p.run.live != nil {
+		var ev struct{ Event string }
+		json.Unmarshal(data, &ev)
+		p.mu.Lock()
+		detached := p.detachedTo != nil
+		p.run.live.keep(ev.Event, data, detached)
+		p.mu.Unlock()
+		if detached {
+			return
+		}
+	}
+	p.events <- frame{data, cut}
+}
 
 // frame builds an event in the app's chunk layout: the converter's base fields, then the event's own.
 func (p *plan) frame(event string, fields ...kv) []byte {
@@ -876,7 +914,7 @@ func runDetailBody(rn *run, d dialect) obj {
 	}
 	var finished any
 	elapsed := time.Since(rn.createdAt)
-	if rn.status != "running" {
+	if rn.status != "running" && rn.status != "paused" {
 		finished, elapsed = rn.finishedAt.Unix(), rn.elapsed
 	}
 	return obj{{"id", rn.id}, {"workflow_id", workflowID}, {"status", rn.status},

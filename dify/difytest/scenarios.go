@@ -53,7 +53,8 @@ type scenario struct {
 	latency time.Duration // The node latency when Options.Latency is zero.
 	faults  []fault
 	outcome outcome
-	output  outputKind // What a succeeding run answers.
+	output  outputKind  // What a succeeding run answers.
+	humans  []humanNode // Human Input nodes after the LLM node, in order.
 }
 
 // stage says where in the request path a fault answers, which decides what it shadows.
@@ -257,6 +258,12 @@ func catalogue() map[string]*scenario {
 			output: outObject},
 		{Scenario: Scenario{"chat_files", "", "A chatflow whose answer carries an image: message_file before message_end, and the file in message_end.files."},
 			mode: "advanced-chat", output: outChatFiles},
+		{Scenario: Scenario{"human_input", "", "The workflow asks back: a Human Input node (a select, a paragraph with a default, a photo, two actions, a 1 h expiry) pauses the run until its form is submitted or expires; the events route follows it."},
+			humans: []humanNode{checkNode}},
+		{Scenario: Scenario{"human_input_twice", "", "Two Human Input nodes in a row (a select, then a paragraph), each with its own form and pause."},
+			humans: []humanNode{sizeNode, confirmNode}},
+		{Scenario: Scenario{"human_input_no_token", "dify_human_input_unavailable", "A Human Input node without WebApp delivery: form_token is null, the form routes answer 404, the run waits until the form expires."},
+			humans: []humanNode{func() humanNode { n := checkNode; n.noToken = true; return n }()}},
 		{Scenario: Scenario{"flaky", "", "The first 2 requests to upload and to workflows/run (since the scenario was set) get nginx's 502 page, then all is well."},
 			faults: []fault{{stage: atProxy, routes: []string{RouteUpload, RouteRun}, first: 2, reply: nginx502}}},
 	}

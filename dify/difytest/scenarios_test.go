@@ -146,6 +146,10 @@ var scenarioChecks = map[string][]check{
 	"object_output":    {{probe: run, status: 200, run: "succeeded", body: `"outputs":{"result":{"label":"cat","confidence":0.93,`}},
 	"chat_files": {{probe: info, status: 200, body: `"mode":"advanced-chat"`},
 		{probe: chatStream, status: 200, event: "message_end", run: "succeeded"}},
+	// The form, the submit and the resumed events: dify's TestHumanInput*.
+	"human_input":          {{probe: stream, status: 200, event: "workflow_paused"}},
+	"human_input_twice":    {{probe: stream, status: 200, event: "workflow_paused"}},
+	"human_input_no_token": {{probe: stream, status: 200, event: "workflow_paused"}},
 	"flaky": {page(upload, 502, "text/html", "502 Bad Gateway"), page(upload, 502, "text/html", "502 Bad Gateway"), uploaded,
 		page(run, 502, "text/html", "502 Bad Gateway"), page(run, 502, "text/html", "502 Bad Gateway"), ran(run, "succeeded", ""), {probe: info, status: 200}},
 }
@@ -155,7 +159,7 @@ var diagnosisCodes = []string{"dify_auth_invalid", "dify_app_unavailable", "dify
 	"dify_not_published", "dify_input_invalid", "dify_file_too_large", "dify_file_type", "dify_rate_limited",
 	"dify_plan_limit", "dify_model_provider", "dify_plugin_error", "dify_plugin_unavailable", "dify_workflow_failed",
 	"dify_workflow_timeout", "dify_gateway_error", "dify_gateway_timeout", "dify_server_error", "dify_unreachable",
-	"dify_bad_response", "dify_no_output"}
+	"dify_bad_response", "dify_no_output", "dify_human_input_unavailable"}
 
 func TestCatalogueIsCovered(t *testing.T) {
 	var got []string

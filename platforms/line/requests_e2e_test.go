@@ -84,7 +84,8 @@ func (s *system) send(t testing.TB, ms ...said) []said {
 	return ms
 }
 
-// settled waits until there are n runs, each finished with its reply delivered, and returns them oldest first.
+// settled waits until there are n runs, each finished (or waiting, having asked a workflow's question) with its
+// reply delivered, and returns them oldest first.
 func (s *system) settled(t testing.TB, n int) []bot.Run {
 	t.Helper()
 	var runs []bot.Run
@@ -95,7 +96,7 @@ func (s *system) settled(t testing.TB, n int) []bot.Run {
 			return false
 		}
 		for _, r := range runs {
-			if (r.Status != bot.RunSucceeded && r.Status != bot.RunFailed) || r.RepliedAttempt != r.Attempt {
+			if (r.Status != bot.RunSucceeded && r.Status != bot.RunFailed && r.Status != bot.RunWaiting) || r.RepliedAttempt != r.Attempt {
 				return false
 			}
 		}

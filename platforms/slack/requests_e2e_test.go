@@ -109,7 +109,8 @@ func pngSeen(t testing.TB, size int) string {
 	return fmt.Sprintf("Received a PNG image, %d×%d px, %d B.", size, size, len(bottest.PNG(t, size, size)))
 }
 
-// settled waits until there are n runs, each finished with its reply delivered, and returns them oldest first.
+// settled waits until there are n runs, each finished (or waiting, having asked a workflow's question) with its
+// reply delivered, and returns them oldest first.
 func (s *system) settled(t testing.TB, n int) []bot.Run {
 	t.Helper()
 	var runs []bot.Run
@@ -120,7 +121,7 @@ func (s *system) settled(t testing.TB, n int) []bot.Run {
 			return false
 		}
 		for _, r := range runs {
-			if (r.Status != bot.RunSucceeded && r.Status != bot.RunFailed) || r.RepliedAttempt != r.Attempt {
+			if (r.Status != bot.RunSucceeded && r.Status != bot.RunFailed && r.Status != bot.RunWaiting) || r.RepliedAttempt != r.Attempt {
 				return false
 			}
 		}
