@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,7 +28,8 @@ const (
 // Lane is the fast lane's queue of accepted runs, shared by the inbox (InboxConfig.Lane), which fills it, and
 // the bot (Config.Lane), which sends from it (Bot.Feedback). A full lane is skipped, never waited for.
 type Lane struct {
-	runs chan Run
+	runs   chan Run
+	active atomic.Bool // Bot.Feedback is sending: without it (difybot run, tests) nothing is reserved.
 
 	mu    sync.Mutex
 	owned map[laneKey]chan struct{} // Messages the lane sends the first feedback of; closed once it did.
@@ -40,9 +42,12 @@ func NewLane(size int) *Lane {
 	return &Lane{runs: make(chan Run, size), owned: map[laneKey]chan struct{}{}}
 }
 
+// Sending reports whether Bot.Feedback sends from the lane now.
+func (l *Lane) Sending() bool { return l != nil && l.active.Load() }
+
 // reserve marks m as the lane's before its run is stored; it returns false when m cannot be the lane's.
 func (l *Lane) reserve(m Message) bool {
-	if l == nil || m.EventID == "" {
+	if l == nil || m.EventID == "" || !l.Sending() {
 		return false
 	}
 	l.mu.Lock()
@@ -93,6 +98,8 @@ func (b *Bot) Feedback(ctx context.Context) {
 	if lane == nil {
 		return
 	}
+	lane.active.Store(true)
+	defer lane.active.Store(false)
 	var wg sync.WaitGroup
 	for range feedbackWorkers {
 		wg.Go(func() {

@@ -101,13 +101,10 @@ func (l *Limiter) release(t uint64, full bool) {
 	l.changed = make(chan struct{})
 }
 
-// concurrencyLimited reports whether err is Dify's concurrency cap (too_many_requests, or its text), which a
-// later try passes; the plan quota is not.
-func concurrencyLimited(err error) bool {
+// ConcurrencyLimited reports whether err is Dify saying it runs as many requests as it allows (too_many_requests,
+// or its text): the run did not start, and the same run later will. The plan quota is not. Callers keep such a
+// run queued rather than failing it.
+func ConcurrencyLimited(err error) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && isRateLimit(ae)
 }
-
-// ConcurrencyLimited reports whether err is Dify saying it runs as many requests as it allows: the run did not
-// start, and the same run later will. Callers keep such a run queued rather than failing it.
-func ConcurrencyLimited(err error) bool { return concurrencyLimited(err) }

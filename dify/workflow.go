@@ -168,7 +168,7 @@ func (c *Client) runCall(ctx context.Context, op string, st *runState, user stri
 		if err != nil {
 			return fmt.Errorf("dify: %s: waiting for a free run slot: %w", op, err)
 		}
-		defer func() { c.limiter.release(ticket, concurrencyLimited(err)) }()
+		defer func() { c.limiter.release(ticket, ConcurrencyLimited(err)) }()
 		if tries.OnSend != nil {
 			if err = tries.OnSend(); err != nil {
 				return err

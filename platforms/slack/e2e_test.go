@@ -116,6 +116,9 @@ func newIdleSystem(t testing.TB, opts difytest.Options, edit ...func(*bot.Config
 	lane, stopLane := context.WithCancel(ctx)
 	laneDone := make(chan struct{})
 	go func() { defer close(laneDone); b.Feedback(lane) }()
+	for !fast.Sending() { // So that the first message is already the lane's.
+		time.Sleep(time.Millisecond)
+	}
 	// Registered last, so it runs first: runs in flight are cancelled before Dify and Slack go away.
 	t.Cleanup(func() {
 		stopLane()
