@@ -21,9 +21,11 @@ COPY . .
 # -tags nodynamic: the HEIC decoder (github.com/gen2brain/heic) then uses only its WebAssembly build and never
 # tries a system libheif, whose loader would make the binary dynamically linked.
 ARG TARGETOS TARGETARCH
+# The build context has no .git, so the version comes in as an argument: docker build --build-arg VERSION=$(git describe --tags --always) .
+ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH CGO_ENABLED=0 go build -tags nodynamic -trimpath -ldflags='-s -w' -o /out/difybot ./cmd/difybot && \
+    GOOS=$TARGETOS GOARCH=$TARGETARCH CGO_ENABLED=0 go build -tags nodynamic -trimpath -ldflags="-s -w -X main.releaseVersion=${VERSION}" -o /out/difybot ./cmd/difybot && \
     GOOS=$TARGETOS GOARCH=$TARGETARCH CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/difysim ./cmd/difysim
 
 # Alpine rather than distroless: the health check needs wget, and operators need sqlite3 for online backups

@@ -68,6 +68,14 @@ func (s stage) all(cmd string) []instruction {
 func (s stage) env(t testing.TB) map[string]string {
 	t.Helper()
 	env := map[string]string{}
+	// An ARG with a default is in RUN's environment as well, as docker build sets it.
+	for _, in := range s.all("ARG") {
+		for _, kv := range strings.Fields(in.Args) {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env[k] = v
+			}
+		}
+	}
 	for _, in := range s.all("ENV") {
 		for _, kv := range strings.Fields(in.Args) {
 			k, v, ok := strings.Cut(kv, "=")

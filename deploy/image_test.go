@@ -196,6 +196,11 @@ func TestImageBuildIsStatic(t *testing.T) {
 			t.Errorf("%s contains the build directory %s: -trimpath did not apply", name, image.ctx)
 		}
 	}
+	// The context has no .git, so the version is the build argument's (default "dev"), never "(devel)".
+	out, err := exec.Command(filepath.Join(bin, "difybot"), "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "difybot dev (") {
+		t.Errorf("the image's difybot version = %q, %v; want the VERSION build argument", out, err)
+	}
 }
 
 // TestImageRunsAsItsUser starts difybot serve the way the image does (ENTRYPOINT, CMD, ENV) as the image's

@@ -164,7 +164,8 @@ func versionLine() string {
 			}
 		}
 	}
-	commit := "commit unknown"
+	// GOFLAGS=-buildvcs=false, go run and builds outside a checkout stamp no commit; say how to get one.
+	commit := "commit unknown: build in a git checkout with -buildvcs=true"
 	if rev != "" {
 		commit = "commit " + rev[:min(len(rev), 12)]
 		if at != "" {

@@ -3,8 +3,11 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"image"
+	_ "image/jpeg"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/difybot/difybot/bot/bottest"
 	"github.com/difybot/difybot/dify"
 	"github.com/difybot/difybot/internal/cdptest"
+	"github.com/difybot/difybot/platforms/web"
 )
 
 // hostileDify is the simulated Dify with a workflow that says what an attacker wants: every node has the
@@ -241,5 +245,106 @@ func TestRenderInABrowser(t *testing.T) {
 		if got[i] != tc.html {
 			t.Errorf("render(%q)\n got %s\nwant %s", tc.in, got[i], tc.html)
 		}
+	}
+}
+
+// TestPageInTheChatsLanguage: with BOT_LANGUAGE=ja the page's own words (labels, placeholder, progress) are
+// Japanese, and none of the English ones is left; en stays English.
+func TestPageInTheChatsLanguage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives a browser")
+	}
+	// words reads what the page says of its own, before and while a run works.
+	const words = `JSON.stringify([document.title, document.querySelector("header .progress").textContent,
+		document.querySelector("header a").textContent, document.getElementById("file-label").textContent,
+		document.getElementById("text").placeholder, document.getElementById("send").textContent,
+		document.getElementById("token").placeholder])`
+	for _, tc := range []struct {
+		lang          bot.Lang
+		want, notWant []string
+	}{
+		{"ja", []string{"Webチャット", "管理ページ", "画像を添付", "写真について質問", "送信", "管理トークン"},
+			[]string{"web chat", "admin page", "Attach image", "Ask about", "Send", "admin token"}},
+		{"en", []string{"web chat", "admin page", "Attach image", "Ask about the photo", "Send", "admin token"},
+			[]string{"Webチャット", "送信"}},
+	} {
+		t.Run(string(tc.lang), func(t *testing.T) {
+			c := cdptest.Start(t)
+			srv, _ := newChatWith(t, chatOptions{lang: tc.lang})
+			t.Cleanup(srv.CloseClientConnections)
+			c.Navigate(srv.URL + "/")
+			got := c.Eval(words)
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("page says %s, want %q in it", got, w)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(got, w) {
+					t.Errorf("page says %s, which has %q", got, w)
+				}
+			}
+			// The progress lines while a run works are the page's too: every one seen before the answer is checked.
+			c.Eval(`window.seen = []; new MutationObserver(() => { for (const p of document.querySelectorAll(".msg.bot .progress")) seen.push(p.textContent); })
+				.observe(document.getElementById("log"), { subtree: true, childList: true, characterData: true });
+				document.getElementById("text").value = "hello"; document.getElementById("form").requestSubmit(); true`)
+			c.WaitFor("the answer", `document.querySelector(".msg.bot[data-final=true]") !== null`)
+			seen := c.Eval(`JSON.stringify(seen)`)
+			english := regexp.MustCompile(`sending…|queued|working on it|running |done\)`)
+			japanese := regexp.MustCompile(`送信中|受付済み|処理しています|を実行中|件完了`)
+			if seen == "[]" {
+				t.Fatal("no progress line was seen before the answer")
+			}
+			mine, other := english, japanese
+			if tc.lang == "ja" {
+				mine, other = japanese, english
+			}
+			if !mine.MatchString(seen) || other.MatchString(seen) {
+				t.Errorf("progress lines in %s: %s", tc.lang, seen)
+			}
+		})
+	}
+}
+
+// TestAnsweredPhotoKeepsItsThumbnail: once a photo's run has answered, the chat removes the photo but keeps the
+// page's small copy, which OpenFile (the admin page's run view) then reads.
+func TestAnsweredPhotoKeepsItsThumbnail(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives a browser")
+	}
+	c := cdptest.Start(t)
+	dir := t.TempDir()
+	srv, _ := newChatWith(t, chatOptions{dir: dir})
+	t.Cleanup(srv.CloseClientConnections)
+	c.Navigate(srv.URL + "/")
+	png := filepath.Join(t.TempDir(), "photo.png")
+	if err := os.WriteFile(png, bottest.PNG(t, 1000, 800), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ Root struct{ NodeID int } }
+	json.Unmarshal(c.Call("DOM.getDocument", nil), &doc)
+	var q struct{ NodeID int }
+	json.Unmarshal(c.Call("DOM.querySelector", map[string]any{"nodeId": doc.Root.NodeID, "selector": "#image"}), &q)
+	c.Call("DOM.setFileInputFiles", map[string]any{"nodeId": q.NodeID, "files": []string{png}})
+	c.Eval(`document.getElementById("text").value = "what is it?"; document.getElementById("form").requestSubmit(); true`)
+	c.WaitFor("the answer", `document.querySelector(".msg.bot[data-final=true]") !== null`)
+
+	names, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(names) != 1 || !strings.HasSuffix(names[0], ".thumb") {
+		t.Fatalf("upload dir after the answer holds %v, want only the thumbnail", names)
+	}
+	chat, err := web.New(web.Config{Inbox: &bottest.Inbox{}, UploadDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSuffix(filepath.Base(names[0]), ".thumb")
+	rc, err := chat.OpenFile(context.Background(), bot.Message{}, bot.File{ID: id})
+	if err != nil {
+		t.Fatalf("OpenFile after the answer: %v", err)
+	}
+	defer rc.Close()
+	cfg, format, err := image.DecodeConfig(rc)
+	if err != nil || format != "jpeg" || cfg.Width != 320 || cfg.Height != 256 {
+		t.Errorf("the kept thumbnail is %s %dx%d (%v), want a 320x256 JPEG", format, cfg.Width, cfg.Height, err)
 	}
 }

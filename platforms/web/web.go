@@ -3,6 +3,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -73,14 +75,19 @@ type Config struct {
 	Language      bot.Lang // The language of what the chat itself says (a refused upload); default en.
 	// Apps are the bot's Dify apps, which the page offers to pick from when there are several.
 	Apps []string
+	// ThumbTTL is how long the page's thumbnail of a photo is kept after the photo is removed, for the admin
+	// page's run view; default 7 days.
+	ThumbTTL time.Duration
 }
 
 // Chat is the web platform: an HTTP handler for the page and its API, and a bot.Platform.
 type Chat struct {
 	cfg   Config
 	inbox bot.Inbox
+	page  []byte // chat.html with <html lang> set to the chat's language, which picks the page's own words.
 
 	mu    sync.Mutex
+	swept time.Time // When old thumbnails were last removed.
 	feeds map[string]*feed
 	order []string // Run ids, oldest first, to bound feeds.
 }
@@ -107,10 +114,19 @@ func New(cfg Config) (*Chat, error) {
 	if cfg.KeepRuns <= 0 {
 		cfg.KeepRuns = 1000
 	}
+	if cfg.ThumbTTL <= 0 {
+		cfg.ThumbTTL = 7 * 24 * time.Hour
+	}
 	if cfg.UploadTimeout <= 0 {
 		cfg.UploadTimeout = max(60*time.Second, time.Duration(cfg.MaxImageBytes/(256<<10))*time.Second)
 	}
-	return &Chat{cfg: cfg, inbox: cfg.Inbox, feeds: map[string]*feed{}}, nil
+	lang := "en"
+	if cfg.Language.Japanese() {
+		lang = "ja"
+	}
+	// Only the attribute changes: the script and style, and so the policy's hashes, stay the same.
+	pg := bytes.Replace(page, []byte(`<html lang="en">`), []byte(`<html lang="`+lang+`">`), 1)
+	return &Chat{cfg: cfg, inbox: cfg.Inbox, page: pg, feeds: map[string]*feed{}}, nil
 }
 
 // Name is the platform name stored with runs.
@@ -166,7 +182,7 @@ func (c *Chat) handler() http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Security-Policy", pageCSP)
 		w.Header().Set("Referrer-Policy", "no-referrer")
-		w.Write(page)
+		w.Write(c.page)
 	})
 	mux.Handle("POST /api/messages", c.auth(http.HandlerFunc(c.postMessage)))
 	mux.Handle("GET /api/runs/{id}/events", c.auth(http.HandlerFunc(c.events)))
@@ -213,8 +229,10 @@ func (c *Chat) postMessage(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if upload != "" && m.EventID == "" { // Not accepted: nothing will read it.
 			os.Remove(upload)
+			os.Remove(upload + thumbSuffix)
 		}
 	}()
+	c.sweepThumbs(time.Now())
 	var id, session string
 	for {
 		p, err := mr.NextPart()
@@ -265,6 +283,13 @@ func (c *Chat) postMessage(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			m.Files = []bot.File{{ID: filepath.Base(upload), Name: filepath.Base(p.FileName()), MIMEType: p.Header.Get("Content-Type"), Size: n}}
+		case "thumb": // The page's small copy of the photo, kept for the admin page once the photo is removed.
+			if upload == "" || len(m.Files) == 0 {
+				continue
+			}
+			if err := saveThumb(upload+thumbSuffix, p); err != nil {
+				c.cfg.Logger.Info().Err(err).Msg("web: the photo's thumbnail was not kept")
+			}
 		}
 	}
 	if !idRE.MatchString(id) || !idRE.MatchString(session) {
@@ -393,6 +418,9 @@ func (c *Chat) OpenFile(_ context.Context, _ bot.Message, f bot.File) (io.ReadCl
 		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "web open image", fmt.Errorf("bad file id %q", f.ID))
 	}
 	file, err := os.Open(filepath.Join(c.cfg.UploadDir, f.ID))
+	if errors.Is(err, fs.ErrNotExist) { // The run has answered: only the page's thumbnail is left.
+		file, err = os.Open(filepath.Join(c.cfg.UploadDir, f.ID+thumbSuffix))
+	}
 	if err != nil {
 		return nil, bot.Classified(bot.CodePlatformDownloadFailed, "web open image", err)
 	}
@@ -401,7 +429,8 @@ func (c *Chat) OpenFile(_ context.Context, _ bot.Message, f bot.File) (io.ReadCl
 
 // Reply shows the answer. Publishing the same final reply twice (a retry after a crash) is harmless: the page
 // stops listening at the first. The final reply removes the message's image, unless a later run reads it (a photo
-// waiting for its question: that one is left in UploadDir when the run that completes it answers).
+// waiting for its question: that one is left in UploadDir when the run that completes it answers); its thumbnail
+// stays for ThumbTTL.
 func (c *Chat) Reply(_ context.Context, m bot.Message, r bot.Reply) error {
 	ev := Event{Type: "reply", Text: r.Text, Final: r.Final, Choices: r.Choices}
 	for _, f := range r.Files {
@@ -442,4 +471,42 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// thumbSuffix names the page's thumbnail beside its upload; maxThumb bounds it (the page makes about 20 KB).
+const (
+	thumbSuffix = ".thumb"
+	maxThumb    = 256 << 10
+)
+
+// saveThumb keeps the page's thumbnail when it is a small JPEG or PNG; anything else is dropped.
+func saveThumb(path string, r io.Reader) error {
+	b, err := io.ReadAll(io.LimitReader(r, maxThumb+1))
+	if err != nil {
+		return fmt.Errorf("read thumbnail: %w", err)
+	}
+	if ct := http.DetectContentType(b); len(b) > maxThumb || ct != "image/jpeg" && ct != "image/png" {
+		return fmt.Errorf("thumbnail of %d bytes, %s: not kept", len(b), ct)
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// sweepThumbs removes thumbnails older than ThumbTTL, at most once an hour; the uploads beside them belong to
+// runs and are left alone.
+func (c *Chat) sweepThumbs(now time.Time) {
+	c.mu.Lock()
+	due := now.Sub(c.swept) >= time.Hour
+	if due {
+		c.swept = now
+	}
+	c.mu.Unlock()
+	if !due {
+		return
+	}
+	names, _ := filepath.Glob(filepath.Join(c.cfg.UploadDir, "img-*"+thumbSuffix))
+	for _, n := range names {
+		if fi, err := os.Stat(n); err == nil && now.Sub(fi.ModTime()) > c.cfg.ThumbTTL {
+			os.Remove(n)
+		}
+	}
 }

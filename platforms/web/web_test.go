@@ -3,6 +3,7 @@ package web_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"mime/multipart"
@@ -33,6 +34,8 @@ func newChat(t testing.TB, token string, edit ...func(*difytest.Options, *bot.Co
 type chatOptions struct {
 	token string
 	wrap  func(*dify.Client) bot.Workflows // Stands between the pipeline and the Dify client when set.
+	lang  bot.Lang                         // BOT_LANGUAGE; default en.
+	dir   string                           // The chat's UploadDir; default a new temporary directory.
 	edit  []func(*difytest.Options, *bot.Config)
 }
 
@@ -59,7 +62,7 @@ func newChatWith(t testing.TB, o chatOptions) (*httptest.Server, *difytest.Serve
 	if err != nil {
 		t.Fatal(err)
 	}
-	chat, err := web.New(web.Config{Inbox: inbox, UploadDir: t.TempDir(), Token: token, MaxImageBytes: 1 << 20})
+	chat, err := web.New(web.Config{Inbox: inbox, UploadDir: cmp.Or(o.dir, t.TempDir()), Token: token, MaxImageBytes: 1 << 20, Language: o.lang})
 	if err != nil {
 		t.Fatal(err)
 	}
