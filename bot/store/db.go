@@ -6,7 +6,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,95 +62,10 @@ type sqlConn struct {
 		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	}
-	stmts *stmtCache // Statements prepared once; nil prepares each call (migrations).
-	tx    *sql.Tx    // Set when q is a transaction, whose statements come from stmts through it.
-	// missed collects a transaction's statements not prepared yet: they are prepared after it commits.
-	missed *[]string
-}
-
-// stmtCache keeps prepared statements by their text. database/sql with modernc's SQLite prepares every
-// statement it is given afresh, and parsing was a third of serve's CPU at 200 messages/s; our statements are a
-// few dozen fixed texts, so each is parsed once. PostgreSQL needs none: pgx caches its statements itself.
-type stmtCache struct {
-	db *sql.DB
-	mu sync.Mutex
-	m  map[string]*sql.Stmt
-}
-
-// maxStmts bounds the cache: texts built with a varying number of placeholders could otherwise grow it.
-const maxStmts = 256
-
-// cached returns query's statement if it was prepared.
-func (c *stmtCache) cached(query string) *sql.Stmt {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.m[query]
-}
-
-// stmt returns the prepared statement for query, preparing it the first time; nil (and no error) when the
-// cache is full, so that the caller runs the text as it is. Preparing needs the one connection, so it is
-// never done inside a transaction (that holds it) nor under mu (which a transaction's lookups take).
-func (c *stmtCache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	c.mu.Lock()
-	st, full := c.m[query], len(c.m) >= maxStmts
-	c.mu.Unlock()
-	if st != nil || full {
-		return st, nil
-	}
-	st, err := c.db.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if had, ok := c.m[query]; ok { // Prepared meanwhile by another caller.
-		_ = st.Close()
-		return had, nil
-	}
-	if c.m == nil {
-		c.m = map[string]*sql.Stmt{}
-	}
-	c.m[query] = st
-	return st, nil
-}
-
-func (c *stmtCache) close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, st := range c.m {
-		_ = st.Close()
-	}
-	c.m = nil
-}
-
-// prepared returns query's statement for this connection or transaction, or nil to run the text.
-func (c sqlConn) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
-	switch {
-	case c.stmts == nil:
-		return nil, nil
-	case c.tx == nil:
-		return c.stmts.stmt(ctx, query)
-	}
-	st := c.stmts.cached(query)
-	if st == nil {
-		*c.missed = append(*c.missed, query)
-		return nil, nil
-	}
-	// One connection: the transaction's statement is the one already prepared on it.
-	return c.tx.StmtContext(ctx, st), nil
 }
 
 func (c sqlConn) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	var res sql.Result
-	st, err := c.prepared(ctx, query)
-	switch {
-	case err != nil:
-		return 0, err
-	case st != nil:
-		res, err = st.ExecContext(ctx, args...)
-	default:
-		res, err = c.q.ExecContext(ctx, query, args...)
-	}
+	res, err := c.q.ExecContext(ctx, query, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -159,16 +73,7 @@ func (c sqlConn) exec(ctx context.Context, query string, args ...any) (int64, er
 }
 
 func (c sqlConn) query(ctx context.Context, query string, args ...any) (rows, error) {
-	var r *sql.Rows
-	st, err := c.prepared(ctx, query)
-	switch {
-	case err != nil:
-		return nil, err
-	case st != nil:
-		r, err = st.QueryContext(ctx, args...)
-	default:
-		r, err = c.q.QueryContext(ctx, query, args...)
-	}
+	r, err := c.q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -176,20 +81,8 @@ func (c sqlConn) query(ctx context.Context, query string, args ...any) (rows, er
 }
 
 func (c sqlConn) queryRow(ctx context.Context, query string, args ...any) row {
-	st, err := c.prepared(ctx, query)
-	switch {
-	case err != nil:
-		return errRow{err}
-	case st != nil:
-		return st.QueryRowContext(ctx, args...)
-	}
 	return c.q.QueryRowContext(ctx, query, args...)
 }
-
-// errRow is a row whose query could not be prepared.
-type errRow struct{ err error }
-
-func (r errRow) Scan(...any) error { return r.err }
 
 type sqlRows struct{ *sql.Rows }
 
@@ -245,7 +138,6 @@ func rebind(query string) string {
 type sqliteBackend struct {
 	sqlConn
 	db     *sql.DB
-	stmts  *stmtCache
 	driver *wakingDriver
 	client *river.Client[*sql.Tx]
 	// prio is the same file through a connection of its own, for what people wait for: the ack's Enqueue and
@@ -321,9 +213,8 @@ func (b *sqliteBackend) inTx(ctx context.Context, fn func(tx conn, insert insert
 		return err
 	}
 	defer func() { _ = tx.Rollback() }() // A no-op after Commit.
-	var missed []string
 	inserted := false
-	err = fn(sqlConn{q: tx, stmts: b.stmts, tx: tx, missed: &missed}, func(ctx context.Context, args RunArgs) error {
+	err = fn(sqlConn{q: tx}, func(ctx context.Context, args RunArgs) error {
 		_, err := b.client.InsertTx(ctx, tx, args, nil)
 		inserted = true
 		return err
@@ -333,9 +224,6 @@ func (b *sqliteBackend) inTx(ctx context.Context, fn func(tx conn, insert insert
 	}
 	if err := tx.Commit(); err != nil {
 		return err
-	}
-	for _, q := range missed {
-		_, _ = b.stmts.stmt(ctx, q) // A failure here only means the text is parsed again next time.
 	}
 	if inserted {
 		b.driver.wakeUp()
@@ -357,7 +245,6 @@ func (b *sqliteBackend) close() error {
 	if b.prio != nil {
 		err = b.prio.close()
 	}
-	b.stmts.close()
 	return errors.Join(err, b.db.Close())
 }
 

@@ -215,16 +215,13 @@ func (s *Store) openSQLite(ctx context.Context, rc *river.Config) error {
 	// crash can lose the last commits. FULL costs an fsync per write and tripled the bot's time per message
 	// (BenchmarkPipeline: 5.3 ms → 1.7 ms). Deployments that need more use PostgreSQL.
 	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(wal)&_pragma=foreign_keys(on)&_pragma=synchronous(normal)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return fmt.Errorf("store: open %s: %w", path, err)
-	}
+	db := sql.OpenDB(stmtConnector{dsn})
 	// riversqlite asks for one connection: River's concurrent work otherwise meets SQLITE_BUSY.
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	driver := newWakingDriver(db)
-	err = func() error {
+	err := func() error {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
@@ -254,18 +251,12 @@ func (s *Store) openSQLite(ctx context.Context, rc *river.Config) error {
 		_ = db.Close()
 		return fmt.Errorf("store: %w", err)
 	}
-	stmts := &stmtCache{db: db}
-	main := &sqliteBackend{sqlConn: sqlConn{q: db, stmts: stmts}, db: db, stmts: stmts, driver: driver, client: client}
-	pdb, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		_ = db.Close()
-		return fmt.Errorf("store: open %s: %w", path, err)
-	}
+	main := &sqliteBackend{sqlConn: sqlConn{q: db}, db: db, driver: driver, client: client}
+	pdb := sql.OpenDB(stmtConnector{dsn})
 	pdb.SetMaxOpenConns(1)
 	pdb.SetConnMaxLifetime(0)
 	pdb.SetConnMaxIdleTime(0)
-	pstmts := &stmtCache{db: pdb}
-	main.prio = &sqliteBackend{sqlConn: sqlConn{q: pdb, stmts: pstmts}, db: pdb, stmts: pstmts, driver: driver, client: client}
+	main.prio = &sqliteBackend{sqlConn: sqlConn{q: pdb}, db: pdb, driver: driver, client: client}
 	s.db = main
 	s.queue = client
 	return nil
