@@ -114,7 +114,9 @@ func (c *stmtConn) Prepare(query string) (driver.Stmt, error) { return c.inner.P
 func (c *stmtConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
 	return c.inner.PrepareContext(ctx, query)
 }
-func (c *stmtConn) Begin() (driver.Tx, error) { return c.inner.BeginTx(context.Background(), driver.TxOptions{}) }
+func (c *stmtConn) Begin() (driver.Tx, error) {
+	return c.inner.BeginTx(context.Background(), driver.TxOptions{})
+}
 func (c *stmtConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	return c.inner.BeginTx(ctx, opts)
 }
