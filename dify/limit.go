@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // Limiter caps the runs a Client has in flight against its Dify, and finds the cap by itself (AIMD), because
@@ -12,8 +13,13 @@ import (
 // every round of runs until Dify first says it is full; from then on it grows by one per round of runs that
 // reached it, and shrinks by a tenth at a 429 — once per round: only a try let in after the last cut can cut
 // again (the cut was not enough), not the others of the burst it answered. It stays within [1, Max].
+//
+// Latency is the second signal: a Dify that queues runs starts them later before it refuses. When the recent
+// streamed runs took twice as long to start (their first event), and a second more, than the fastest seen,
+// a round at the limit cuts it by a tenth too, but never below Start. The time to start, not the run's length,
+// because workflows vary in length with their input.
 type Limiter struct {
-	max int
+	max, floor int
 
 	mu       sync.Mutex
 	limit    float64
@@ -22,6 +28,8 @@ type Limiter struct {
 	issued   uint64        // Tickets handed out, one per try let in.
 	cutAt    uint64        // The last ticket issued when the limit was last cut.
 	changed  chan struct{} // Closed and replaced when a slot may have come free.
+	base     float64       // Seconds a run takes to start when Dify is not queueing: the fastest seen.
+	recent   float64       // Seconds the last runs took to start, smoothed.
 }
 
 // LimitConfig configures a Limiter; zero values take the defaults.
@@ -30,8 +38,14 @@ type LimitConfig struct {
 	Max   int // The ceiling: WORKERS; default 64.
 }
 
-// limitCut is the share of the limit kept when Dify says it is full.
-const limitCut = 0.9
+const (
+	// limitCut is the share of the limit kept when Dify says it is full, or slows down.
+	limitCut = 0.9
+	// slowdown is how much longer than base the recent runs take to start, and slowBy by how many seconds at
+	// least, before the limiter reads it as Dify queueing: jitter of a few milliseconds is not.
+	slowdown = 2
+	slowBy   = 1.0
+)
 
 // NewLimiter returns a Limiter for cfg.
 func NewLimiter(cfg LimitConfig) *Limiter {
@@ -41,7 +55,8 @@ func NewLimiter(cfg LimitConfig) *Limiter {
 	if cfg.Start <= 0 {
 		cfg.Start = 8
 	}
-	return &Limiter{max: cfg.Max, limit: float64(min(cfg.Start, cfg.Max)), probing: true, changed: make(chan struct{})}
+	start := min(cfg.Start, cfg.Max)
+	return &Limiter{max: cfg.Max, floor: start, limit: float64(start), probing: true, changed: make(chan struct{})}
 }
 
 // LimitStatus is the limiter's state, for metrics and the admin page.
@@ -80,18 +95,22 @@ func (l *Limiter) acquire(ctx context.Context) (uint64, error) {
 }
 
 // release frees the slot of ticket t and learns from how the try ended: full is Dify's concurrency cap
-// refusing it.
-func (l *Limiter) release(t uint64, full bool) {
+// refusing it; took is how long a run that Dify answered took to start (0 when unknown).
+func (l *Limiter) release(t uint64, full bool, took time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	atLimit := l.inFlight >= int(l.limit)
 	l.inFlight--
+	slow := !full && took > 0 && l.observe(took.Seconds())
 	switch {
 	case full && t > l.cutAt:
 		// What Dify took is at most what was in flight; aim a little below it.
 		l.limit = max(1, min(l.limit, float64(l.inFlight+1))*limitCut)
 		l.probing, l.cutAt = false, l.issued
-	case full:
+	case slow && atLimit && t > l.cutAt && l.limit > float64(l.floor):
+		l.limit = max(float64(l.floor), l.limit*limitCut)
+		l.probing, l.cutAt = false, l.issued
+	case full, slow:
 	case atLimit && l.probing:
 		l.limit = min(float64(l.max), l.limit+1) // One more per finished run: doubles each round.
 	case atLimit:
@@ -99,6 +118,22 @@ func (l *Limiter) release(t uint64, full bool) {
 	}
 	close(l.changed)
 	l.changed = make(chan struct{})
+}
+
+// observe adds a run's duration and reports whether the recent runs are slow against the base. The base
+// follows a faster run at once and slower ones only very slowly, so Dify's queueing cannot raise it.
+func (l *Limiter) observe(secs float64) bool {
+	if l.base == 0 {
+		l.base, l.recent = secs, secs
+		return false
+	}
+	if secs < l.base {
+		l.base = secs
+	} else {
+		l.base += (secs - l.base) / 16384 // A workflow made slower for good is learnt over some 10,000 runs.
+	}
+	l.recent += (secs - l.recent) / 8
+	return l.recent > slowdown*l.base && l.recent-l.base > slowBy
 }
 
 // ConcurrencyLimited reports whether err is Dify saying it runs as many requests as it allows (too_many_requests,

@@ -29,7 +29,7 @@ func TestLimiterAIMD(t *testing.T) {
 	release := func(full ...bool) { // Releases the oldest tickets, full as given, then not full.
 		t := tickets[0]
 		tickets = tickets[1:]
-		l.release(t, len(full) > 0 && full[0])
+		l.release(t, len(full) > 0 && full[0], 0)
 	}
 	if n := fill(); n != 2 {
 		t.Fatalf("took %d slots of a limit of 2", n)
@@ -76,7 +76,7 @@ func TestLimiterAIMD(t *testing.T) {
 	}
 	before := l.Status().Limit
 	tk, _ := l.acquire(context.Background())
-	l.release(tk, false)
+	l.release(tk, false, 0)
 	if s := l.Status(); s.Limit != before {
 		t.Errorf("after a run below the limit: %+v, want still %d", s, before)
 	}
@@ -115,4 +115,48 @@ func TestLimiterFindsDifysCap(t *testing.T) {
 		t.Errorf("Dify ran %d at once, more than it takes", p)
 	}
 	t.Logf("limit %+v, 429s %d", c.Limit(), sim.Calls(difytest.RouteRun)-200)
+}
+
+// TestLimiterFollowsLatency drives the limiter with Difys that take any number of runs without a 429. One
+// queues beyond 20 (a run takes 1 s up to 20 at once, proportionally longer beyond): the limit settles where
+// runs take twice as long (40) instead of growing to the ceiling. One never slows: the limit grows to the
+// ceiling. One becomes ten times slower for every load: the limit falls, but never below its start.
+func TestLimiterFollowsLatency(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		took    func(round, inFlight int) time.Duration
+		low, hi int // Where the limit must end.
+	}{
+		{"queues beyond 20", func(_, n int) time.Duration { return time.Second * time.Duration(max(n, 20)) / 20 }, 30, 44},
+		{"never slows", func(int, int) time.Duration { return time.Second }, 64, 64},
+		{"slow for all after a while", func(round, _ int) time.Duration {
+			if round > 100 {
+				return 10 * time.Second
+			}
+			return time.Second
+		}, 8, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := NewLimiter(LimitConfig{Start: 8, Max: 64})
+			for round := range 300 { // Fill every slot, then each run ends as long as the load made it.
+				var tickets []uint64
+				ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+				for {
+					tk, err := l.acquire(ctx)
+					if err != nil {
+						break
+					}
+					tickets = append(tickets, tk)
+				}
+				cancel()
+				took := tc.took(round, len(tickets))
+				for _, tk := range tickets {
+					l.release(tk, false, took)
+				}
+			}
+			if s := l.Status(); s.Limit < tc.low || s.Limit > tc.hi {
+				t.Errorf("limit after 300 rounds: %+v, want %d to %d", s, tc.low, tc.hi)
+			}
+		})
+	}
 }

@@ -95,6 +95,9 @@ type runState struct {
 	chat                      bool   // Stop through the chat-messages endpoint.
 	forms                     []Form // The Human Input forms the run waits on.
 	answer                    []byte // A followed chatflow's message deltas.
+	// firstAt is when the stream's first event arrived: how long Dify took to start the run is how the limiter
+	// sees it queueing, whatever the workflow then does for how long.
+	firstAt time.Time
 }
 
 // RunWorkflow runs the app's published workflow. The request is sent again only when it certainly did not
@@ -168,7 +171,14 @@ func (c *Client) runCall(ctx context.Context, op string, st *runState, user stri
 		if err != nil {
 			return fmt.Errorf("dify: %s: waiting for a free run slot: %w", op, err)
 		}
-		defer func() { c.limiter.release(ticket, ConcurrencyLimited(err)) }()
+		began := time.Now()
+		defer func() {
+			var took time.Duration // To the first event of this try's stream; a blocking run has none.
+			if err == nil && st.firstAt.After(began) {
+				took = st.firstAt.Sub(began)
+			}
+			c.limiter.release(ticket, ConcurrencyLimited(err), took)
+		}()
 		if tries.OnSend != nil {
 			if err = tries.OnSend(); err != nil {
 				return err
@@ -276,6 +286,9 @@ func streamFailure(ctx context.Context, op string, status int, err error, termin
 var errStop = errors.New("stop")
 
 func (st *runState) observe(ev Event) {
+	if st.firstAt.IsZero() {
+		st.firstAt = time.Now()
+	}
 	if ev.WorkflowRunID != "" {
 		st.runID = ev.WorkflowRunID
 	}
