@@ -155,13 +155,18 @@ func (b *sqliteBackend) priority() backend {
 }
 
 // wakingDriver is River's SQLite driver with a listener that an insert can wake. SQLite has no NOTIFY: River
-// writes its notifications to a table that the listener polls every 50 ms, so a new message waited 25 ms on
-// average before a worker saw it. Every writer of this file is this process, so the store tells the listener
-// itself when it committed a job, and it reads the notification at once.
+// writes its notifications to a table that its listener polls every 50 ms, so a new message waited 25 ms on
+// average before a worker saw it, and an idle bot read that table 20 times a second. Every writer of this file
+// is this process, so the store tells the listener itself when it committed a job: the listener reads the
+// table at once then, and otherwise every listenPoll (what else River notifies, such as a leader resigning,
+// can wait that long).
 type wakingDriver struct {
 	*riversqlite.Driver
 	wake chan struct{}
 }
+
+// listenPoll is how often the listener reads River's notifications when nothing woke it.
+const listenPoll = 500 * time.Millisecond
 
 func newWakingDriver(db *sql.DB) *wakingDriver {
 	return &wakingDriver{Driver: riversqlite.New(db), wake: make(chan struct{}, 1)}
@@ -184,26 +189,32 @@ type wakingListener struct {
 	wake <-chan struct{}
 }
 
-// WaitForNotification waits as River's listener does, but a wake-up cuts its wait between two polls short:
-// the inner wait ends with the cancellation, and the next one polls at once.
+// listenLook bounds one look at the table: River's listener reads it at once and then waits 50 ms for its
+// next poll, which this cuts short.
+const listenLook = 10 * time.Millisecond
+
+// WaitForNotification reads River's notifications once, then waits for a wake-up or listenPoll before the next
+// read, instead of River's listener's own 50 ms polls.
 func (l *wakingListener) WaitForNotification(ctx context.Context) (*riverdriver.Notification, error) {
 	for {
-		inner, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { // Ends with this wait.
-			select {
-			case <-l.wake:
-				cancel()
-			case <-done:
-			}
-		}()
-		n, err := l.Listener.WaitForNotification(inner)
-		close(done)
+		look, cancel := context.WithTimeout(ctx, listenLook)
+		n, err := l.Listener.WaitForNotification(look)
 		cancel()
-		if err != nil && ctx.Err() == nil && errors.Is(err, context.Canceled) {
-			continue // Woken: look now.
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
-		return n, err
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+			return n, err
+		}
+		t := time.NewTimer(listenPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-l.wake:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 }
 
