@@ -303,7 +303,8 @@ func (a *Adapter) Run(ctx context.Context) error {
 	return a.RunSocketMode(ctx)
 }
 
-// Checks signs in with the bot token (auth.test), as doctor's Slack check.
+// Checks signs in with the bot token (auth.test), as doctor's Slack check, and says which reply mode the
+// workspace allows.
 func (a *Adapter) Checks(ctx context.Context) []bot.Check {
 	res, err := a.api.AuthTestContext(ctx)
 	if err != nil {
@@ -311,8 +312,12 @@ func (a *Adapter) Checks(ctx context.Context) []bot.Check {
 			Fixes: []string{"check SLACK_BOT_TOKEN is the Bot User OAuth Token (xoxb-) of an installed app"}}}
 	}
 	checks := []bot.Check{{Name: "Slack", OK: true, Detail: fmt.Sprintf("signed in as %s in %s", res.User, res.Team)}}
-	if c, ok := a.scopeCheck(ctx); ok {
+	have, err := a.scopes(ctx)
+	if err != nil {
+		have = nil
+	}
+	if c, ok := a.scopeCheck(have); ok {
 		checks = append(checks, c)
 	}
-	return checks
+	return append(checks, a.streamingCheck(have))
 }

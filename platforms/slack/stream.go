@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -273,4 +274,27 @@ func (a *Adapter) stopStream(ctx context.Context, m bot.Message, r bot.Reply, pa
 func isRateLimited(err error) bool {
 	var rl *slack.RateLimitedError
 	return errors.As(err, &rl)
+}
+
+// streamingCheck is doctor's line about SLACK_STREAMING: which mode answers use, as far as the token's scopes
+// tell (whether the workspace lets the app stream shows only when it tries: a refusal is logged once).
+func (a *Adapter) streamingCheck(have []string) bot.Check {
+	c := bot.Check{Name: "Slack streaming", OK: true}
+	switch {
+	case a.cfg.Streaming == StreamingOff:
+		c.Warn, c.Detail = true, "off (SLACK_STREAMING=off): answers use the placeholder and chat.update"
+		c.Fixes = []string{"set SLACK_STREAMING=auto to stream answers as Dify writes them"}
+		return c
+	case have != nil && !slices.Contains(have, "chat:write"):
+		c.OK, c.Detail = a.cfg.Streaming != StreamingOn, "the token lacks chat:write: answers can neither stream nor be posted"
+		c.Fixes = []string{"add chat:write under OAuth & Permissions → Bot Token Scopes, then reinstall the app"}
+		return c
+	}
+	c.Detail = a.cfg.Streaming + ": answers stream with chat.startStream, and fall back to the placeholder and chat.update where Slack refuses"
+	if have != nil && !slices.Contains(have, "assistant:write") {
+		c.Warn = true
+		c.Detail += "; assistant threads are off (no assistant:write)"
+		c.Fixes = []string{"turn on Agents & AI Apps in the app's settings and add assistant:write (the README's manifest has both), then reinstall the app"}
+	}
+	return c
 }
