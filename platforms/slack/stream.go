@@ -244,12 +244,12 @@ func (a *Adapter) stopStream(ctx context.Context, m bot.Message, r bot.Reply, pa
 			chunks = append(chunks, c)
 		}
 	}
+	// The final text is trimmed; the stream may end in the blank line before a paragraph that never came.
+	goesOn := strings.HasPrefix(r.Text, l.sent) || r.Text == strings.TrimRight(l.sent, " \t\r\n")
 	whole := r.Final && r.Diagnosis == nil && len(r.Choices) == 0 && parts == 1 && !l.diverged &&
-		(l.sent != "" || len(l.order) > 0) && strings.HasPrefix(r.Text, l.sent)
-	if whole {
-		if delta := r.Text[len(l.sent):]; delta != "" {
-			chunks = append(chunks, slack.NewMarkdownTextChunk(delta))
-		}
+		(l.sent != "" || len(l.order) > 0) && goesOn
+	if whole && len(r.Text) > len(l.sent) {
+		chunks = append(chunks, slack.NewMarkdownTextChunk(r.Text[len(l.sent):]))
 	}
 	a.streams.mu.Unlock()
 	var opts []slack.MsgOption

@@ -321,3 +321,23 @@ func TestStreamExpiredMidAnswer(t *testing.T) {
 		t.Errorf("%d chat.postMessage, want none", n)
 	}
 }
+
+// A long answer with reasoning first: the reasoning is never streamed, the text goes out in a bounded number of
+// appends, and the stream's stop completes it without an edit.
+func TestStreamLongAnswer(t *testing.T) {
+	s := newStreamSystem(t, difytest.Options{Scenario: "stream_long", Latency: 300 * time.Millisecond}, nil)
+	s.deliver(t, payload(t, "message_im.json", s.slack), 0)
+	s.answered(t, 1)
+
+	if got, want := methods(s.slack), []string{"chat.startStream", "chat.appendStream+", "chat.stopStream"}; !equal(got, want) {
+		t.Fatalf("calls = %v, want %v", got, want)
+	}
+	m := onlyMessage(t, s.slack)
+	if strings.Contains(m.Text, "think") || strings.Contains(m.Text, "The person sent") || strings.Count(m.Text, "The photo was looked at") != 6 {
+		t.Errorf("message = %q, want the answer without its reasoning", m.Text)
+	}
+	// 2,000 characters in chunks of at least 256 or half a second apart, plus the nodes' task chunks.
+	if n := len(s.slack.CallsTo("chat.appendStream")); n > 2000/256+8 {
+		t.Errorf("%d appends for one answer, want them batched", n)
+	}
+}
