@@ -213,7 +213,7 @@ func TestStreamAssistantThread(t *testing.T) {
 		t.Errorf("prompts = %+v, want Dify's first four questions", prompts)
 	}
 
-	q := edited(t, payload(t, "message_im.json", s.slack), func(p map[string]any) {
+	q := edited(t, s.imageDM(t), func(p map[string]any) { // A photo, as in a DM.
 		p["event"].(map[string]any)["thread_ts"] = "1763800300.000400"
 	})
 	s.deliver(t, q, 0)
@@ -234,7 +234,7 @@ func TestStreamAssistantThread(t *testing.T) {
 	if !named {
 		t.Errorf("no status named the node running: %+v", status)
 	}
-	if title := s.slack.CallsTo("assistant.threads.setTitle")[0].Form.Get("title"); !strings.HasPrefix(title, "Summarise the report") {
+	if title := s.slack.CallsTo("assistant.threads.setTitle")[0].Form.Get("title"); title != "What is in this photo?" {
 		t.Errorf("title = %q, want the question", title)
 	}
 	var answer slacktest.Message
@@ -243,7 +243,7 @@ func TestStreamAssistantThread(t *testing.T) {
 			answer = m
 		}
 	}
-	if answer.ThreadTS != "1763800300.000400" || !strings.Contains(answer.Text, "You said: Summarise the report") {
+	if answer.ThreadTS != "1763800300.000400" || !strings.Contains(answer.Text, "Received a PNG image") {
 		t.Errorf("answer = %+v, want it in the assistant thread", answer)
 	}
 }

@@ -1,5 +1,6 @@
 // Package slacktest fakes Slack for tests: the Web API methods difybot calls (auth.test, chat.postMessage,
-// chat.update, chat.delete, chat.postEphemeral, files.info, files.getUploadURLExternal,
+// chat.update, chat.delete, chat.postEphemeral, chat.startStream, chat.appendStream, chat.stopStream,
+// assistant.threads.setStatus, setTitle and setSuggestedPrompts, files.info, files.getUploadURLExternal,
 // files.completeUploadExternal, apps.connections.open), files.slack.com downloads and the upload URLs, on one
 // httptest server speaking Slack's wire format; the v0 signature Slack puts on the requests
 // it sends; and builders of the Events API payloads it delivers.
