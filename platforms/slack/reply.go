@@ -168,6 +168,7 @@ func (a *Adapter) forgetProgress(runID string) {
 func (a *Adapter) Reply(ctx context.Context, m bot.Message, r bot.Reply) error {
 	if r.Final {
 		defer a.forgetProgress(r.RunID)
+		defer a.streams.forget(r.RunID, r.Attempt)
 	}
 	a.joinThread(ctx, m.ChatID, m.ThreadID)
 	parts := splitMrkdwn(toMrkdwn(r.Text), maxChars)

@@ -33,15 +33,27 @@ const (
 // stateStream names the attempt whose stream the message under stateTS is, until the stream is stopped.
 const stateStream = "slack_stream"
 
+// maxTaskTitle bounds a task chunk's title (a node's title in Dify is short; Slack's limit is not documented).
+const maxTaskTitle = 256
+
 // refusedFor is how long StreamingAuto leaves streaming off after Slack refused it for the whole app.
 const refusedFor = 10 * time.Minute
 
 // live is what this process appended to one attempt's stream.
 type live struct {
-	sent     string                    // The markdown appended so far.
-	diverged bool                      // The text shown is no longer a beginning of the answer: the final Reply edits.
-	tasks    map[string]bot.TaskStatus // As last appended.
-	order    []bot.Task
+	sent     string     // The markdown appended so far.
+	diverged bool       // The text shown is no longer a beginning of the answer: the final Reply edits.
+	tasks    []bot.Task // As last appended.
+}
+
+// status is the state l last showed for node id, "" when none.
+func (l *live) status(id string) bot.TaskStatus {
+	for _, t := range l.tasks {
+		if t.ID == id {
+			return t.Status
+		}
+	}
+	return ""
 }
 
 // streams holds the live streams of this process, by run and attempt.
@@ -60,7 +72,7 @@ func (s *streams) get(runID string, attempt int) *live {
 	k := liveKey(runID, attempt)
 	l := s.live[k]
 	if l == nil {
-		l = &live{tasks: map[string]bot.TaskStatus{}}
+		l = &live{}
 		s.live[k] = l
 	}
 	return l
@@ -143,7 +155,7 @@ func (a *Adapter) startStream(ctx context.Context, m bot.Message, p bot.Progress
 	}
 	_, ts, err := a.api.StartStreamContext(ctx, m.ChatID, opts...)
 	if code := slackCode(err); code != "" && code != "ratelimited" {
-		if a.cfg.Streaming == StreamingAuto && containsCode(appRefusals, code) {
+		if a.cfg.Streaming == StreamingAuto && slices.Contains(appRefusals, code) {
 			a.streams.mu.Lock()
 			a.streams.refused = a.now()
 			a.streams.mu.Unlock()
@@ -159,15 +171,6 @@ func (a *Adapter) startStream(ctx context.Context, m bot.Message, p bot.Progress
 		return true, err
 	}
 	return true, p.State.Set(ctx, stateTS, ts)
-}
-
-func containsCode(codes []string, code string) bool {
-	for _, c := range codes {
-		if c == code {
-			return true
-		}
-	}
-	return false
 }
 
 // Stream appends what the run wrote since the last call to its stream: the new text as a markdown chunk, and
@@ -187,18 +190,14 @@ func (a *Adapter) Stream(ctx context.Context, m bot.Message, s bot.Stream) error
 	switch {
 	case code == "ratelimited" || isRateLimited(err):
 		return nil
-	case containsCode(goneStream, code):
+	case slices.Contains(goneStream, code):
 		a.fallback(s.RunID, code, "stopped mid-answer")
 		return s.State.Set(ctx, stateStream, "") // The message stays; the final Reply edits it.
 	case err != nil:
 		return fmt.Errorf("chat.appendStream: %w", err)
 	}
 	a.streams.mu.Lock()
-	l.sent = sent
-	for _, t := range s.Tasks {
-		l.tasks[t.ID] = t.Status
-	}
-	l.order = s.Tasks
+	l.sent, l.tasks = sent, s.Tasks
 	a.streams.mu.Unlock()
 	return nil
 }
@@ -209,8 +208,8 @@ func (a *Adapter) chunks(l *live, s bot.Stream) ([]slack.StreamChunk, string) {
 	defer a.streams.mu.Unlock()
 	var out []slack.StreamChunk
 	for _, t := range s.Tasks {
-		if l.tasks[t.ID] != t.Status {
-			c := slack.NewTaskUpdateChunk(t.ID, clip(t.Title, 256))
+		if l.status(t.ID) != t.Status {
+			c := slack.NewTaskUpdateChunk(t.ID, clip(t.Title, maxTaskTitle))
 			c.Status = slack.TaskCardStatus(t.Status)
 			out = append(out, c)
 		}
@@ -237,17 +236,21 @@ func (a *Adapter) stopStream(ctx context.Context, m bot.Message, r bot.Reply, pa
 	defer a.streams.forget(r.RunID, r.Attempt)
 	a.streams.mu.Lock()
 	var chunks []slack.StreamChunk
-	for _, t := range l.order {
+	ended := slack.TaskCardStatusComplete // The run ended: a node still shown running did too, or failed with it.
+	if r.Diagnosis != nil {
+		ended = slack.TaskCardStatusError
+	}
+	for _, t := range l.tasks {
 		if t.Status == bot.TaskRunning {
-			c := slack.NewTaskUpdateChunk(t.ID, clip(t.Title, 256))
-			c.Status = slack.TaskCardStatusComplete // The run ended: the node did too.
+			c := slack.NewTaskUpdateChunk(t.ID, clip(t.Title, maxTaskTitle))
+			c.Status = ended
 			chunks = append(chunks, c)
 		}
 	}
 	// The final text is trimmed; the stream may end in the blank line before a paragraph that never came.
 	goesOn := strings.HasPrefix(r.Text, l.sent) || r.Text == strings.TrimRight(l.sent, " \t\r\n")
 	whole := r.Final && r.Diagnosis == nil && len(r.Choices) == 0 && parts == 1 && !l.diverged &&
-		(l.sent != "" || len(l.order) > 0) && goesOn
+		(l.sent != "" || len(l.tasks) > 0) && goesOn
 	if whole && len(r.Text) > len(l.sent) {
 		chunks = append(chunks, slack.NewMarkdownTextChunk(r.Text[len(l.sent):]))
 	}
@@ -259,7 +262,7 @@ func (a *Adapter) stopStream(ctx context.Context, m bot.Message, r bot.Reply, pa
 	_, _, err = a.api.StopStreamContext(ctx, m.ChatID, r.State.Get(stateTS), opts...)
 	code := slackCode(err)
 	switch {
-	case containsCode(goneStream, code):
+	case slices.Contains(goneStream, code):
 		a.fallback(r.RunID, code, "ended before the answer")
 		whole = false // What it shows is not known: edit it.
 	case err != nil:
