@@ -63,7 +63,11 @@ func (a *Adapter) assistantStarted(ctx context.Context, t slackevents.AssistantT
 		return
 	}
 	log := a.log.With().Str("channel", t.ChannelID).Logger()
-	if err := a.threads.JoinThread(ctx, assistantKey(t.ChannelID, t.ThreadTimeStamp)); err != nil {
+	key := assistantKey(t.ChannelID, t.ThreadTimeStamp)
+	if in, err := a.threads.InThread(ctx, key); err == nil && in {
+		return // Slack delivered the event again: the thread was greeted.
+	}
+	if err := a.threads.JoinThread(ctx, key); err != nil {
 		log.Warn().Err(err).Msg("could not remember the assistant thread")
 	}
 	a.keepContext(ctx, t)

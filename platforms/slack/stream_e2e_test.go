@@ -200,6 +200,7 @@ func (greeter) Greeting(context.Context) (bot.Greeting, error) {
 func TestStreamAssistantThread(t *testing.T) {
 	s := newStreamSystem(t, difytest.Options{Scenario: "ok"}, func(c *slackadapter.Config) { c.Greeter = greeter{} })
 	s.deliver(t, payload(t, "assistant_thread_started.json", s.slack), 0)
+	s.deliver(t, payload(t, "assistant_thread_started.json", s.slack), 1) // Delivered again: greeted once.
 	if got, want := methods(s.slack), []string{"chat.postMessage", "assistant.threads.setSuggestedPrompts"}; !equal(got, want) {
 		t.Fatalf("calls = %v, want %v", got, want)
 	}
