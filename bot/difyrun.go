@@ -168,9 +168,9 @@ const heartbeatEvery = 30 * time.Second
 // which a crash resumes by, are never held back.
 const nodeFlushEvery = 250 * time.Millisecond
 
-// onEvent records the run's ids as soon as Dify names them (so a crash can resume), stores node events,
-// and shows progress, and the answer as it is written, where the platform can. flush writes the node events still held; call it when the run
-// ends.
+// onEvent records the run's ids as soon as Dify names them (so a crash can resume), stores node events, and
+// shows progress, and the answer as Dify writes it, where the platform can. flush writes the node events still
+// held; call it when the run ends.
 func (b *Bot) onEvent(ctx context.Context, r *Run, p Platform) (handle func(dify.Event), flush func()) {
 	pr, _ := p.(ProgressReporter)
 	var feed *streamFeed
