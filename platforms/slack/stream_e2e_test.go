@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,12 +196,49 @@ func (greeter) Greeting(context.Context) (bot.Greeting, error) {
 	return bot.Greeting{Text: "Send me a photo and ask about it.", Prompts: []string{"What is this?", "Is it damaged?", "How old is it?", "What does it cost?", "Anything else?"}}, nil
 }
 
-// An assistant thread: greeted with the opening statement and four prompts; a question there is answered like a
-// DM, with the thread's status naming what runs and its title the question.
+// sharedThreads is the store's side of the adapter's thread memory: threads and values by key.
+type sharedThreads struct {
+	mu sync.Mutex
+	kv map[string]string
+}
+
+func (m *sharedThreads) JoinThread(_ context.Context, key string) error {
+	return m.SetConversation(context.Background(), key, "joined")
+}
+
+func (m *sharedThreads) InThread(ctx context.Context, key string) (bool, error) {
+	v, err := m.Conversation(ctx, key)
+	return v != "", err
+}
+
+func (m *sharedThreads) Conversation(_ context.Context, key string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.kv[key], nil
+}
+
+func (m *sharedThreads) SetConversation(_ context.Context, key, value string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.kv[key] = value
+	return nil
+}
+
+// An assistant thread: greeted with the opening statement and four prompts; a question there, a photo, is
+// answered like a DM, with the thread's status naming what runs, its title the question, and the channel the
+// person has open beside it kept with the message.
 func TestStreamAssistantThread(t *testing.T) {
-	s := newStreamSystem(t, difytest.Options{Scenario: "ok"}, func(c *slackadapter.Config) { c.Greeter = greeter{} })
+	s := newStreamSystem(t, difytest.Options{Scenario: "ok"}, func(c *slackadapter.Config) {
+		c.Greeter, c.Threads = greeter{}, &sharedThreads{kv: map[string]string{}}
+	})
 	s.deliver(t, payload(t, "assistant_thread_started.json", s.slack), 0)
 	s.deliver(t, payload(t, "assistant_thread_started.json", s.slack), 1) // Delivered again: greeted once.
+	s.deliver(t, edited(t, payload(t, "assistant_thread_started.json", s.slack), func(p map[string]any) {
+		p["event_id"] = "Ev07KX5A3T02"
+		ev := p["event"].(map[string]any)
+		ev["type"] = "assistant_thread_context_changed"
+		ev["assistant_thread"].(map[string]any)["context"].(map[string]any)["channel_id"] = "C0NOWOPEN1"
+	}), 0)
 	if got, want := methods(s.slack), []string{"chat.postMessage", "assistant.threads.setSuggestedPrompts"}; !equal(got, want) {
 		t.Fatalf("calls = %v, want %v", got, want)
 	}
@@ -218,7 +256,10 @@ func TestStreamAssistantThread(t *testing.T) {
 		p["event"].(map[string]any)["thread_ts"] = "1763800300.000400"
 	})
 	s.deliver(t, q, 0)
-	s.answered(t, 1)
+	runs := s.answered(t, 1)
+	if x := runs[0].Message.Extra; x["assistant"] != "1" || x["context_channel"] != "C0NOWOPEN1" {
+		t.Errorf("message extra = %v, want it marked as the assistant thread's, with the channel open beside it", x)
+	}
 	got := methods(s.slack)[2:]
 	if len(got) < 5 || got[0] != "assistant.threads.setStatus" || got[1] != "assistant.threads.setTitle" || got[2] != "chat.startStream" ||
 		got[len(got)-1] != "chat.stopStream" {
