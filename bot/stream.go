@@ -44,8 +44,8 @@ const (
 	TaskFailed  TaskStatus = "error"
 )
 
-// How often a stream is shown: Slack's chat.appendStream is a Tier 4 method, and a message that grows every
-// half second reads as writing.
+// How often a stream is shown: at most two Slack calls a second per answer, and a message that grows every half
+// second reads as writing.
 var thinkAnyOpen = regexp.MustCompile(`(?i)<think(?:[\s>]|$)`)
 
 const (
