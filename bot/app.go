@@ -49,6 +49,7 @@ type App struct {
 	TextDefault   string   // The text field's default, sent with a photo that comes alone.
 	ImageRequired bool     // The image input is a required field of the form.
 	Suggested     []string // Dify's suggested_questions, offered as choices.
+	Opening       string   // Dify's opening_statement, a new conversation's greeting.
 	FileLimit     int      // How many files one run may send (file-list max_length); 0 when the form does not say.
 	// Fixed are the values sent for the form's other fields: DIFY_INPUTS, else the field's default.
 	Fixed map[string]any
@@ -99,7 +100,7 @@ func Discover(ctx context.Context, src AppSource, s AppSettings) (*App, error) {
 	}
 	form := params.UserInputForm
 	a.ImageLimit = params.SystemParameters.ImageLimitBytes()
-	a.Suggested = params.SuggestedQuestions
+	a.Suggested, a.Opening = params.SuggestedQuestions, params.OpeningStatement
 
 	a.ImageInput = s.ImageInput
 	switch a.ImageInput {
@@ -321,4 +322,20 @@ func (c *appCache) get(ctx context.Context, now func() time.Time, discover func(
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// Greeting is what a new conversation opens with (a Slack assistant thread): Dify's opening statement and its
+// suggested questions.
+type Greeting struct {
+	Text    string
+	Prompts []string
+}
+
+// Greeting reads the default app's opening statement and suggested questions.
+func (b *Bot) Greeting(ctx context.Context) (Greeting, error) {
+	a, err := b.discover(ctx, b.apps[b.cfg.Routes.Default])
+	if err != nil {
+		return Greeting{}, err
+	}
+	return Greeting{Text: a.Opening, Prompts: a.Suggested}, nil
 }

@@ -168,11 +168,21 @@ const heartbeatEvery = 30 * time.Second
 // which a crash resumes by, are never held back.
 const nodeFlushEvery = 250 * time.Millisecond
 
-// onEvent records the run's ids as soon as Dify names them (so a crash can resume), stores node events,
-// and shows progress where the platform can. flush writes the node events still held; call it when the run
-// ends.
+// onEvent records the run's ids as soon as Dify names them (so a crash can resume), stores node events, and
+// shows progress, and the answer as Dify writes it, where the platform can. flush writes the node events still
+// held; call it when the run ends.
 func (b *Bot) onEvent(ctx context.Context, r *Run, p Platform) (handle func(dify.Event), flush func()) {
 	pr, _ := p.(ProgressReporter)
+	var feed *streamFeed
+	if st, ok := p.(Streamer); ok {
+		feed = &streamFeed{now: b.now, send: func(s Stream) {
+			b.awaitFeedback(ctx, r, false) // The stream to append to, if the fast lane started it.
+			s.RunID, s.Attempt, s.State = r.ID, r.Attempt, b.state(r)
+			if err := st.Stream(ctx, r.Message, s); err != nil {
+				b.log.Warn().Err(err).Str("run_id", r.ID).Msg("could not stream the answer")
+			}
+		}}
+	}
 	seq, done := 0, 0
 	var node string
 	var shown time.Time
@@ -192,6 +202,9 @@ func (b *Bot) onEvent(ctx context.Context, r *Run, p Platform) (handle func(dify
 		}
 	}
 	handle = func(ev dify.Event) {
+		if feed != nil {
+			defer feed.observe(ev) // After the run's ids are stored.
+		}
 		switch ev.Event {
 		case "ping":
 			if b.now().Sub(shown) >= heartbeatEvery {

@@ -97,6 +97,7 @@ type Slack struct {
 	SigningSecret Secret // Verifies Events API requests over HTTP.
 	AppToken      Secret // xapp-…; set to use Socket Mode instead of HTTP.
 	APIURL        string // Web API base, always ending in '/'.
+	Streaming     string // SLACK_STREAMING: auto, on or off.
 }
 
 // Enabled reports whether Slack is configured: a bot token plus either a
@@ -192,6 +193,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SigningSecret: l.slackSigningSecret("SLACK_SIGNING_SECRET"),
 		AppToken:      l.slackToken("SLACK_APP_TOKEN"),
 		APIURL:        l.httpURL("SLACK_API_URL", "https://slack.com/api/", true),
+		Streaming:     l.enum("SLACK_STREAMING", "auto", "auto", "on", "off"),
 	}
 	c.LINE = LINE{
 		ChannelSecret: l.lineSecret("LINE_CHANNEL_SECRET"),

@@ -52,7 +52,7 @@ func TestLoadDefaults(t *testing.T) {
 			OutputKey:    "auto",
 			Timeout:      10 * time.Minute,
 		},
-		Slack:           config.Slack{APIURL: "https://slack.com/api/"},
+		Slack:           config.Slack{APIURL: "https://slack.com/api/", Streaming: "auto"},
 		LINE:            config.LINE{APIURL: "https://api.line.me", DataAPIURL: "https://api-data.line.me"},
 		HTTPAddr:        ":8080",
 		DataDir:         "./data",
@@ -581,6 +581,7 @@ func TestLoadReadsEachNameOnce(t *testing.T) {
 		"DIFY_APPS_FILE", // Issue 20: several apps behind one bot.
 		"PENDING_TTL",
 		"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
+		"SLACK_STREAMING", // Issue 18: answers streamed natively.
 		"LINE_CHANNEL_SECRET", "LINE_CHANNEL_TOKEN", "LINE_API_URL", "LINE_DATA_API_URL",
 		"HTTP_ADDR", "ADMIN_TOKEN", "WEB_CHAT", "DATABASE_URL", "DATA_DIR", "WORKERS", "MAX_IMAGE_BYTES",
 		"MAX_IMAGE_PIXELS", "IMAGE_MAX_SIDE", // Issue 16: photos are shrunk to what the model sees.

@@ -45,6 +45,7 @@ func Groups() []Group {
 			{"SLACK_SIGNING_SECRET", "Events API over HTTP"},
 			{"SLACK_APP_TOKEN", "xapp-…: Socket Mode instead of HTTP"},
 			{"SLACK_API_URL", "override for tests"},
+			{"SLACK_STREAMING", "auto, on or off: stream answers with chat.startStream (auto)"},
 		}},
 		{GroupLINE, []Var{
 			{"LINE_CHANNEL_SECRET", "the channel secret"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 
@@ -44,6 +45,22 @@ type platformEnv struct {
 	log   zerolog.Logger
 	demo  bool // `difybot demo`: the web chat is on, without a token.
 	check bool // doctor: the platform is built to be checked and must create nothing.
+	// greeter is the bot, once built: platforms are built before it.
+	greeter *lateGreeter
+}
+
+// lateGreeter greets with the bot's app once the bot exists, and with nothing before.
+type lateGreeter struct{ b atomic.Pointer[bot.Bot] }
+
+func (g *lateGreeter) Greeting(ctx context.Context) (bot.Greeting, error) {
+	if g == nil {
+		return bot.Greeting{}, nil
+	}
+	b := g.b.Load()
+	if b == nil {
+		return bot.Greeting{}, nil
+	}
+	return b.Greeting(ctx)
 }
 
 // platforms lists every chat platform difybot serves. Adding one is a package under platforms/ and one line here
@@ -80,7 +97,7 @@ func newSlack(cfg config.Config, env platformEnv) (platform, error) {
 	return slack.New(slack.Config{
 		Inbox: env.inbox, Threads: threadsOf(env.store),
 		BotToken: cfg.Slack.BotToken.Reveal(), SigningSecret: cfg.Slack.SigningSecret.Reveal(),
-		AppToken: cfg.Slack.AppToken.Reveal(), APIURL: cfg.Slack.APIURL,
+		AppToken: cfg.Slack.AppToken.Reveal(), APIURL: cfg.Slack.APIURL, Streaming: cfg.Slack.Streaming, Greeter: env.greeter,
 		Logger: env.log.With().Str("component", "slack").Logger(), Language: bot.Lang(cfg.Language),
 	})
 }

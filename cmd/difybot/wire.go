@@ -164,7 +164,7 @@ func wire(cfg config.Config, log zerolog.Logger, apps []difyApp, hosts []*difyHo
 	if err != nil {
 		return nil, err
 	}
-	env.inbox, env.log, env.store = inbox, log, st
+	env.inbox, env.log, env.store, env.greeter = inbox, log, st, &lateGreeter{}
 	plats, err := buildPlatforms(cfg, specs, env)
 	if err != nil {
 		return nil, err
@@ -207,6 +207,7 @@ func wire(cfg config.Config, log zerolog.Logger, apps []difyApp, hosts []*difyHo
 	if err != nil {
 		return nil, err
 	}
+	env.greeter.b.Store(b)
 	return &system{cfg: cfg, log: log, dify: dc, apps: apps, hosts: hosts, store: st, bot: b, inbox: inbox, metrics: metrics, infoFresh: infoFresh,
 		limits: defaultLimits(), platforms: plats, adminExtra: map[string]http.Handler{}}, nil
 }

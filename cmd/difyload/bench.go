@@ -148,8 +148,10 @@ func (b *bench) all(ctx context.Context) error {
 			err = b.breaker(ctx)
 		case "limit":
 			err = b.limit(ctx)
+		case "stream":
+			err = b.stream(ctx)
 		default:
-			err = fmt.Errorf("-run: unknown measurement %q (ack, e2e, rss, breaker, limit)", exp)
+			err = fmt.Errorf("-run: unknown measurement %q (ack, e2e, rss, breaker, limit, stream)", exp)
 		}
 		if err != nil {
 			return err

@@ -59,7 +59,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs := flag.NewFlagSet("difyload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.mode, "mode", "bench", "bench: start everything, measure, print Markdown tables; soak: the fault soak; send: load a running difybot")
-	fs.StringVar(&o.run, "run", "ack,e2e,rss,breaker", "bench: the measurements to make")
+	fs.StringVar(&o.run, "run", "ack,e2e,rss,breaker,stream", "bench: the measurements to make")
 	fs.StringVar(&o.bin, "bin", "", "the difybot binary; default: go build ./cmd/difybot into a temporary directory")
 	fs.StringVar(&o.postgres, "postgres", "", "a PostgreSQL server URL: adds PostgreSQL rows (each on a database created and dropped there)")
 	fs.StringVar(&o.platform, "platform", "slack", "webhooks to send: slack, line or both (alternating)")

@@ -562,3 +562,26 @@ func TestNewHandlerPanicsOnUnknownScenario(t *testing.T) {
 	}()
 	difytest.NewHandler(difytest.Options{Scenario: "nope"})
 }
+
+// stream_long writes 2,000 characters, reasoning first, in many chunks that add up to the output.
+func TestStreamLong(t *testing.T) {
+	s := newServer(t, difytest.Options{Scenario: "stream_long", Latency: 100 * time.Millisecond})
+	st := openStream(t, t.Context(), s, "/workflows/run", runBody("streaming", nil))
+	evs, err := st.all()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text []string
+	for _, e := range evs {
+		if e.name() == "text_chunk" {
+			text = append(text, e.data()["text"].(string))
+		}
+	}
+	joined := strings.Join(text, "")
+	if len(text) < 100 || len(joined) < 2000 || !strings.HasPrefix(joined, "<think>") {
+		t.Errorf("%d chunks, %d characters, starting %.20q: want many, 2,000 or more, reasoning first", len(text), len(joined), joined)
+	}
+	if out := last(evs).data()["outputs"].(map[string]any)["text"]; out != joined {
+		t.Errorf("chunks do not add up to outputs.text")
+	}
+}

@@ -37,6 +37,7 @@ const (
 	outObject                      // An object, no text: {"result": {label, confidence, tags, box, description}}.
 	outExpired                     // The text and an image whose link has already expired.
 	outChatFiles                   // A chatflow's answer with message_file events and message_end.files.
+	outLong                        // The text, reasoning first, then longAnswer: about 2,000 characters in many chunks.
 )
 
 // simFile is a file the fake made and serves.
@@ -157,6 +158,15 @@ func (p *plan) outputs(s *Sim, textKey string) (obj, []obj) {
 	}
 	return text, nil
 }
+
+// longAnswer is what stream_long's LLM writes after its usual answer: six paragraphs, 2,000 characters in all
+// with the usual answer, streamed a few words at a time.
+var longAnswer = func() string {
+	para := "The photo was looked at part by part. Its colours, its shapes and the writing in it were read, and each " +
+		"was compared with what a photo of its kind usually shows. Nothing in it needs to be checked by hand; the " +
+		"details follow, from the most to the least certain, with what each means for the question you asked.\n\n"
+	return strings.Repeat(para, 6)
+}()
 
 // thinking is the reasoning an LLM node in Dify's default "tagged" mode leaves in its text (§2.6).
 const thinking = "<think>\nThe person sent a photo. I should describe it briefly and answer the question.\n</think>\n\n"

@@ -404,8 +404,11 @@ func (s *Sim) newPlan(sc *scenario, app, user string, ra runArgs, nodes []node, 
 	}
 	// Dify stores the inputs with json.dumps, sys.* first; workflow_started echoes them with sys.* last.
 	rn.inputs = string(v06.encode(append(obj{{"sys.files", sysFiles}, {"sys.user_id", user}}, userInputs...)))
-	if sc.output == outThink {
+	switch sc.output {
+	case outThink:
 		answer = thinking + answer
+	case outLong:
+		answer = thinking + answer + "\n\n" + longAnswer
 	}
 	p := &plan{run: rn, sim: s, sc: sc, d: sc.dialect, nodes: nodes, answer: answer, latency: latency, mu: &s.mu,
 		inputs: append(userInputs, kv{"sys.user_id", user}, kv{"sys.files", sysFiles})}
@@ -670,6 +673,9 @@ func (p *plan) wait(ctx context.Context, d time.Duration) bool {
 func chunks(answer string) []string {
 	words := strings.SplitAfter(answer, " ")
 	per := max(1, (len(words)+3)/4)
+	if len(answer) > 1000 {
+		per = 3 // A long answer streams as an LLM writes it: a few words at a time.
+	}
 	var out []string
 	for i := 0; i < len(words); i += per {
 		out = append(out, strings.Join(words[i:min(i+per, len(words))], ""))

@@ -254,6 +254,8 @@ func catalogue() map[string]*scenario {
 			output: outExpired},
 		{Scenario: Scenario{"think_output", "", "The LLM node's text starts with its <think>…</think> reasoning, as Dify's default tagged mode leaves it."},
 			output: outThink},
+		{Scenario: Scenario{"stream_long", "", "The LLM node writes about 2,000 characters, its <think> reasoning first, in many text_chunk events over 1.5 s (or -latency)."},
+			output: outLong, latency: 1500 * time.Millisecond},
 		{Scenario: Scenario{"object_output", "", "The workflow answers an object, no text: {\"result\": {label, confidence, tags, box, description}}."},
 			output: outObject},
 		{Scenario: Scenario{"chat_files", "", "A chatflow whose answer carries an image: message_file before message_end, and the file in message_end.files."},

@@ -143,6 +143,7 @@ var scenarioChecks = map[string][]check{
 	"file_list_output": {{probe: run, status: 200, run: "succeeded", body: `"files":[{"dify_model_identity":"__dify__file__"`}},
 	"file_expired":     {{probe: run, status: 200, run: "succeeded", body: `"url":"/files/tools/`}},
 	"think_output":     {{probe: run, status: 200, run: "succeeded", body: `"text":"<think>`}},
+	"stream_long":      {{probe: run, status: 200, run: "succeeded", body: `"text":"<think>`}}, // And TestStreamLong.
 	"object_output":    {{probe: run, status: 200, run: "succeeded", body: `"outputs":{"result":{"label":"cat","confidence":0.93,`}},
 	"chat_files": {{probe: info, status: 200, body: `"mode":"advanced-chat"`},
 		{probe: chatStream, status: 200, event: "message_end", run: "succeeded"}},

@@ -45,6 +45,9 @@ func (f *Fakes) Close() {
 func (f *Fakes) Env() map[string]string {
 	return map[string]string{
 		"SLACK_BOT_TOKEN": SlackBotToken, "SLACK_SIGNING_SECRET": SlackSigningSecret, "SLACK_API_URL": f.Slack.URL(),
+		// The placeholder and chat.update, which the counts below read; a rig streams with SLACK_STREAMING=auto in
+		// RigConfig.Env (difyload -run stream).
+		"SLACK_STREAMING":     "off",
 		"LINE_CHANNEL_SECRET": LINEChannelSecret, "LINE_CHANNEL_TOKEN": LINEChannelToken,
 		"LINE_API_URL": f.LINE.URL(), "LINE_DATA_API_URL": f.LINE.URL(),
 	}

@@ -36,6 +36,9 @@ type SimUser struct {
 	Started int           // Workflow runs that began (workflow_started was sent).
 	Posts   int           // POST /v1/workflows/run requests.
 	Busy    time.Duration // Time spent answering this user's requests, streams included.
+	// FirstText is when the first text_chunk with answer text (after any <think> block) was written to the
+	// user's first run; zero when none was.
+	FirstText time.Time
 }
 
 // NewSim starts a simulator with opts. Close it when done.
@@ -77,7 +80,7 @@ func (s *Sim) meter(w http.ResponseWriter, r *http.Request) {
 			io.Closer
 		}{io.TeeReader(r.Body, head), r.Body}
 	}
-	rw := &startWatcher{ResponseWriter: w}
+	rw := &startWatcher{ResponseWriter: w, now: time.Now}
 	if run {
 		rw.onStart = func() { s.streaming.Add(1) }
 	}
@@ -114,6 +117,9 @@ func (s *Sim) account(r *http.Request, head *headBuffer, rw *startWatcher, run b
 		s.users[user] = u
 	}
 	u.Busy += time.Since(start)
+	if u.FirstText.IsZero() {
+		u.FirstText = rw.firstText
+	}
 	if run {
 		u.Posts++
 		if rw.started {
@@ -135,17 +141,43 @@ func (h *headBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// startWatcher notices workflow_started in a response, streaming or blocking.
+// startWatcher notices workflow_started in a response, streaming or blocking, and when the answer's text began:
+// the first text_chunk event, or the one that closes the reasoning before it.
 type startWatcher struct {
 	http.ResponseWriter
-	tail    []byte
-	started bool
-	onStart func()
+	tail      []byte
+	started   bool
+	onStart   func()
+	now       func() time.Time
+	thinking  bool
+	firstText time.Time
+}
+
+var (
+	textChunk  = []byte(`"text_chunk"`)
+	thinkOpens = [][]byte{[]byte("<think>"), []byte(`\u003cthink\u003e`)}
+	thinkEnds  = [][]byte{[]byte("</think>"), []byte(`\u003c/think\u003e`)}
+)
+
+func containsAny(p []byte, marks [][]byte) bool {
+	for _, m := range marks {
+		if bytes.Contains(p, m) {
+			return true
+		}
+	}
+	return false
 }
 
 var startedMarks = [][]byte{[]byte(`workflow_started"`), []byte(`"workflow_run_id"`)}
 
 func (s *startWatcher) Write(p []byte) (int, error) {
+	if s.firstText.IsZero() && bytes.Contains(p, textChunk) {
+		s.thinking = s.thinking || containsAny(p, thinkOpens)
+		if containsAny(p, thinkEnds) || !s.thinking {
+			s.firstText = s.now() // The events are written one at a time: this one carries the answer's first words.
+			s.thinking = false
+		}
+	}
 	if !s.started {
 		buf := append(s.tail, p...)
 		for _, m := range startedMarks {

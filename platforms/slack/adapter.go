@@ -62,6 +62,10 @@ type Config struct {
 	// Threads remembers the threads the bot takes part in for every replica (bot/store implements it); nil keeps
 	// the last threadMemory threads in this process only.
 	Threads ThreadMemory
+	// Streaming is SLACK_STREAMING: StreamingAuto (default), StreamingOn or StreamingOff.
+	Streaming string
+	// Greeter gives the greeting and suggested prompts of a new assistant thread; nil greets with nothing.
+	Greeter Greeter
 	Now     func() time.Time
 }
 
@@ -77,6 +81,9 @@ type Adapter struct {
 
 	idMu      sync.Mutex
 	botUserID string // Learned with auth.test on first need.
+	teamID    string
+
+	streams streams
 
 	threads ThreadMemory
 
@@ -87,6 +94,7 @@ type Adapter struct {
 var (
 	_ bot.Platform         = (*Adapter)(nil)
 	_ bot.ProgressReporter = (*Adapter)(nil)
+	_ bot.Streamer         = (*Adapter)(nil)
 )
 
 // New returns an Adapter that hands accepted messages to cfg.Inbox. It makes no network calls.
@@ -125,6 +133,13 @@ func New(cfg Config) (*Adapter, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	switch cfg.Streaming {
+	case "":
+		cfg.Streaming = StreamingAuto
+	case StreamingAuto, StreamingOn, StreamingOff:
+	default:
+		return nil, fmt.Errorf("slack: Streaming %q is not auto, on or off", cfg.Streaming)
+	}
 	ad := &Adapter{
 		cfg:      cfg,
 		apiURL:   u,
@@ -134,6 +149,7 @@ func New(cfg Config) (*Adapter, error) {
 		text:     textsFor(cfg.Language),
 		threads:  cfg.Threads,
 		progress: map[string]shown{},
+		streams:  streams{live: map[string]*live{}, logged: map[string]bool{}},
 	}
 	if ad.threads == nil {
 		ad.threads = newRecentSet(threadMemory)
@@ -178,9 +194,19 @@ func (a *Adapter) botUser(ctx context.Context) (string, error) {
 	if res.UserID == "" {
 		return "", errors.New("slack: auth.test named no user: is BotToken a bot token (xoxb-)?")
 	}
-	a.botUserID = res.UserID
+	a.botUserID, a.teamID = res.UserID, res.TeamID
 	a.log.Info().Str("bot_user_id", res.UserID).Str("team_id", res.TeamID).Msg("slack identity learned")
 	return a.botUserID, nil
+}
+
+// team returns the workspace's id, as auth.test named it; "" when it cannot be learned now.
+func (a *Adapter) team(ctx context.Context) string {
+	if _, err := a.botUser(ctx); err != nil {
+		return ""
+	}
+	a.idMu.Lock()
+	defer a.idMu.Unlock()
+	return a.teamID
 }
 
 // ThreadMemory remembers the threads the bot takes part in, so replies there run the workflow without a mention.
@@ -277,7 +303,8 @@ func (a *Adapter) Run(ctx context.Context) error {
 	return a.RunSocketMode(ctx)
 }
 
-// Checks signs in with the bot token (auth.test), as doctor's Slack check.
+// Checks signs in with the bot token (auth.test), as doctor's Slack check, and says which reply mode the
+// workspace allows.
 func (a *Adapter) Checks(ctx context.Context) []bot.Check {
 	res, err := a.api.AuthTestContext(ctx)
 	if err != nil {
@@ -285,8 +312,12 @@ func (a *Adapter) Checks(ctx context.Context) []bot.Check {
 			Fixes: []string{"check SLACK_BOT_TOKEN is the Bot User OAuth Token (xoxb-) of an installed app"}}}
 	}
 	checks := []bot.Check{{Name: "Slack", OK: true, Detail: fmt.Sprintf("signed in as %s in %s", res.User, res.Team)}}
-	if c, ok := a.scopeCheck(ctx); ok {
+	have, err := a.scopes(ctx)
+	if err != nil {
+		have = nil
+	}
+	if c, ok := a.scopeCheck(have); ok {
 		checks = append(checks, c)
 	}
-	return checks
+	return append(checks, a.streamingCheck(have))
 }

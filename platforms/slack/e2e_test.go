@@ -63,6 +63,12 @@ func (s *system) startQueue(t testing.TB) {
 // queued, and wait for startQueue.
 func newIdleSystem(t testing.TB, opts difytest.Options, edit ...func(*bot.Config)) *system {
 	t.Helper()
+	return newIdleSystemWith(t, opts, nil, edit...)
+}
+
+// newIdleSystemWith is newIdleSystem with adapter's edit applied to the Slack adapter's config.
+func newIdleSystemWith(t testing.TB, opts difytest.Options, adapter func(*slackadapter.Config), edit ...func(*bot.Config)) *system {
+	t.Helper()
 	s := &system{log: &order{}}
 	s.slack = slacktest.Start(t, slacktest.Options{OnCall: func(c slacktest.Call) {
 		switch c.Method {
@@ -103,7 +109,12 @@ func newIdleSystem(t testing.TB, opts difytest.Options, edit ...func(*bot.Config
 	if err != nil {
 		t.Fatal(err)
 	}
-	ad := newAdapter(t, s.slack, inbox, func(c *slackadapter.Config) { c.ProgressEvery = time.Nanosecond })
+	ad := newAdapter(t, s.slack, inbox, func(c *slackadapter.Config) {
+		c.ProgressEvery = time.Nanosecond
+		if adapter != nil {
+			adapter(c)
+		}
+	})
 	cfg := bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{ad}, Logger: zerolog.Nop(), TempDir: t.TempDir(), Lane: fast}
 	for _, e := range edit {
 		e(&cfg)

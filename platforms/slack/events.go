@@ -114,6 +114,9 @@ func (a *Adapter) verify(h http.Header, body []byte) bool {
 // delivery may be acknowledged: accepted, a duplicate, or deliberately ignored.
 func (a *Adapter) handleCallback(ctx context.Context, outer *slackevents.EventsAPICallbackEvent, inner any, redelivery bool) error {
 	log := a.log.With().Str("event_id", outer.EventID).Logger()
+	if a.assistantEvent(ctx, inner) {
+		return nil
+	}
 	me, err := a.botUser(ctx)
 	if err != nil {
 		log.Error().Err(err).Msg("slack event not accepted: the bot's own user id is unknown")
@@ -179,7 +182,9 @@ func (a *Adapter) toMessage(ctx context.Context, me string, inner any) (bot.Mess
 				return bot.Message{}, "a reply in a thread the bot is not in"
 			}
 		}
-		return a.message(me, ev.Channel, ev.User, ev.TimeStamp, ev.ThreadTimeStamp, ev.Text, msg.Files), ""
+		m := a.message(me, ev.Channel, ev.User, ev.TimeStamp, ev.ThreadTimeStamp, ev.Text, msg.Files)
+		a.markAssistant(ctx, &m)
+		return m, ""
 	}
 	return bot.Message{}, "not a message"
 }

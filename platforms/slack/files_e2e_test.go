@@ -110,11 +110,33 @@ func TestDoctorNamesMissingScopes(t *testing.T) {
 		fake := slacktest.Start(t, slacktest.Options{Scopes: tt.scopes})
 		ad := newAdapter(t, fake, &bottest.Inbox{})
 		checks := ad.Checks(context.Background())
-		if len(checks) != 2 || checks[1].Name != "Slack scopes" || checks[1].OK != tt.ok || !strings.Contains(checks[1].Detail, tt.want) {
+		if len(checks) != 3 || checks[1].Name != "Slack scopes" || checks[1].OK != tt.ok || !strings.Contains(checks[1].Detail, tt.want) {
 			t.Errorf("scopes %v: checks %+v", tt.scopes, checks)
 		}
 	}
 	_ = slackadapter.RequiredScopes
+}
+
+func TestDoctorSaysHowAnswersAreSent(t *testing.T) {
+	for _, tt := range []struct {
+		mode     string
+		scopes   []string
+		ok, warn bool
+		want     string
+	}{
+		{slackadapter.StreamingAuto, nil, true, false, "auto: answers stream with chat.startStream"},
+		{slackadapter.StreamingOn, []string{"chat:write", "files:read"}, true, true, "assistant threads are off"},
+		{slackadapter.StreamingOff, nil, true, true, "off (SLACK_STREAMING=off)"},
+		{slackadapter.StreamingOn, []string{"files:read"}, false, false, "lacks chat:write"},
+	} {
+		fake := slacktest.Start(t, slacktest.Options{Scopes: tt.scopes})
+		ad := newAdapter(t, fake, &bottest.Inbox{}, func(c *slackadapter.Config) { c.Streaming = tt.mode })
+		checks := ad.Checks(context.Background())
+		c := checks[len(checks)-1]
+		if c.Name != "Slack streaming" || c.OK != tt.ok || c.Warn != tt.warn || !strings.Contains(c.Detail, tt.want) {
+			t.Errorf("%s with %v: check %+v, want %q", tt.mode, tt.scopes, c, tt.want)
+		}
+	}
 }
 
 func newState() *bottest.State { return bottest.NewState(nil) }

@@ -68,10 +68,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// newAdapter builds an adapter against fs with edit applied to its config.
+// newAdapter builds an adapter against fs with edit applied to its config. It does not stream unless edit says
+// so: most tests are about the placeholder and chat.update, which streaming falls back to.
 func newAdapter(t testing.TB, fs *slacktest.Server, acc bot.Inbox, edit ...func(*slackadapter.Config)) *slackadapter.Adapter {
 	t.Helper()
-	cfg := slackadapter.Config{Inbox: acc, BotToken: botToken, SigningSecret: secret, APIURL: fs.URL(), Logger: zerolog.Nop()}
+	cfg := slackadapter.Config{Inbox: acc, BotToken: botToken, SigningSecret: secret, APIURL: fs.URL(), Logger: zerolog.Nop(),
+		Streaming: slackadapter.StreamingOff}
 	for _, e := range edit {
 		e(&cfg)
 	}

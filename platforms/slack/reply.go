@@ -62,6 +62,10 @@ func (a *Adapter) Progress(ctx context.Context, m bot.Message, p bot.Progress) e
 		if !a.progressDue(p.RunID, text) {
 			return nil
 		}
+		a.assistantWorking(ctx, m, p.RunID, p.Node)
+		if streaming(p.State, p.Attempt) {
+			return nil // The stream's task chunks show the node.
+		}
 		err = a.update(ctx, m.ChatID, ts, text, nil)
 	default:
 		return nil
@@ -77,10 +81,28 @@ func (a *Adapter) Progress(ctx context.Context, m bot.Message, p bot.Progress) e
 	return nil
 }
 
-// placeholder posts "working on it" once per run and stores its ts; a retried run resets the same message.
+// placeholder starts the attempt's stream, or posts "working on it" once per run, and stores its ts; a retried
+// run resets the same message, or, streaming, starts a new stream in place of the old message.
 func (a *Adapter) placeholder(ctx context.Context, m bot.Message, p bot.Progress) error {
 	a.joinThread(ctx, m.ChatID, m.ThreadID)
 	a.markProgress(p.RunID, a.text.working)
+	a.assistantWorking(ctx, m, p.RunID, "")
+	if streaming(p.State, p.Attempt) {
+		return nil // Started before a crash: the resumed attempt goes on with it.
+	}
+	if a.streamable() {
+		old := p.State.Get(stateTS)
+		started, err := a.startStream(ctx, m, p)
+		if err != nil || started {
+			if started && old != "" && old != p.State.Get(stateTS) {
+				// A Retry: the failed attempt's message ("Retrying…") gives way to the new attempt's.
+				if _, _, err := a.api.DeleteMessageContext(ctx, m.ChatID, old); err != nil && !isGone(err) {
+					a.log.Warn().Str("run_id", p.RunID).Err(err).Msg("could not delete the retried attempt's message")
+				}
+			}
+			return err
+		}
+	}
 	if ts := p.State.Get(stateTS); ts != "" {
 		err := a.update(ctx, m.ChatID, ts, a.text.working, nil)
 		if !isGone(err) {
@@ -146,6 +168,7 @@ func (a *Adapter) forgetProgress(runID string) {
 func (a *Adapter) Reply(ctx context.Context, m bot.Message, r bot.Reply) error {
 	if r.Final {
 		defer a.forgetProgress(r.RunID)
+		defer a.streams.forget(r.RunID, r.Attempt)
 	}
 	a.joinThread(ctx, m.ChatID, m.ThreadID)
 	parts := splitMrkdwn(toMrkdwn(r.Text), maxChars)
@@ -155,7 +178,17 @@ func (a *Adapter) Reply(ctx context.Context, m bot.Message, r bot.Reply) error {
 	if len(parts) > maxParts {
 		parts = append(parts[:maxParts-1], a.text.truncated)
 	}
+	streamed := false
+	if streaming(r.State, r.Attempt) {
+		var err error
+		if streamed, err = a.stopStream(ctx, m, r, len(parts)); err != nil {
+			return fmt.Errorf("slack reply: %w", err)
+		}
+	}
 	for i, part := range parts {
+		if streamed {
+			break // The stream showed the answer.
+		}
 		var blocks []slack.Block
 		switch {
 		case i == 0 && r.Final && r.Diagnosis != nil:

@@ -7,6 +7,7 @@ import (
 // texts are the adapter's own words; the answers and diagnoses come from the pipeline in its language.
 type texts struct {
 	working     string // The placeholder.
+	thinking    string // An assistant thread's status while a run works.
 	running     string // Progress: %s is the node's title, already escaped.
 	done        string // Appended to progress: %d nodes finished.
 	retrying    string
@@ -20,6 +21,7 @@ type texts struct {
 var (
 	textsEN = texts{
 		working:     "⏳ Working on it…",
+		thinking:    "is thinking…",
 		running:     "⏳ Working on it… running *%s*",
 		done:        " (%d done)",
 		retrying:    "🔁 Retrying…",
@@ -31,6 +33,7 @@ var (
 	}
 	textsJA = texts{
 		working:     "⏳ 処理しています…",
+		thinking:    "考えています…",
 		running:     "⏳ 処理しています… *%s* を実行中",
 		done:        "（%d 件完了）",
 		retrying:    "🔁 再試行しています…",

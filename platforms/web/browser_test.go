@@ -11,10 +11,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/difybot/difybot/bot"
 	"github.com/difybot/difybot/bot/bottest"
 	"github.com/difybot/difybot/dify"
+	"github.com/difybot/difybot/dify/difytest"
 	"github.com/difybot/difybot/internal/cdptest"
 	"github.com/difybot/difybot/platforms/web"
 )
@@ -346,5 +348,30 @@ func TestAnsweredPhotoKeepsItsThumbnail(t *testing.T) {
 	cfg, format, err := image.DecodeConfig(rc)
 	if err != nil || format != "jpeg" || cfg.Width != 320 || cfg.Height != 256 {
 		t.Errorf("the kept thumbnail is %s %dx%d (%v), want a 320x256 JPEG", format, cfg.Width, cfg.Height, err)
+	}
+}
+
+// TestStreamInABrowser: a long answer grows in its bubble while the workflow writes it, its reasoning never
+// shown, and the final reply replaces it.
+func TestStreamInABrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives a browser")
+	}
+	c := cdptest.Start(t)
+	srv, _ := newChat(t, "", func(o *difytest.Options, _ *bot.Config) { o.Scenario, o.Latency = "stream_long", 2*time.Second })
+	t.Cleanup(srv.CloseClientConnections)
+	c.Navigate(srv.URL + "/")
+	c.Eval(`document.getElementById("text").value = "tell me all"; document.getElementById("form").requestSubmit(); true`)
+	bubble := `document.querySelector(".msg.bot:last-child")`
+	c.WaitFor("part of the answer", bubble+`.innerText.includes("The photo was looked at") && `+bubble+`.dataset.final !== "true"`)
+	partial := c.Eval(bubble + `.innerText`)
+	c.WaitFor("the whole answer", bubble+`.dataset.final === "true"`)
+	whole := c.Eval(bubble + `.innerText`)
+	if strings.Count(partial, "The photo was looked at") >= 6 || strings.Count(whole, "The photo was looked at") != 6 {
+		t.Errorf("the bubble showed %d paragraphs while running and %d at the end, want fewer, then all 6",
+			strings.Count(partial, "The photo was looked at"), strings.Count(whole, "The photo was looked at"))
+	}
+	if strings.Contains(partial+whole, "think") || strings.Contains(partial+whole, "The person sent") {
+		t.Error("the page showed the model's reasoning")
 	}
 }

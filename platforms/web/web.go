@@ -95,6 +95,7 @@ type Chat struct {
 var (
 	_ bot.Platform         = (*Chat)(nil)
 	_ bot.ProgressReporter = (*Chat)(nil)
+	_ bot.Streamer         = (*Chat)(nil)
 )
 
 // New returns a chat that hands messages to cfg.Inbox.
@@ -137,7 +138,7 @@ func (*Chat) Direct(bot.Message) bool { return true }
 
 // Event is what the page receives about a run.
 type Event struct {
-	Type  string `json:"type"` // "progress" or "reply".
+	Type  string `json:"type"` // "progress", "stream" (the answer so far, in Text) or "reply".
 	Step  string `json:"step,omitempty"`
 	Node  string `json:"node,omitempty"`
 	Done  int    `json:"done,omitempty"`
@@ -453,6 +454,18 @@ func (c *Chat) Reply(_ context.Context, m bot.Message, r bot.Reply) error {
 // Progress shows which workflow node is running.
 func (c *Chat) Progress(_ context.Context, _ bot.Message, p bot.Progress) error {
 	c.publish(p.RunID, Event{Type: "progress", Step: p.Step, Node: p.Node, Done: p.Done})
+	return nil
+}
+
+// Stream shows the answer as Dify writes it, with the node running, if any.
+func (c *Chat) Stream(_ context.Context, _ bot.Message, s bot.Stream) error {
+	ev := Event{Type: "stream", Text: s.Text}
+	for _, t := range s.Tasks {
+		if t.Status == bot.TaskRunning {
+			ev.Node = t.Title
+		}
+	}
+	c.publish(s.RunID, ev)
 	return nil
 }
 

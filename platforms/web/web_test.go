@@ -279,3 +279,34 @@ func TestRefusalsInTheChatsLanguage(t *testing.T) {
 		}
 	}
 }
+
+// A long answer appears as Dify writes it: stream events whose text grows, reasoning never shown, then the reply.
+func TestLongAnswerStreams(t *testing.T) {
+	srv, _ := newChat(t, "", func(o *difytest.Options, _ *bot.Config) { o.Scenario, o.Latency = "stream_long", 300*time.Millisecond })
+	_, out := post(t, srv, "", map[string]string{"id": web.NewID(), "session": "session-1", "text": "tell me all"}, nil)
+	evs := follow(t, srv, "", out["run_id"].(string))
+	var texts []string
+	for _, ev := range evs {
+		if ev.Type == "stream" && ev.Text != "" {
+			texts = append(texts, ev.Text)
+		}
+	}
+	last := evs[len(evs)-1]
+	if len(texts) < 3 {
+		t.Fatalf("%d stream events with text, want the answer in several steps: %+v", len(texts), evs)
+	}
+	for i, tx := range texts {
+		if strings.Contains(tx, "think") || strings.Contains(tx, "The person sent") {
+			t.Errorf("stream event %d shows reasoning: %.60q", i, tx)
+		}
+		if i > 0 && !strings.HasPrefix(tx, texts[i-1]) {
+			t.Errorf("stream event %d does not go on from the one before", i)
+		}
+		if !strings.HasPrefix(last.Text, tx) {
+			t.Errorf("stream event %d is not the beginning of the answer", i)
+		}
+	}
+	if last.Type != "reply" || !last.Final || len(last.Text) < 1800 {
+		t.Errorf("final event = %+v", last)
+	}
+}

@@ -1,5 +1,6 @@
 // Package slacktest fakes Slack for tests: the Web API methods difybot calls (auth.test, chat.postMessage,
-// chat.update, chat.delete, chat.postEphemeral, files.info, files.getUploadURLExternal,
+// chat.update, chat.delete, chat.postEphemeral, chat.startStream, chat.appendStream, chat.stopStream,
+// assistant.threads.setStatus, setTitle and setSuggestedPrompts, files.info, files.getUploadURLExternal,
 // files.completeUploadExternal, apps.connections.open), files.slack.com downloads and the upload URLs, on one
 // httptest server speaking Slack's wire format; the v0 signature Slack puts on the requests
 // it sends; and builders of the Events API payloads it delivers.
@@ -51,7 +52,7 @@ type Options struct {
 
 // DefaultScopes are the scopes the README's manifest gives the app.
 var DefaultScopes = []string{"app_mentions:read", "channels:history", "groups:history", "im:history", "im:read", "chat:write",
-	"files:read", "files:write"}
+	"files:read", "files:write", "assistant:write"}
 
 // Upload is a file the bot uploaded: its bytes once POSTed, and where files.completeUploadExternal shared it.
 type Upload struct {
@@ -79,10 +80,18 @@ type Call struct {
 }
 
 // Message is a message a channel shows: posted by chat.postMessage (or AddMessage), edited by chat.update,
-// gone after chat.delete.
+// gone after chat.delete; or streamed: begun by chat.startStream, grown by chat.appendStream's markdown_text
+// chunks (Text) and task_update chunks (Tasks), finished by chat.stopStream.
 type Message struct {
 	Channel, TS, ThreadTS, Text string
+	Streaming                   bool   // chat.startStream began it and chat.stopStream has not ended it.
+	Streamed                    bool   // It began as a stream.
+	Blocks                      string // The blocks JSON it carries, as last set.
+	Tasks                       []Task
 }
+
+// Task is a task_update chunk's card as a streamed message shows it.
+type Task struct{ ID, Title, Status string }
 
 // File is a file the fake serves. Its content is Body, or, for files too large to hold, Size bytes read from
 // Open. Status, SignIn and NoScope make Slack's refusals.
@@ -140,15 +149,21 @@ func NewServer(opts Options) *Server {
 		fail: map[string]func(http.ResponseWriter) bool{}, hold: map[string]chan struct{}{}}
 	mux := http.NewServeMux()
 	for name, h := range map[string]func(c *Call) map[string]any{
-		"auth.test":                    s.authTest,
-		"chat.postMessage":             s.post,
-		"chat.update":                  s.update,
-		"chat.delete":                  s.delete,
-		"chat.postEphemeral":           func(*Call) map[string]any { return map[string]any{"ok": true, "message_ts": s.nextTS()} },
-		"files.info":                   s.filesInfo,
-		"files.getUploadURLExternal":   s.uploadURL,
-		"files.completeUploadExternal": s.completeUpload,
-		"apps.connections.open":        s.connectionsOpen,
+		"auth.test":                             s.authTest,
+		"chat.postMessage":                      s.post,
+		"chat.update":                           s.update,
+		"chat.delete":                           s.delete,
+		"chat.postEphemeral":                    func(*Call) map[string]any { return map[string]any{"ok": true, "message_ts": s.nextTS()} },
+		"chat.startStream":                      s.startStream,
+		"chat.appendStream":                     s.appendStream,
+		"chat.stopStream":                       s.stopStream,
+		"assistant.threads.setStatus":           s.assistantCall("status"),
+		"assistant.threads.setTitle":            s.assistantCall("title"),
+		"assistant.threads.setSuggestedPrompts": s.assistantCall("prompts"),
+		"files.info":                            s.filesInfo,
+		"files.getUploadURLExternal":            s.uploadURL,
+		"files.completeUploadExternal":          s.completeUpload,
+		"apps.connections.open":                 s.connectionsOpen,
 	} {
 		mux.Handle("/api/"+name, s.method(name, h))
 	}
@@ -255,7 +270,8 @@ func (s *Server) CallsTo(method string) []Call {
 func (s *Server) Writes() []Call {
 	return s.callsWhere(func(c *Call) bool {
 		switch c.Method {
-		case "chat.postMessage", "chat.update", "chat.delete", "chat.postEphemeral", "files.completeUploadExternal":
+		case "chat.postMessage", "chat.update", "chat.delete", "chat.postEphemeral", "files.completeUploadExternal",
+			"chat.startStream", "chat.appendStream", "chat.stopStream":
 			return true
 		}
 		return false
@@ -280,7 +296,9 @@ func (s *Server) Messages() []Message {
 	defer s.mu.Unlock()
 	out := make([]Message, 0, len(s.msgs))
 	for _, m := range s.msgs {
-		out = append(out, *m)
+		c := *m
+		c.Tasks = slices.Clone(m.Tasks)
+		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b Message) int { return strings.Compare(a.TS, b.TS) })
 	return out
@@ -384,7 +402,7 @@ func (s *Server) post(c *Call) map[string]any {
 	ch, text, thread := c.Form.Get("channel"), c.Form.Get("text"), c.Form.Get("thread_ts")
 	ts := s.nextTS()
 	s.mu.Lock()
-	s.msgs[ts] = &Message{Channel: ch, TS: ts, ThreadTS: thread, Text: text}
+	s.msgs[ts] = &Message{Channel: ch, TS: ts, ThreadTS: thread, Text: text, Blocks: c.Form.Get("blocks")}
 	c.TS = ts
 	s.mu.Unlock()
 	return map[string]any{"ok": true, "channel": ch, "ts": ts,
@@ -400,7 +418,10 @@ func (s *Server) update(c *Call) map[string]any {
 	if m == nil || m.Channel != ch {
 		return map[string]any{"ok": false, "error": "message_not_found"}
 	}
-	m.Text = text
+	if m.Streaming {
+		return map[string]any{"ok": false, "error": "cant_update_message"} // A stream is stopped before it is edited.
+	}
+	m.Text, m.Blocks = text, c.Form.Get("blocks")
 	return map[string]any{"ok": true, "channel": ch, "ts": ts, "text": text}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ func TestServerSpeaksToSlackGo(t *testing.T) {
 	if _, _, _, err := api.UpdateMessageContext(ctx, "C2", ts, slack.MsgOptionText("x", false)); err == nil || err.Error() != "message_not_found" {
 		t.Errorf("update in another channel: %v, want message_not_found", err)
 	}
-	if m := s.Messages(); len(m) != 1 || m[0] != (slacktest.Message{Channel: "C1", TS: ts, ThreadTS: "1.1", Text: "The answer"}) {
+	if m := s.Messages(); len(m) != 1 || !reflect.DeepEqual(m[0], slacktest.Message{Channel: "C1", TS: ts, ThreadTS: "1.1", Text: "The answer"}) {
 		t.Errorf("messages = %+v", m)
 	}
 	if _, _, err := api.DeleteMessageContext(ctx, "C1", ts); err != nil || len(s.Messages()) != 0 {
