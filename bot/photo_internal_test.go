@@ -101,7 +101,7 @@ func TestScaleMatchesCatmullRom(t *testing.T) {
 			want := image.NewRGBA(image.Rect(0, 0, tc.w, tc.h))
 			draw.CatmullRom.Scale(want, want.Rect, tc.src, tc.src.Bounds(), draw.Src, nil)
 			// YCbCr is scaled in its own planes and x/image/draw in RGB, which differ by rounding only.
-			if p := psnr(got, want); p < 38 {
+			if p := testimage.PSNR(got, want); p < 38 {
 				t.Errorf("PSNR against x/image/draw's Catmull-Rom = %.1f dB, want at least 38", p)
 			}
 		})
@@ -138,7 +138,7 @@ func TestOrientLayouts(t *testing.T) {
 			if back == 0 {
 				back = o
 			}
-			if p := psnr(orient(got, back), m); p < 60 && o != 1 {
+			if p := testimage.PSNR(orient(got, back), m); p < 60 && o != 1 {
 				t.Errorf("orientation %d of %T turned back: PSNR %.1f dB", o, m, p)
 			}
 		}
