@@ -16,6 +16,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/difybot/difybot/internal/jpegscale"
 	"github.com/gen2brain/heic"
 	"golang.org/x/image/webp"
 )
@@ -149,8 +150,24 @@ func decodeConfig(im *attachment) (image.Config, error) {
 	return codecs[im.mimeType].config(bufio.NewReader(io.NewSectionReader(im.file, 0, im.size)))
 }
 
-func decode(im *attachment) (image.Image, error) {
+// decode reads im. A JPEG whose long side is to become side is decoded at the smallest scale k/8 still at
+// least side long (internal/jpegscale), which skips most of a full decode's work; what jpegscale does not
+// read (CMYK, arithmetic coding, 12-bit) or finds broken goes to image/jpeg.
+func decode(im *attachment, long, side int) (image.Image, error) {
+	if im.mimeType == "image/jpeg" {
+		if m, err := decodeScaled(im, jpegscale.Scale(long, side)); err == nil {
+			return m, nil
+		}
+	}
 	return codecs[im.mimeType].decode(bufio.NewReaderSize(io.NewSectionReader(im.file, 0, im.size), 64<<10))
+}
+
+func decodeScaled(im *attachment, k int) (image.Image, error) {
+	data := make([]byte, im.size)
+	if _, err := im.file.ReadAt(data, 0); err != nil {
+		return nil, err
+	}
+	return jpegscale.Decode(data, k)
 }
 
 // animatedWebP reports an extended WebP whose header sets the animation flag.
@@ -175,12 +192,14 @@ func (b *Bot) reshape(ctx context.Context, im *attachment, s *shaped, o int, lim
 		return fmt.Errorf("check: wait to decode %s: %w", im.name, err)
 	}
 	defer b.decodes.Release(weight)
-	m, err := decode(im)
+	m, err := decode(im, max(s.from.w, s.from.h), lim.maxSide)
 	if err != nil {
 		return Classified(CodeImageUnsupported, "check", fmt.Errorf("%s could not be decoded as %s: %w", im.name, s.from.format, err))
 	}
-	w, h := m.Bounds().Dx(), m.Bounds().Dy()
-	s.from.w, s.from.h = w, h // HEIC's header may not count its own turn.
+	if im.mimeType == "image/heic" {
+		s.from.w, s.from.h = m.Bounds().Dx(), m.Bounds().Dy() // HEIC's header may not count its own turn.
+	}
+	w, h := s.from.w, s.from.h // A JPEG may be decoded smaller than this already.
 	side := max(w, h)
 	if lim.maxSide > 0 {
 		side = min(side, lim.maxSide)
@@ -188,7 +207,7 @@ func (b *Bot) reshape(ctx context.Context, im *attachment, s *shaped, o int, lim
 	for try := 1; ; try++ {
 		sw, sh := fitSide(w, h, side)
 		out := m
-		if sw != w || sh != h {
+		if sw != m.Bounds().Dx() || sh != m.Bounds().Dy() {
 			out = scaleImage(m, sw, sh)
 		}
 		out = orient(out, o)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/difybot/difybot/internal/jpegscale"
 	"github.com/difybot/difybot/internal/testimage"
 	"golang.org/x/image/draw"
 	"golang.org/x/sync/semaphore"
@@ -91,6 +92,17 @@ func BenchmarkScale(b *testing.B) {
 			scaleImage(src, 2048, 1536)
 		}
 	})
+	// What the check step does: the rest of the way from the 5/8 decode (2520×1890).
+	part, err := jpegscale.Decode(testimage.PhotoJPEG(4032, 3024, 1), 5)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("planes-catmullrom-from-5/8", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			scaleImage(part, 2048, 1536)
+		}
+	})
 	for _, k := range []struct {
 		name string
 		s    draw.Scaler
@@ -105,14 +117,22 @@ func BenchmarkScale(b *testing.B) {
 	}
 }
 
-// BenchmarkPhotoStages splits the phone photo's time into its stages: decoding the 4 MB JPEG, and encoding
-// the 2048×1536 result.
+// BenchmarkPhotoStages splits the phone photo's time into its stages: decoding the 4 MB JPEG (whole with
+// image/jpeg, or at 5/8 as the check step does), and encoding the 2048×1536 result.
 func BenchmarkPhotoStages(b *testing.B) {
 	data := testimage.PhotoJPEG(4032, 3024, 1)
 	b.Run("decode-4032x3024", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := jpeg.Decode(bytes.NewReader(data)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode-5/8-jpegscale", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := jpegscale.Decode(data, 5); err != nil {
 				b.Fatal(err)
 			}
 		}
