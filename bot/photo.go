@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/difybot/difybot/internal/jpegenc"
 	"github.com/difybot/difybot/internal/jpegscale"
 	"github.com/gen2brain/heic"
 	"golang.org/x/image/webp"
@@ -250,7 +252,7 @@ func fitSide(w, h, side int) (int, int) {
 func (b *Bot) encode(m image.Image, im *attachment, limit int64) (*os.File, form, error) {
 	to := form{format: "jpeg", w: m.Bounds().Dx(), h: m.Bounds().Dy()}
 	var j bytes.Buffer
-	if err := jpeg.Encode(&j, opaque(m), &jpeg.Options{Quality: jpegQuality}); err != nil {
+	if err := encodeJPEG(&j, opaque(m)); err != nil {
 		return nil, form{}, fmt.Errorf("check: encode %s: %w", im.name, err)
 	}
 	out := j.Bytes()
@@ -274,6 +276,15 @@ func (b *Bot) encode(m image.Image, im *attachment, limit int64) (*os.File, form
 		return nil, form{}, fmt.Errorf("check: %w", err)
 	}
 	return f, to, nil
+}
+
+// encodeJPEG writes m at jpegQuality: a photo's 4:2:0 planes (or grey) by internal/jpegenc, which is faster,
+// anything else by image/jpeg.
+func encodeJPEG(w io.Writer, m image.Image) error {
+	if err := jpegenc.Encode(w, m, jpegQuality); !errors.Is(err, jpegenc.ErrUnsupported) {
+		return err
+	}
+	return jpeg.Encode(w, m, &jpeg.Options{Quality: jpegQuality})
 }
 
 // opaque puts a picture with transparency on white, which is how it looked in the chat; JPEG has no alpha.

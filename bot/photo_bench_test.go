@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/difybot/difybot/internal/jpegenc"
 	"github.com/difybot/difybot/internal/jpegscale"
 	"github.com/difybot/difybot/internal/testimage"
 	"golang.org/x/image/draw"
@@ -118,7 +119,8 @@ func BenchmarkScale(b *testing.B) {
 }
 
 // BenchmarkPhotoStages splits the phone photo's time into its stages: decoding the 4 MB JPEG (whole with
-// image/jpeg, or at 5/8 as the check step does), and encoding the 2048×1536 result.
+// image/jpeg, or at 5/8 as the check step does), and encoding the 2048×1536 result (by internal/jpegenc as the
+// check step does, or image/jpeg).
 func BenchmarkPhotoStages(b *testing.B) {
 	data := testimage.PhotoJPEG(4032, 3024, 1)
 	b.Run("decode-4032x3024", func(b *testing.B) {
@@ -139,7 +141,16 @@ func BenchmarkPhotoStages(b *testing.B) {
 	})
 	src, _ := jpeg.Decode(bytes.NewReader(data))
 	small := scaleImage(src, 2048, 1536)
-	b.Run("encode-2048x1536-q85", func(b *testing.B) {
+	b.Run("encode-2048x1536-q85-jpegenc", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var buf bytes.Buffer
+			if err := jpegenc.Encode(&buf, small, jpegQuality); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encode-2048x1536-q85-image-jpeg", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var buf bytes.Buffer
