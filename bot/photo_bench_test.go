@@ -159,6 +159,20 @@ func BenchmarkPhotoStages(b *testing.B) {
 			}
 		}
 	})
+	// The path before internal/jpegscale and internal/jpegenc, whole, for the same run's comparison.
+	b.Run("all-image-jpeg-decode-scale-encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m, err := jpeg.Decode(bytes.NewReader(data))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if err := jpeg.Encode(&buf, scaleImage(m, 2048, 1536), &jpeg.Options{Quality: jpegQuality}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("turn-exif6-2048x1536", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
