@@ -166,7 +166,7 @@ func (e *encoder) block(b *[64]int32, t int, prev int32) int32 {
 	for k, z := range unzig {
 		v := int(b[z])
 		sign := v >> 63 // Without a branch: the signs are as good as random.
-		q := ((((v^sign)-sign)*r[z] + 1<<23) >> 24 ^ sign) - sign
+		q := ((((v^sign)-sign)*r[z]+1<<23)>>24 ^ sign) - sign
 		zz[k] = int32(q)
 		nz |= uint64(uint(q|-q)>>63) << k
 	}
