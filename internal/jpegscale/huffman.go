@@ -1,14 +1,5 @@
 package jpegscale
 
-import (
-	"image/color"
-)
-
-var (
-	grayModel  = color.GrayModel
-	ycbcrModel = color.YCbCrModel
-)
-
 // lutBits is how many bits the lookup tables take at once; longer codes go the slow way.
 const lutBits = 9
 
@@ -153,9 +144,8 @@ func (b *bitReader) decode(t *huffman) (uint8, error) {
 		b.n -= l
 		return uint8(e), nil
 	}
-	code := int32(b.acc >> (64 - lutBits))
 	for l := lutBits + 1; l <= 16; l++ {
-		code = int32(b.acc >> (64 - uint(l)))
+		code := int32(b.acc >> (64 - uint(l)))
 		if code <= t.maxCode[l] {
 			b.acc <<= uint(l)
 			b.n -= uint(l)

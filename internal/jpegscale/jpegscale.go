@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 )
 
 // ErrUnsupported is returned for a JPEG this package does not decode but image/jpeg may.
@@ -115,6 +116,9 @@ func Decode(data []byte, k int) (image.Image, error) {
 	if err := d.readHeaders(true); err != nil {
 		return nil, err
 	}
+	if d.comps[0].pix == nil {
+		return nil, FormatError("no scan")
+	}
 	if d.progressive {
 		d.finishProgressive()
 	}
@@ -123,10 +127,9 @@ func Decode(data []byte, k int) (image.Image, error) {
 
 func (d *decoder) config() image.Config {
 	cm := image.Config{Width: d.w, Height: d.h}
+	cm.ColorModel = color.YCbCrModel
 	if len(d.comps) == 1 {
-		cm.ColorModel = grayModel
-	} else {
-		cm.ColorModel = ycbcrModel
+		cm.ColorModel = color.GrayModel
 	}
 	return cm
 }
@@ -177,10 +180,8 @@ func (d *decoder) readHeaders(decode bool) error {
 			if !decode {
 				return d.checkColor()
 			}
-		case m >= 0xC3 && m <= 0xCF && m != dht && m != 0xC8 && m != 0xCC:
-			return ErrUnsupported // Lossless, hierarchical or arithmetic coding.
-		case m == 0xCC:
-			return ErrUnsupported // Arithmetic coding conditioning.
+		case m >= 0xC3 && m <= 0xCF && m != dht && m != 0xC8:
+			return ErrUnsupported // Lossless, hierarchical or arithmetic coding (and its conditioning, DAC).
 		case m == dht:
 			if err := d.readDHT(seg); err != nil {
 				return err

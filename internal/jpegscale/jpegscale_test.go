@@ -203,6 +203,7 @@ func TestUnsupported(t *testing.T) {
 		"lossless":  {patchMarker(t, rgbaJPEG, 0xC0, 0xC3), ErrUnsupported},
 		"not jpeg":  {[]byte("GIF89a"), nil},
 		"truncated": {rgbaJPEG[:len(rgbaJPEG)/2], nil},
+		"no scan":   {append(bytes.Clone(rgbaJPEG[:bytes.Index(rgbaJPEG, []byte{0xFF, 0xDA})]), 0xFF, 0xD9), nil},
 	}
 	for name, c := range cases {
 		_, err := Decode(c.data, 4)
@@ -295,11 +296,19 @@ func FuzzDecode(f *testing.F) {
 		budget := uint64(mcuW*mcuH*3*3) + 64<<10
 		var before, after runtimeStats
 		before.read()
-		Decode(data, k)
+		m, err := Decode(data, k)
 		after.read()
 		if n := after.bytes - before.bytes; n > budget {
 			t.Errorf("decoding a %dx%d header allocated %d bytes, over %d", cfg.Width, cfg.Height, n, budget)
 		}
+		if err != nil {
+			return
+		}
+		// Every pixel of what is returned is there: the far corner can be read.
+		if want := image.Rect(0, 0, (cfg.Width*k+7)/8, (cfg.Height*k+7)/8); m.Bounds() != want {
+			t.Fatalf("bounds %v, want %v", m.Bounds(), want)
+		}
+		m.At(m.Bounds().Max.X-1, m.Bounds().Max.Y-1)
 	})
 }
 
