@@ -5,11 +5,12 @@ import (
 	"context"
 	"image"
 	"image/jpeg"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/difybot/difybot/internal/jpegenc"
+	"github.com/difybot/difybot/internal/jpegscale"
 	"github.com/difybot/difybot/internal/testimage"
 	"golang.org/x/image/draw"
 	"golang.org/x/sync/semaphore"
@@ -92,6 +93,17 @@ func BenchmarkScale(b *testing.B) {
 			scaleImage(src, 2048, 1536)
 		}
 	})
+	// What the check step does: the rest of the way from the 5/8 decode (2520×1890).
+	part, err := jpegscale.Decode(testimage.PhotoJPEG(4032, 3024, 1), 5)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("planes-catmullrom-from-5/8", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			scaleImage(part, 2048, 1536)
+		}
+	})
 	for _, k := range []struct {
 		name string
 		s    draw.Scaler
@@ -106,28 +118,9 @@ func BenchmarkScale(b *testing.B) {
 	}
 }
 
-// psnr compares two pictures of one size, in dB over R, G and B.
-func psnr(a, b image.Image) float64 {
-	var sum float64
-	r := a.Bounds()
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			ar, ag, ab, _ := a.At(x, y).RGBA()
-			br, bg, bb, _ := b.At(x, y).RGBA()
-			for _, d := range []float64{float64(ar>>8) - float64(br>>8), float64(ag>>8) - float64(bg>>8), float64(ab>>8) - float64(bb>>8)} {
-				sum += d * d
-			}
-		}
-	}
-	mse := sum / float64(3*r.Dx()*r.Dy())
-	if mse == 0 {
-		return math.Inf(1)
-	}
-	return 10 * math.Log10(255*255/mse)
-}
-
-// BenchmarkPhotoStages splits the phone photo's time into its stages: decoding the 4 MB JPEG, and encoding
-// the 2048×1536 result.
+// BenchmarkPhotoStages splits the phone photo's time into its stages: decoding the 4 MB JPEG (whole with
+// image/jpeg, or at 5/8 as the check step does), and encoding the 2048×1536 result (by internal/jpegenc as the
+// check step does, or image/jpeg).
 func BenchmarkPhotoStages(b *testing.B) {
 	data := testimage.PhotoJPEG(4032, 3024, 1)
 	b.Run("decode-4032x3024", func(b *testing.B) {
@@ -138,13 +131,44 @@ func BenchmarkPhotoStages(b *testing.B) {
 			}
 		}
 	})
+	b.Run("decode-5/8-jpegscale", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := jpegscale.Decode(data, 5); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	src, _ := jpeg.Decode(bytes.NewReader(data))
 	small := scaleImage(src, 2048, 1536)
-	b.Run("encode-2048x1536-q85", func(b *testing.B) {
+	b.Run("encode-2048x1536-q85-jpegenc", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var buf bytes.Buffer
+			if err := jpegenc.Encode(&buf, small, jpegQuality); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encode-2048x1536-q85-image-jpeg", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var buf bytes.Buffer
 			if err := jpeg.Encode(&buf, small, &jpeg.Options{Quality: jpegQuality}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// The path before internal/jpegscale and internal/jpegenc, whole, for the same run's comparison.
+	b.Run("all-image-jpeg-decode-scale-encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m, err := jpeg.Decode(bytes.NewReader(data))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if err := jpeg.Encode(&buf, scaleImage(m, 2048, 1536), &jpeg.Options{Quality: jpegQuality}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -76,6 +76,23 @@ func makeTaps(n, m int) taps {
 	return t
 }
 
+// packed lays the weights out 8 to an output, zero past each one's count, and returns the largest count: an
+// inner loop of fixed length without bounds checks. Wider filters (scales over 4) are not packed.
+func (t taps) packed() ([]int32, int) {
+	n := 0
+	for _, c := range t.count {
+		n = max(n, c)
+	}
+	if n > 8 {
+		return nil, n
+	}
+	w := make([]int32, 8*len(t.count))
+	for i, c := range t.count {
+		copy(w[8*i:], t.w[t.off[i]:][:c])
+	}
+	return w, n
+}
+
 // plane is an 8-bit image: ch interleaved channels per pixel, rows stride bytes apart.
 type plane struct {
 	pix        []uint8
@@ -89,46 +106,87 @@ func resample(dst, src plane) {
 	vt, ht := makeTaps(src.h, dst.h), makeTaps(src.w, dst.w)
 	rowLen := src.w * src.ch
 	acc := make([]int32, rowLen)
-	row := make([]uint8, rowLen)
+	rowBuf := make([]uint8, rowLen+8) // The padding lets a one-plane row be read 8 bytes at a time.
+	narrow, n := ht.packed()
 	const half = 1 << (weightBits - 1)
 	for y := range dst.h {
 		ws := vt.w[vt.off[y]:][:vt.count[y]]
 		first := vt.start[y]
+		in := func(j int) []uint8 { return src.pix[(first+j)*src.stride:][:rowLen] }
 		clear(acc)
 		k := 0
-		for ; k+3 < len(ws); k += 4 { // Four rows a pass: fewer trips through acc.
+		for ; len(ws)-k > 4; k += 4 { // Four rows a pass, the last one to four rounded into row: few trips through acc.
 			w0, w1, w2, w3 := ws[k], ws[k+1], ws[k+2], ws[k+3]
-			in0 := src.pix[(first+k)*src.stride:][:rowLen]
-			in1 := src.pix[(first+k+1)*src.stride:][:rowLen]
-			in2 := src.pix[(first+k+2)*src.stride:][:rowLen]
-			in3 := src.pix[(first+k+3)*src.stride:][:rowLen]
+			in0, in1, in2, in3 := in(k), in(k+1), in(k+2), in(k+3)
 			for x := range acc {
 				acc[x] += w0*int32(in0[x]) + w1*int32(in1[x]) + w2*int32(in2[x]) + w3*int32(in3[x])
 			}
 		}
-		for ; k+1 < len(ws); k += 2 {
+		row := rowBuf[:rowLen]
+		switch len(ws) - k {
+		case 4:
+			w0, w1, w2, w3 := ws[k], ws[k+1], ws[k+2], ws[k+3]
+			in0, in1, in2, in3 := in(k), in(k+1), in(k+2), in(k+3)
+			for x := range row {
+				row[x] = clamp8((acc[x] + w0*int32(in0[x]) + w1*int32(in1[x]) + w2*int32(in2[x]) + w3*int32(in3[x]) + half) >> weightBits)
+			}
+		case 3:
+			w0, w1, w2 := ws[k], ws[k+1], ws[k+2]
+			in0, in1, in2 := in(k), in(k+1), in(k+2)
+			for x := range row {
+				row[x] = clamp8((acc[x] + w0*int32(in0[x]) + w1*int32(in1[x]) + w2*int32(in2[x]) + half) >> weightBits)
+			}
+		case 2:
 			w0, w1 := ws[k], ws[k+1]
-			in0 := src.pix[(first+k)*src.stride:][:rowLen]
-			in1 := src.pix[(first+k+1)*src.stride:][:rowLen]
-			for x := range acc {
-				acc[x] += w0*int32(in0[x]) + w1*int32(in1[x])
+			in0, in1 := in(k), in(k+1)
+			for x := range row {
+				row[x] = clamp8((acc[x] + w0*int32(in0[x]) + w1*int32(in1[x]) + half) >> weightBits)
 			}
-		}
-		if k < len(ws) {
-			w0 := ws[k]
-			in0 := src.pix[(first+k)*src.stride:][:rowLen]
-			for x := range acc {
-				acc[x] += w0 * int32(in0[x])
+		default:
+			w0, in0 := ws[k], in(k)
+			for x := range row {
+				row[x] = clamp8((acc[x] + w0*int32(in0[x]) + half) >> weightBits)
 			}
-		}
-		for x, v := range acc {
-			row[x] = clamp8((v + half) >> weightBits)
 		}
 		out := dst.pix[y*dst.stride:][:dst.w*dst.ch]
+		if src.ch == 1 && n <= 8 {
+			for x := range out {
+				w := (*[8]int32)(narrow[x*8:])
+				in := (*[8]uint8)(rowBuf[ht.start[x]:])
+				var sum int32
+				switch n { // The taps past count[x] weigh 0.
+				case 8:
+					sum += w[7] * int32(in[7])
+					fallthrough
+				case 7:
+					sum += w[6] * int32(in[6])
+					fallthrough
+				case 6:
+					sum += w[5] * int32(in[5])
+					fallthrough
+				case 5:
+					sum += w[4] * int32(in[4])
+					fallthrough
+				case 4:
+					sum += w[3] * int32(in[3])
+					fallthrough
+				case 3:
+					sum += w[2] * int32(in[2])
+					fallthrough
+				case 2:
+					sum += w[1] * int32(in[1])
+					fallthrough
+				default:
+					sum += w[0] * int32(in[0])
+				}
+				out[x] = clamp8((sum + half) >> weightBits)
+			}
+			continue
+		}
 		if src.ch == 1 {
 			for x := range out {
 				ws := ht.w[ht.off[x]:][:ht.count[x]]
-				in := row[ht.start[x]:][:len(ws)]
+				in := rowBuf[ht.start[x]:][:len(ws)]
 				var sum int32
 				for k, wk := range ws {
 					sum += wk * int32(in[k])
@@ -142,7 +200,7 @@ func resample(dst, src plane) {
 			base := ht.start[x] * src.ch
 			for c := range src.ch {
 				var sum int32
-				in := row[base+c:]
+				in := rowBuf[base+c:]
 				for k, wk := range ws {
 					sum += wk * int32(in[k*src.ch])
 				}
@@ -153,13 +211,13 @@ func resample(dst, src plane) {
 }
 
 func clamp8(v int32) uint8 {
-	switch {
-	case v < 0:
-		return 0
-	case v > 255:
-		return 255
+	if uint32(v) <= 255 {
+		return uint8(v)
 	}
-	return uint8(v)
+	if v < 0 {
+		return 0
+	}
+	return 255
 }
 
 // scaleImage returns m scaled to w×h. A JPEG's YCbCr stays YCbCr (4:2:0 out, whatever came in), grey stays

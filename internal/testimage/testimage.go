@@ -165,3 +165,23 @@ func BombPNG(w, h int) []byte {
 	chunk("IEND", nil)
 	return buf.Bytes()
 }
+
+// PSNR compares two pictures of one size, in dB over R, G and B (+Inf when they are the same).
+func PSNR(a, b image.Image) float64 {
+	var sum float64
+	r := a.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			ar, ag, ab, _ := a.At(x, y).RGBA()
+			br, bg, bb, _ := b.At(x, y).RGBA()
+			for _, d := range []float64{float64(ar>>8) - float64(br>>8), float64(ag>>8) - float64(bg>>8), float64(ab>>8) - float64(bb>>8)} {
+				sum += d * d
+			}
+		}
+	}
+	mse := sum / float64(3*r.Dx()*r.Dy())
+	if mse == 0 {
+		return math.Inf(1)
+	}
+	return 10 * math.Log10(255*255/mse)
+}
