@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -28,7 +30,7 @@ func cached(t *testing.T, db *sql.DB) int {
 // stays bounded when texts vary.
 func TestStatementsArePreparedOnce(t *testing.T) {
 	ctx := context.Background()
-	db := sql.OpenDB(stmtConnector{"file:" + filepath.Join(t.TempDir(), "db") + "?_pragma=journal_mode(wal)&_txlock=immediate"})
+	db := sql.OpenDB(stmtConnector{dsn: "file:" + filepath.Join(t.TempDir(), "db") + "?_pragma=journal_mode(wal)&_txlock=immediate", gate: newWriteGate()})
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	if _, err := db.ExecContext(ctx, "CREATE TABLE t (n INTEGER)"); err != nil {
@@ -104,5 +106,67 @@ func TestStatementsArePreparedOnce(t *testing.T) {
 	}
 	if n := cached(t, db); n != maxStmts {
 		t.Errorf("%d statements cached, want the bound %d", n, maxStmts)
+	}
+}
+
+// TestWritersTakeTurns: two connections to one file (the workers' and the priority one) write at once, in
+// transactions, autocommit statements and UPDATE … RETURNING queries, with SQLite's own busy wait off: the
+// gate lets one write at a time, so none is refused with "database is locked".
+func TestWritersTakeTurns(t *testing.T) {
+	ctx := context.Background()
+	dsn := "file:" + filepath.Join(t.TempDir(), "db") + "?_pragma=journal_mode(wal)&_pragma=busy_timeout(0)&_txlock=immediate"
+	gate := newWriteGate()
+	main, prio := sql.OpenDB(stmtConnector{dsn: dsn, gate: gate}), sql.OpenDB(stmtConnector{dsn: dsn, gate: gate, prio: true})
+	defer main.Close()
+	defer prio.Close()
+	main.SetMaxOpenConns(1)
+	prio.SetMaxOpenConns(1)
+	if _, err := main.ExecContext(ctx, "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for _, db := range []*sql.DB{main, prio} {
+		for range 4 {
+			wg.Go(func() {
+				for i := range 25 {
+					var err error
+					switch i % 3 {
+					case 0:
+						_, err = db.ExecContext(ctx, "INSERT INTO t (n) VALUES (?)", i)
+					case 1:
+						err = func() error {
+							tx, err := db.BeginTx(ctx, nil)
+							if err != nil {
+								return err
+							}
+							defer tx.Rollback()
+							if _, err := tx.ExecContext(ctx, "INSERT INTO t (n) VALUES (?)", i); err != nil {
+								return err
+							}
+							return tx.Commit()
+						}()
+					default:
+						var n int
+						err = db.QueryRowContext(ctx, "UPDATE t SET n = n + 1 WHERE id = 1 RETURNING n").Scan(&n)
+						if errors.Is(err, sql.ErrNoRows) {
+							err = nil
+						}
+					}
+					if err != nil {
+						errs <- err
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var count int
+	if err := main.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&count); err != nil || count != 8*17 {
+		t.Errorf("%d rows, %v; want %d", count, err, 8*17)
 	}
 }

@@ -215,7 +215,8 @@ func (s *Store) openSQLite(ctx context.Context, rc *river.Config) error {
 	// crash can lose the last commits. FULL costs an fsync per write and tripled the bot's time per message
 	// (BenchmarkPipeline: 5.3 ms → 1.7 ms). Deployments that need more use PostgreSQL.
 	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(wal)&_pragma=foreign_keys(on)&_pragma=synchronous(normal)&_txlock=immediate"
-	db := sql.OpenDB(stmtConnector{dsn})
+	gate := newWriteGate()
+	db := sql.OpenDB(stmtConnector{dsn: dsn, gate: gate})
 	// riversqlite asks for one connection: River's concurrent work otherwise meets SQLITE_BUSY.
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxLifetime(0)
@@ -252,7 +253,7 @@ func (s *Store) openSQLite(ctx context.Context, rc *river.Config) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	main := &sqliteBackend{sqlConn: sqlConn{q: db}, db: db, driver: driver, client: client}
-	pdb := sql.OpenDB(stmtConnector{dsn})
+	pdb := sql.OpenDB(stmtConnector{dsn: dsn, gate: gate, prio: true})
 	pdb.SetMaxOpenConns(1)
 	pdb.SetConnMaxLifetime(0)
 	pdb.SetConnMaxIdleTime(0)
