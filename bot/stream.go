@@ -44,10 +44,11 @@ const (
 	TaskFailed  TaskStatus = "error"
 )
 
-// How often a stream is shown: at most two Slack calls a second per answer, and a message that grows every half
-// second reads as writing.
+// thinkAnyOpen finds an opening <think> tag, closed later or not.
 var thinkAnyOpen = regexp.MustCompile(`(?i)<think(?:[\s>]|$)`)
 
+// How often a stream is shown: at most two Slack calls a second per answer, and a message that grows every half
+// second reads as writing.
 const (
 	streamEvery = 500 * time.Millisecond
 	streamChars = 256
