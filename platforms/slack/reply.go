@@ -257,13 +257,23 @@ func (a *Adapter) update(ctx context.Context, channel, ts, text string, blocks [
 	return nil
 }
 
+// slackCode is Slack's error code in err ("missing_scope"), or "" when err is not Slack's answer.
+func slackCode(err error) string {
+	var se slack.SlackErrorResponse
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return ""
+}
+
+func isRateLimited(err error) bool {
+	var rl *slack.RateLimitedError
+	return errors.As(err, &rl)
+}
+
 // isGone reports Slack's answers for a message that no longer exists (or can no longer be edited by us).
 func isGone(err error) bool {
-	var se slack.SlackErrorResponse
-	if !errors.As(err, &se) {
-		return false
-	}
-	switch se.Err {
+	switch slackCode(err) {
 	case "message_not_found", "cant_update_message", "cant_delete_message":
 		return true
 	}

@@ -2,7 +2,6 @@ package slack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -124,14 +123,6 @@ var (
 	goneStream = []string{"message_not_in_streaming_state", "invalid_ts", "message_not_found", "streaming_state_conflict",
 		"message_not_owned_by_app", "cant_update_message"}
 )
-
-func slackCode(err error) string {
-	var se slack.SlackErrorResponse
-	if errors.As(err, &se) {
-		return se.Err
-	}
-	return ""
-}
 
 // fallback logs, once per reason, that a message's answer is not streamed.
 func (a *Adapter) fallback(runID, code, what string) {
@@ -272,11 +263,6 @@ func (a *Adapter) stopStream(ctx context.Context, m bot.Message, r bot.Reply, pa
 		return false, fmt.Errorf("slack reply: %w", err)
 	}
 	return whole, nil
-}
-
-func isRateLimited(err error) bool {
-	var rl *slack.RateLimitedError
-	return errors.As(err, &rl)
 }
 
 // streamingCheck is doctor's line about SLACK_STREAMING: which mode answers use, as far as the token's scopes

@@ -3,7 +3,6 @@ package slack
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,8 +34,7 @@ const stateFilesNote = "slack_files_note"
 // thread is told once instead, and the answer counts as delivered (retrying cannot help).
 func (a *Adapter) sendFiles(ctx context.Context, m bot.Message, r bot.Reply) error {
 	err := a.shareFiles(ctx, m, r)
-	var se slack.SlackErrorResponse
-	if !errors.As(err, &se) || se.Err != "missing_scope" && se.Err != "not_allowed_token_type" {
+	if code := slackCode(err); code != "missing_scope" && code != "not_allowed_token_type" {
 		return err
 	}
 	a.log.Warn().Str("run_id", r.RunID).Err(err).Msg("the bot token cannot upload files (files:write); the thread is told")
@@ -120,8 +118,7 @@ func (a *Adapter) upload(ctx context.Context, f bot.ReplyFile) (string, error) {
 // before a crash), and whether Slack still knows the file at all.
 func (a *Adapter) shared(ctx context.Context, fileID, channel string) (shared, known bool, err error) {
 	f, _, _, err := a.api.GetFileInfoContext(ctx, fileID, 0, 0)
-	var se slack.SlackErrorResponse
-	if errors.As(err, &se) && se.Err == "file_not_found" {
+	if slackCode(err) == "file_not_found" {
 		return false, false, nil
 	}
 	if err != nil {
