@@ -30,6 +30,14 @@ func TestPagesAtTwoSizes(t *testing.T) {
 
 	// The person pastes the admin token into the chat and the workflow echoes it: the bundle must not.
 	leakRun := sendWeb(t, base, "my token is "+token)
+	// A failed run, whose diagnosis quotes the plugin's raw error: escaped JSON, one long token.
+	waitStatus(t, base, token, leakRun, "succeeded")
+	putJSON(t, base+"/admin/sim/scenario", token, `{"scenario":"plugin_error"}`)
+	waitScenario(t, base, token, "plugin_error")
+	failedRun := sendWeb(t, base, "will fail")
+	waitStatus(t, base, token, failedRun, "failed")
+	putJSON(t, base+"/admin/sim/scenario", token, `{"scenario":"ok"}`)
+	waitScenario(t, base, token, "ok")
 
 	for _, size := range []struct {
 		name          string
@@ -85,6 +93,7 @@ func TestPagesAtTwoSizes(t *testing.T) {
 			c.WaitFor("the run with the echoed token", `!document.getElementById("run-bundle").classList.contains("hidden") && document.getElementById("run-title").innerText.includes(`+cdptest.JSString(leakRun)+`)`)
 			noOverflow(t, c, size.name+" admin run view")
 			shot("admin-run")
+
 			file := filepath.Join(downloads, "difybot-run-"+leakRun+".json")
 			os.Remove(file)
 			c.Eval(`document.getElementById("run-bundle").click(); true`)
@@ -111,11 +120,17 @@ func TestPagesAtTwoSizes(t *testing.T) {
 					t.Errorf("%s: the bundle holds the secret %q", size.name, secret)
 				}
 			}
+
+			c.Navigate(base + "/admin/#run=" + failedRun)
+			c.WaitFor("the failed run's diagnosis", `!document.getElementById("run-diagnosis").classList.contains("hidden") && document.getElementById("run-title").innerText.includes(`+cdptest.JSString(failedRun)+`)`)
+			noOverflow(t, c, size.name+" failed run view")
+			shot("admin-failed-run")
 		}()
 	}
 }
 
-// noOverflow fails when the page or any table in it is wider than the window, measured in the DOM.
+// noOverflow fails when the page or any table in it is wider than the window, or a paragraph, list item or
+// fact is wider than its own box (text cut off inside a panel), measured in the DOM.
 func noOverflow(t *testing.T, c *cdptest.Page, page string) {
 	t.Helper()
 	got := c.Eval(`(() => {
@@ -127,6 +142,11 @@ func noOverflow(t *testing.T, c *cdptest.Page, page string) {
 			const r = tb.getBoundingClientRect();
 			if (r.right > innerWidth + 0.5 || tb.scrollWidth > tb.parentElement.clientWidth + 0.5) {
 				bad.push("#" + tb.id + " " + Math.round(r.right) + "/" + tb.scrollWidth + " > " + innerWidth + "/" + tb.parentElement.clientWidth);
+			}
+		}
+		for (const e of document.querySelectorAll("p, li, dd")) {
+			if (e.offsetParent && e.scrollWidth > e.clientWidth + 0.5) {
+				bad.push(e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + " " + e.scrollWidth + " > " + e.clientWidth + ": " + e.innerText.slice(0, 60));
 			}
 		}
 		return bad.join("; ");
@@ -212,4 +232,25 @@ func waitFile(t testing.TB, path string) []byte {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// waitStatus waits until the admin API shows run id with status want.
+func waitStatus(t testing.TB, base, token, id, want string) {
+	t.Helper()
+	var got string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodGet, base+"/admin/runs/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		var d struct{ Run struct{ Status string } }
+		json.NewDecoder(res.Body).Decode(&d)
+		res.Body.Close()
+		if got = d.Run.Status; got == want {
+			return
+		}
+	}
+	t.Fatalf("run %s is %q, want %q", id, got, want)
 }
