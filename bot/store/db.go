@@ -26,6 +26,12 @@ type conn interface {
 
 type row interface{ Scan(dest ...any) error }
 
+// stmt is one statement with its arguments, for execAll.
+type stmt struct {
+	query string
+	args  []any
+}
+
 type rows interface {
 	Next() bool
 	Scan(dest ...any) error
@@ -41,6 +47,9 @@ type backend interface {
 	conn
 	// inTx runs fn in one transaction and commits when it returns nil.
 	inTx(ctx context.Context, fn func(tx conn, insert insertJob) error) error
+	// execAll runs the statements as one transaction, in one round trip where the driver can, and returns
+	// the rows the last one affected.
+	execAll(ctx context.Context, stmts ...stmt) (int64, error)
 	ping(ctx context.Context) error
 	close() error
 	// releaseOrphans makes jobs that a dead process left running available again, where that is knowable.
@@ -242,6 +251,25 @@ func (b *sqliteBackend) inTx(ctx context.Context, fn func(tx conn, insert insert
 	return nil
 }
 
+// execAll on SQLite is a transaction: the file is local, so round trips cost nothing, and one commit
+// serves them all.
+func (b *sqliteBackend) execAll(ctx context.Context, stmts ...stmt) (int64, error) {
+	if len(stmts) == 1 {
+		return b.exec(ctx, stmts[0].query, stmts[0].args...)
+	}
+	var n int64
+	err := b.inTx(ctx, func(tx conn, _ insertJob) error {
+		for _, st := range stmts {
+			var err error
+			if n, err = tx.exec(ctx, st.query, st.args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
 func (b *sqliteBackend) ping(ctx context.Context) error { return b.db.PingContext(ctx) }
 
 // releaseOrphans: a SQLite file has one process working it, so at start every running job is an orphan of a
@@ -280,6 +308,29 @@ func (b *pgBackend) inTx(ctx context.Context, fn func(tx conn, insert insertJob)
 		return err
 	}
 	return tx.Commit(ctx)
+}
+
+// execAll sends the statements as one pgx batch: one round trip, and one implicit transaction (and one
+// WAL flush) for them all, since the batch ends in a single Sync.
+func (b *pgBackend) execAll(ctx context.Context, stmts ...stmt) (int64, error) {
+	if len(stmts) == 1 {
+		return b.exec(ctx, stmts[0].query, stmts[0].args...)
+	}
+	batch := &pgx.Batch{}
+	for _, st := range stmts {
+		batch.Queue(rebind(st.query), st.args...)
+	}
+	res := b.pool.SendBatch(ctx, batch)
+	var n int64
+	for range stmts {
+		tag, err := res.Exec()
+		if err != nil {
+			_ = res.Close()
+			return 0, err
+		}
+		n = tag.RowsAffected()
+	}
+	return n, res.Close()
 }
 
 // The pool has connections enough for acks beside the workers.

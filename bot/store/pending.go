@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/difybot/difybot/bot"
@@ -117,13 +118,47 @@ func scanPending(rs rows, err error) ([]bot.Pending, error) {
 	return out, rs.Err()
 }
 
-// JoinThread remembers that the bot takes part in the thread key (an adapter's name for it).
+// JoinThread remembers that the bot takes part in the thread key (an adapter's name for it). A key this
+// process stored lately is not written again: rows are never deleted, and Slack joins a thread twice per
+// answer (the placeholder and the reply), which was two writes of every message on PostgreSQL.
 func (s *Store) JoinThread(ctx context.Context, key string) error {
+	if s.joined.has(key) {
+		return nil
+	}
 	if _, err := s.db.exec(ctx, `INSERT INTO threads (key, joined_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`,
 		key, nanos(time.Now())); err != nil {
 		return fmt.Errorf("store: join thread: %w", err)
 	}
+	s.joined.add(key)
 	return nil
+}
+
+// recentMax bounds the keys a recentKeys remembers; past it, the older half is forgotten.
+const recentMax = 4096
+
+// recentKeys is a bounded set of keys: the current generation and the one before.
+type recentKeys struct {
+	mu       sync.Mutex
+	cur, old map[string]struct{}
+}
+
+func (k *recentKeys) has(key string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, in := k.cur[key]
+	if !in {
+		_, in = k.old[key]
+	}
+	return in
+}
+
+func (k *recentKeys) add(key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cur == nil || len(k.cur) >= recentMax/2 {
+		k.old, k.cur = k.cur, make(map[string]struct{}, recentMax/2)
+	}
+	k.cur[key] = struct{}{}
 }
 
 // InThread reports whether the bot takes part in the thread key.

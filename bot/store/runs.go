@@ -56,6 +56,7 @@ func (s *Store) Enqueue(ctx context.Context, m bot.Message) (bot.Run, bool, erro
 	if err != nil {
 		return bot.Run{}, false, fmt.Errorf("store: enqueue: %w", err)
 	}
+	s.known.add(r.ID)
 	return r, dup, nil
 }
 
@@ -68,6 +69,7 @@ func (s *Store) Run(ctx context.Context, id string) (bot.Run, error) {
 	if err != nil {
 		return bot.Run{}, fmt.Errorf("store: run %s: %w", id, err)
 	}
+	s.known.add(id)
 	return r, nil
 }
 
@@ -102,12 +104,21 @@ func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 	if r.HeldNotified {
 		held = 1
 	}
-	n, err := s.db.exec(ctx, `UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, dify_run_id = ?,
-		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = `+s.d.mergeState+`,
+	save := stmt{`UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, dify_run_id = ?,
+		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = ` + s.d.mergeState + `,
 		posted_attempt = ?, replied_attempt = ?, choices = ?, batch = ?, dify_message_id = ?, app = ? WHERE id = ? AND attempt = ?`,
-		string(r.Status), nanos(time.Now()), nanos(r.FinishedAt), r.DifyRunID, r.DifyTaskID, r.ConversationID,
-		r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, choices, batch, r.DifyMessageID, r.App, r.ID, r.Attempt)
+		[]any{string(r.Status), nanos(time.Now()), nanos(r.FinishedAt), r.DifyRunID, r.DifyTaskID, r.ConversationID,
+			r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, choices, batch, r.DifyMessageID, r.App, r.ID, r.Attempt}}
+	stmts := []stmt{save}
+	steps := s.steps.take(r.ID)
+	if len(steps) > 0 {
+		// The step records held for this run go first, in the save's transaction.
+		q, args := insertSteps(steps)
+		stmts = []stmt{{q, args}, save}
+	}
+	n, err := s.db.execAll(ctx, stmts...)
 	if err != nil {
+		s.steps.putBack(steps, s.flushStepsLogged)
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
 	if n == 0 {
@@ -259,18 +270,28 @@ func scanRun(sc row) (bot.Run, error) {
 	return r, nil
 }
 
-// AddStep stores one step record.
+// AddStep holds one step record of a run this process knows (it queued, read or saved it lately) for the
+// run's next SaveRun, which writes it in the same round trip; held records are written on their own after
+// stepFlushAfter at the latest (stepbuf.go). A step of any other run is written at once, so an unknown run
+// is still refused here.
 func (s *Store) AddStep(ctx context.Context, st bot.Step) error {
 	fields, err := jsonObject(st.Fields)
 	if err != nil {
 		return fmt.Errorf("store: add step: %w", err)
 	}
-	_, err = s.db.exec(ctx, `INSERT INTO steps (run_id, attempt, n, total, name, status, started_at, duration_ns,
-		code, error, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		st.RunID, st.Attempt, st.N, st.Of, st.Name, st.Status, nanos(st.Start), int64(st.Duration),
-		string(st.Code), st.Error, fields)
-	if err != nil {
-		return fmt.Errorf("store: add step for run %s: %w", st.RunID, err)
+	r := stepRow{st.RunID, st.Attempt, st.N, st.Of, st.Name, st.Status, nanos(st.Start), int64(st.Duration),
+		string(st.Code), st.Error, fields}
+	if !s.known.has(st.RunID) {
+		q, args := insertSteps([]stepRow{r})
+		if _, err := s.db.exec(ctx, q, args...); err != nil {
+			return fmt.Errorf("store: add step for run %s: %w", st.RunID, err)
+		}
+		return nil
+	}
+	if s.steps.add(st.RunID, r, s.flushStepsLogged) {
+		if err := s.flushSteps(ctx); err != nil {
+			return fmt.Errorf("store: add step for run %s: %w", st.RunID, err)
+		}
 	}
 	return nil
 }
@@ -278,6 +299,9 @@ func (s *Store) AddStep(ctx context.Context, st bot.Step) error {
 // Steps returns a run's steps of every attempt in the order they were stored.
 // Fields come back as JSON decodes them: numbers are float64.
 func (s *Store) Steps(ctx context.Context, runID string) ([]bot.Step, error) {
+	if err := s.flushSteps(ctx); err != nil {
+		return nil, fmt.Errorf("store: steps of %s: %w", runID, err)
+	}
 	rows, err := s.db.query(ctx, `SELECT run_id, attempt, n, total, name, status, started_at, duration_ns, code,
 		error, fields FROM steps WHERE run_id = ? ORDER BY seq`, runID)
 	if err != nil {

@@ -116,6 +116,9 @@ type Store struct {
 	queue  queue
 	worker *runWorker
 	log    zerolog.Logger
+	steps  stepBuffer // Step records waiting for their run's next save.
+	joined recentKeys // Thread keys this process stored lately.
+	known  recentKeys // Runs this process queued or read lately: their step records can wait (AddStep).
 
 	mu      sync.Mutex // Serialises Start, Stop and Close.
 	running bool
@@ -472,6 +475,12 @@ func (s *Store) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // Skip the graceful wait: a caller that wanted it called Stop.
 	stopErr := s.stopLocked(ctx)
+	s.steps.close()
+	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer fcancel()
+	if err := s.flushSteps(fctx); err != nil {
+		stopErr = errors.Join(stopErr, fmt.Errorf("store: write the last step records: %w", err))
+	}
 	return errors.Join(stopErr, s.db.close())
 }
 
