@@ -352,6 +352,9 @@ func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) err
 // request (or was taken by the run that completes it), or r queues the photos after its share. When the store
 // cannot say, the files are kept: a leftover upload is better than a lost photo.
 func (b *Bot) keepsFiles(ctx context.Context, r *Run) bool {
+	if len(r.Message.Files) == 0 {
+		return false // Nothing to keep, so no need to ask the store (a lookup of every text message).
+	}
 	if r.Batch != nil && r.Batch.Rest != nil {
 		return true
 	}

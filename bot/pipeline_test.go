@@ -494,3 +494,40 @@ func TestShutdownLeavesTheRunForTheNextStart(t *testing.T) {
 		t.Errorf("after the interruption: %s, dify run %q", got.Status, got.DifyRunID)
 	}
 }
+
+// pendingCounter is the store, counting its Pending lookups.
+type pendingCounter struct {
+	*store.Store
+	n atomic.Int32
+}
+
+func (s *pendingCounter) Pending(ctx context.Context, runID string) (bot.Pending, error) {
+	s.n.Add(1)
+	return s.Store.Pending(ctx, runID)
+}
+
+// TestTextMessageLooksUpItsPendingOnce: whether a message's files are kept for a later run is asked of the
+// store only when it has files; a text message looks up its pending request once, when its run is planned.
+func TestTextMessageLooksUpItsPendingOnce(t *testing.T) {
+	var pc *pendingCounter
+	h := newHarness(t, "ok", func(cfg *bot.Config) {
+		pc = &pendingCounter{Store: cfg.Store.(*store.Store)}
+		cfg.Store = pc
+	})
+	for _, tc := range []struct {
+		name string
+		m    bot.Message
+		want int32
+	}{
+		{"text", bot.Message{EventID: "ev-text", Text: "hello"}, 1},
+		{"photo", h.withImage("p1", bottest.PNG(t, 10, 10)), 2},
+	} {
+		pc.n.Store(0)
+		if r, err := h.send(t, tc.m); err != nil || r.Status != bot.RunSucceeded {
+			t.Fatalf("%s: %s %v", tc.name, r.Status, err)
+		}
+		if got := pc.n.Load(); got != tc.want {
+			t.Errorf("%s message: %d pending lookups, want %d", tc.name, got, tc.want)
+		}
+	}
+}
