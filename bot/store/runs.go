@@ -299,8 +299,13 @@ func (s *Store) AddStep(ctx context.Context, st bot.Step) error {
 // Steps returns a run's steps of every attempt in the order they were stored.
 // Fields come back as JSON decodes them: numbers are float64.
 func (s *Store) Steps(ctx context.Context, runID string) ([]bot.Step, error) {
-	if err := s.flushSteps(ctx); err != nil {
-		return nil, fmt.Errorf("store: steps of %s: %w", runID, err)
+	if held := s.steps.take(runID); len(held) > 0 {
+		// The run's held records first, so a reader sees every step recorded.
+		q, args := insertSteps(held)
+		if _, err := s.db.exec(ctx, q, args...); err != nil {
+			s.steps.putBack(held, s.flushStepsLogged)
+			return nil, fmt.Errorf("store: steps of %s: %w", runID, err)
+		}
 	}
 	rows, err := s.db.query(ctx, `SELECT run_id, attempt, n, total, name, status, started_at, duration_ns, code,
 		error, fields FROM steps WHERE run_id = ? ORDER BY seq`, runID)
@@ -338,17 +343,12 @@ func (s *Store) AddNodeEvents(ctx context.Context, events ...bot.NodeEvent) erro
 	if len(events) == 0 {
 		return nil
 	}
-	var q strings.Builder
-	q.WriteString(`INSERT INTO node_events (run_id, seq, event, node_id, node_type, title, node_index, status, elapsed_s, error, happened_at) VALUES `)
 	args := make([]any, 0, 11*len(events))
-	for i, e := range events {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	for _, e := range events {
 		args = append(args, e.RunID, e.Seq, e.Event, e.NodeID, e.NodeType, e.Title, e.Index, e.Status, e.Elapsed, e.Error, nanos(e.At))
 	}
-	if _, err := s.db.exec(ctx, q.String(), args...); err != nil {
+	q := insertRows(`INSERT INTO node_events (run_id, seq, event, node_id, node_type, title, node_index, status, elapsed_s, error, happened_at) VALUES `, 11, len(events))
+	if _, err := s.db.exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("store: add node events for run %s: %w", events[0].RunID, err)
 	}
 	return nil

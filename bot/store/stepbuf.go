@@ -84,17 +84,26 @@ func (b *stepBuffer) takeAll() []stepRow {
 
 // insertSteps is one multi-row INSERT of rows, with its arguments.
 func insertSteps(rows []stepRow) (string, []any) {
-	var q strings.Builder
-	q.WriteString(stepColumns)
 	args := make([]any, 0, len(rows)*len(stepRow{}))
-	for i, r := range rows {
+	for _, r := range rows {
+		args = append(args, r[:]...)
+	}
+	return insertRows(stepColumns, len(stepRow{}), len(rows)), args
+}
+
+// insertRows is head (an INSERT … VALUES) followed by n rows of width placeholders.
+func insertRows(head string, width, n int) string {
+	row := "(?" + strings.Repeat(", ?", width-1) + ")"
+	var q strings.Builder
+	q.Grow(len(head) + n*(len(row)+2))
+	q.WriteString(head)
+	for i := range n {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, r[:]...)
+		q.WriteString(row)
 	}
-	return q.String(), args
+	return q.String()
 }
 
 // flushSteps writes every held step record in one statement. A failure puts them back for the next try,
@@ -106,13 +115,7 @@ func (s *Store) flushSteps(ctx context.Context) error {
 	}
 	q, args := insertSteps(rows)
 	_, err := s.db.exec(ctx, q, args...)
-	s.steps.mu.Lock()
-	s.steps.failed++
-	if err == nil {
-		s.steps.failed = 0
-	}
-	giveUp := s.steps.failed >= stepMaxFailures
-	s.steps.mu.Unlock()
+	giveUp := s.steps.count(err)
 	switch {
 	case err == nil:
 	case giveUp:
@@ -130,6 +133,19 @@ func (s *Store) flushStepsLogged() {
 	if err := s.flushSteps(ctx); err != nil {
 		s.log.Warn().Err(err).Msg("store: could not write step records; trying again")
 	}
+}
+
+// count keeps the tally of flushes in a row that failed, and reports whether the held records should be
+// given up.
+func (b *stepBuffer) count(err error) (giveUp bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err == nil {
+		b.failed = 0
+		return false
+	}
+	b.failed++
+	return b.failed >= stepMaxFailures
 }
 
 // putBack holds rows again after a failed write.
