@@ -380,7 +380,7 @@ func (s runState) Get(k string) string { return s.r.State[k] }
 
 func (s runState) Set(ctx context.Context, k, v string) error {
 	setState(s.r, k, v)
-	return s.store.SetState(ctx, s.r.ID, s.r.Attempt, k, v)
+	return s.store.SetState(ctx, s.r.ID, s.r.Attempt, map[string]string{k: v})
 }
 
 func setState(r *Run, k, v string) {

@@ -10,86 +10,128 @@ import (
 // The first feedback of an attempt (Slack's placeholder, LINE's loading animation, the web chat's "working")
 // is sent once: by the fast lane right after the ack commits, so the person sees it at once however long the
 // queue is, or by the worker when the lane did not (a Retry, a full lane, a replica that died after the ack).
-// In one process they agree in memory: the inbox reserves the message in the Lane before its run commits, so
-// a worker that picks the run up at once already sees that the lane sends it, and nothing stands between the
-// ack and the feedback. Replicas sharing PostgreSQL may work each other's runs, so there the lane first claims
-// the feedback in the store (runs.feedback_attempt) as a worker does. The sender records the outcome in the
-// run's state, and a worker that did not send takes the placeholder from there instead of posting another.
+// The inbox reserves the message in the Lane before its run is stored, and the run is stored with its first
+// attempt's feedback already claimed (Store.EnqueueLaned), so the lane sends without a write of its own first,
+// and a worker of another replica sharing PostgreSQL knows not to post a second placeholder. A worker of this
+// process takes the lane's entry and, once the lane has sent, what it stored in the run's state, without
+// reading the store; a worker elsewhere reads it from the store (awaitFeedback).
 const (
 	stateFeedback = "feedback" // "sent" or "failed" once the attempt's first feedback was tried.
-	// feedbackWorkers is how many first feedbacks the fast lane sends at once.
-	feedbackWorkers = 8
+	// feedbackWorkers is how many first feedbacks the fast lane sends at once: each is a platform call and
+	// one write, waits rather than work, and at 200 messages a second 8 of them fell behind (docs/benchmarks.md).
+	feedbackWorkers = 32
 	// feedbackTimeout bounds one first feedback, so a stalled platform cannot hold the lane.
 	feedbackTimeout = 10 * time.Second
 	// feedbackPoll is how often a worker about to reply looks for a placeholder still on its way.
 	feedbackPoll = 25 * time.Millisecond
+	// laneKeep is how many sent entries the lane keeps for workers that have not taken them yet; past it,
+	// entries older than laneKeepFor go (their worker reads the store instead).
+	laneKeep    = 4096
+	laneKeepFor = time.Minute
 )
 
 // Lane is the fast lane's queue of accepted runs, shared by the inbox (InboxConfig.Lane), which fills it, and
-// the bot (Config.Lane), which sends from it (Bot.Feedback). A full lane is skipped, never waited for.
+// the bot (Config.Lane), which sends from it (Bot.Feedback). A full lane is skipped, never waited for: this
+// process's worker then sends the feedback under the lane's claim.
 type Lane struct {
-	runs   chan Run
+	runs   chan laneItem
 	active atomic.Bool // Bot.Feedback is sending: without it (difybot run, tests) nothing is reserved.
 
 	mu    sync.Mutex
-	owned map[laneKey]chan struct{} // Messages the lane sends the first feedback of; closed once it did.
+	owned map[laneKey]*laneEntry // Messages whose first feedback the lane claimed, until a worker takes them.
 }
 
 type laneKey struct{ platform, eventID string }
 
+type laneItem struct {
+	run   Run
+	entry *laneEntry
+}
+
+// laneEntry is one message whose first attempt's feedback the lane claimed. Its fields other than done are
+// written before done is closed and read after.
+type laneEntry struct {
+	at   time.Time
+	done chan struct{} // Closed once the lane has sent the feedback, or left it to the worker.
+	// worker is set when the lane was full: this process's worker sends the feedback.
+	worker bool
+	// state is the run's state after sending (the placeholder's ts), for the worker to take.
+	state map[string]string
+}
+
 // NewLane returns a lane holding up to size runs.
 func NewLane(size int) *Lane {
-	return &Lane{runs: make(chan Run, size), owned: map[laneKey]chan struct{}{}}
+	return &Lane{runs: make(chan laneItem, size), owned: map[laneKey]*laneEntry{}}
 }
 
 // Sending reports whether Bot.Feedback sends from the lane now.
 func (l *Lane) Sending() bool { return l != nil && l.active.Load() }
 
-// reserve marks m as the lane's before its run is stored; it returns false when m cannot be the lane's.
-func (l *Lane) reserve(m Message) bool {
+// reserve marks m as the lane's before its run is stored; it returns nil when m cannot be the lane's.
+func (l *Lane) reserve(m Message, now time.Time) *laneEntry {
 	if l == nil || m.EventID == "" || !l.Sending() {
-		return false
+		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := laneKey{m.Platform, m.EventID}
 	if _, ok := l.owned[k]; ok {
-		return false // A redelivery while the first is still on its way.
+		return nil // A redelivery while the first is still on its way, or not yet worked.
 	}
-	l.owned[k] = make(chan struct{})
-	return true
+	if len(l.owned) >= laneKeep {
+		l.prune(now)
+	}
+	e := &laneEntry{at: now, done: make(chan struct{})}
+	l.owned[k] = e
+	return e
 }
 
-// hand gives the lane r, whose message it reserved; when it is full the reservation is released, and the
-// worker sends the feedback.
-func (l *Lane) hand(r Run) {
+// prune drops the entries no worker of this process took within laneKeepFor: another replica worked them.
+func (l *Lane) prune(now time.Time) {
+	for k, e := range l.owned {
+		select {
+		case <-e.done:
+			if now.Sub(e.at) > laneKeepFor {
+				delete(l.owned, k)
+			}
+		default:
+		}
+	}
+}
+
+// hand gives the lane r and its entry e; when the lane is full, r's worker sends the feedback. A worker may
+// have taken e already: it waits on e.done either way.
+func (l *Lane) hand(r Run, e *laneEntry) {
 	select {
-	case l.runs <- r:
+	case l.runs <- laneItem{run: r, entry: e}:
 	default:
-		l.done(r.Message)
+		e.worker = true
+		close(e.done)
 	}
 }
 
-// done releases m's reservation: its feedback was sent (or never will be by the lane).
-func (l *Lane) done(m Message) {
+// release forgets e, m's reservation: its run was not stored, or was a redelivery (nothing was claimed).
+func (l *Lane) release(m Message, e *laneEntry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := laneKey{m.Platform, m.EventID}
-	if ch, ok := l.owned[k]; ok {
-		close(ch)
+	if l.owned[k] == e {
 		delete(l.owned, k)
 	}
+	close(e.done)
 }
 
-// owner returns the channel closed when the lane has sent m's first feedback, or nil when the lane does not
-// send it.
-func (l *Lane) owner(m Message) <-chan struct{} {
+// take removes and returns m's entry, or nil when the lane did not claim m's feedback (or forgot it).
+func (l *Lane) take(m Message) *laneEntry {
 	if l == nil {
 		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.owned[laneKey{m.Platform, m.EventID}]
+	k := laneKey{m.Platform, m.EventID}
+	e := l.owned[k]
+	delete(l.owned, k)
+	return e
 }
 
 // Feedback sends the first feedback of the runs in the lane (Config.Lane), until ctx ends.
@@ -107,13 +149,10 @@ func (b *Bot) Feedback(ctx context.Context) {
 				select {
 				case <-ctx.Done():
 					return
-				case r := <-lane.runs:
-					if p, ok := b.platforms[r.Platform]; ok {
-						fctx, cancel := context.WithTimeout(ctx, feedbackTimeout)
-						b.laneFeedback(fctx, &r, p)
-						cancel()
-					}
-					lane.done(r.Message)
+				case it := <-lane.runs:
+					fctx, cancel := context.WithTimeout(ctx, feedbackTimeout)
+					b.laneFeedback(fctx, it)
+					cancel()
 				}
 			}
 		})
@@ -121,35 +160,40 @@ func (b *Bot) Feedback(ctx context.Context) {
 	wg.Wait()
 }
 
-// sharedStore is a store several replicas work (PostgreSQL): their workers do not see this process's lane.
-type sharedStore interface{ Shared() bool }
-
-// laneFeedback sends r's first feedback from the lane: at once in one process, after claiming it in the store
-// when replicas share the queue. It is claimed afterwards too, so a restarted worker knows it was sent.
-func (b *Bot) laneFeedback(ctx context.Context, r *Run, p Platform) {
-	if s, ok := b.cfg.Store.(sharedStore); ok && s.Shared() {
-		b.start(ctx, r, p)
-		return
-	}
-	pr, ok := p.(ProgressReporter)
+// laneFeedback sends the first feedback the lane claimed when the run was stored, and leaves what it stored
+// in the entry for the worker.
+func (b *Bot) laneFeedback(ctx context.Context, it laneItem) {
+	defer close(it.entry.done)
+	r := it.run
+	pr, ok := b.platforms[r.Platform].(ProgressReporter)
 	if !ok {
 		return
 	}
-	b.send(ctx, r, pr)
-	if _, err := b.cfg.Store.ClaimFeedback(context.WithoutCancel(ctx), r.ID, r.Attempt); err != nil {
-		b.log.Warn().Err(err).Str("run_id", r.ID).Msg("could not record the first feedback's claim")
-	}
+	b.send(ctx, &r, pr)
+	it.entry.state = r.State
 }
 
 // start sends the attempt's first feedback, unless the lane or another party has it; then r remembers to take
-// the placeholder from the store (awaitFeedback).
+// the placeholder from the lane or the store (awaitFeedback).
 func (b *Bot) start(ctx context.Context, r *Run, p Platform) {
 	pr, ok := p.(ProgressReporter)
 	if !ok {
 		return
 	}
-	if ch := b.cfg.Lane.owner(r.Message); ch != nil && r.Attempt == 1 {
-		r.feedbackElsewhere, r.laneDone = true, ch
+	if r.Attempt == 1 && r.lane == nil {
+		r.lane = b.cfg.Lane.take(r.Message)
+	}
+	if e := r.lane; e != nil {
+		select {
+		case <-e.done:
+			if e.worker {
+				r.lane = nil
+				b.send(ctx, r, pr) // The lane was full; its claim is this worker's.
+				return
+			}
+		default:
+		}
+		r.feedbackElsewhere = true
 		return
 	}
 	won, err := b.cfg.Store.ClaimFeedback(ctx, r.ID, r.Attempt)
@@ -164,16 +208,34 @@ func (b *Bot) start(ctx context.Context, r *Run, p Platform) {
 	b.send(ctx, r, pr)
 }
 
-// send shows that the message was received, and records that it did.
+// send shows that the message was received, and records that it did, with what the platform keeps (the
+// placeholder's ts), in one write.
 func (b *Bot) send(ctx context.Context, r *Run, pr ProgressReporter) {
+	held := heldState{r: r, kv: map[string]string{}}
 	mark := "sent"
-	if err := pr.Progress(ctx, r.Message, Progress{RunID: r.ID, Attempt: r.Attempt, State: b.state(r), Step: "start"}); err != nil {
+	if err := pr.Progress(ctx, r.Message, Progress{RunID: r.ID, Attempt: r.Attempt, State: held, Step: "start"}); err != nil {
 		b.log.Warn().Err(err).Str("run_id", r.ID).Msg("could not show that the message was received")
 		mark = "failed"
 	}
-	if err := b.state(r).Set(context.WithoutCancel(ctx), stateFeedback, mark); err != nil {
+	held.kv[stateFeedback] = mark
+	setState(r, stateFeedback, mark)
+	if err := b.cfg.Store.SetState(context.WithoutCancel(ctx), r.ID, r.Attempt, held.kv); err != nil {
 		b.log.Warn().Err(err).Str("run_id", r.ID).Msg("could not record the first feedback")
 	}
+}
+
+// heldState is a run's state whose Set waits for the caller to store what was set, together.
+type heldState struct {
+	r  *Run
+	kv map[string]string
+}
+
+func (s heldState) Get(k string) string { return s.r.State[k] }
+
+func (s heldState) Set(_ context.Context, k, v string) error {
+	setState(s.r, k, v)
+	s.kv[k] = v
+	return nil
 }
 
 // awaitFeedback takes into r what the party that sent the first feedback stored (the placeholder's ts). With
@@ -184,25 +246,29 @@ func (b *Bot) awaitFeedback(ctx context.Context, r *Run, wait bool) {
 		return
 	}
 	deadline := r.CreatedAt.Add(feedbackTimeout)
-	if r.laneDone != nil {
-		// The lane of this process sends it, within moments: wait for it (progress too, or the placeholder it
+	if e := r.lane; e != nil {
+		// This process's lane sends it, within moments: wait for it (progress too, or the placeholder it
 		// would edit is not known yet) rather than polling the store.
 		t := time.NewTimer(max(time.Until(deadline), 0))
+		defer t.Stop()
 		select {
-		case <-r.laneDone:
+		case <-e.done:
+			if e.worker {
+				r.feedbackElsewhere = false // The lane was full: what this worker posts next is the first.
+				return
+			}
+			keepState(r, e.state)
+			if r.State[stateFeedback] != "" {
+				return
+			}
 		case <-t.C:
 		case <-ctx.Done():
 		}
-		t.Stop()
 	}
 	for {
 		fresh, err := b.cfg.Store.Run(ctx, r.ID)
 		if err == nil {
-			for k, v := range fresh.State {
-				if _, ok := r.State[k]; !ok {
-					setState(r, k, v)
-				}
-			}
+			keepState(r, fresh.State)
 		}
 		if r.State[stateFeedback] != "" || !wait || !b.now().Before(deadline) {
 			return
@@ -211,6 +277,15 @@ func (b *Bot) awaitFeedback(ctx context.Context, r *Run, wait bool) {
 		case <-ctx.Done():
 			return
 		case <-time.After(feedbackPoll):
+		}
+	}
+}
+
+// keepState adds to r's state the keys of kv it does not have.
+func keepState(r *Run, kv map[string]string) {
+	for k, v := range kv {
+		if _, ok := r.State[k]; !ok {
+			setState(r, k, v)
 		}
 	}
 }

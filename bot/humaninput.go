@@ -163,8 +163,7 @@ func (b *Bot) answer(ctx context.Context, r *Run, p Platform, steps *stepLog) (h
 		return true, b.endWith(ctx, r, p, steps, RunSucceeded, notYours.in(lang), nil)
 	}
 	if r.State[stateQuestion] == "" {
-		setState(r, stateQuestion, q.ID)
-		if err := b.cfg.Store.SetState(ctx, r.ID, r.Attempt, stateQuestion, q.ID); err != nil {
+		if err := b.state(r).Set(ctx, stateQuestion, q.ID); err != nil {
 			return true, fmt.Errorf("bot: run %s: %w", r.ID, err)
 		}
 	}

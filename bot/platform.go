@@ -121,20 +121,24 @@ func (in *inbox) Accept(ctx context.Context, m Message) (Run, bool, error) {
 		m.ReceivedAt = in.now()
 	}
 	// Reserved before the run is stored, so that a worker picking it up at once sees that the lane sends it.
-	laned := in.lane.reserve(m)
-	r, dup, err := in.store.Enqueue(ctx, m)
+	laned := in.lane.reserve(m, in.now())
+	enqueue := in.store.Enqueue
+	if laned != nil {
+		enqueue = in.store.EnqueueLaned
+	}
+	r, dup, err := enqueue(ctx, m)
 	if err != nil {
-		if laned {
-			in.lane.done(m)
+		if laned != nil {
+			in.lane.release(m, laned)
 		}
 		return r, false, fmt.Errorf("bot: accept %s event %s: %w", m.Platform, m.EventID, err)
 	}
 	in.log.Info().Str("run_id", r.ID).Str("platform", m.Platform).Str("event_id", m.EventID).Bool("duplicate", dup).Msg("message accepted")
 	switch {
-	case laned && dup:
-		in.lane.done(m)
-	case laned:
-		in.lane.hand(r)
+	case laned != nil && dup:
+		in.lane.release(m, laned)
+	case laned != nil:
+		in.lane.hand(r, laned)
 	}
 	return r, dup, nil
 }

@@ -51,9 +51,9 @@ type Run struct {
 	// Batch is the run's share of several photos sent together, when one run could not take them all.
 	Batch *Batch `json:"batch,omitempty"`
 	// feedbackElsewhere is set (never stored) when another party sends this attempt's first feedback, and
-	// laneDone when that is this process's lane, which closes it once sent.
+	// lane when that is this process's lane.
 	feedbackElsewhere bool
-	laneDone          <-chan struct{}
+	lane              *laneEntry
 	// PostedAttempt is the last attempt that sent the run to Dify: that attempt must never send it again.
 	PostedAttempt int `json:"posted_attempt,omitempty"`
 	// RepliedAttempt is the last attempt whose final answer was delivered.
@@ -130,6 +130,9 @@ type Store interface {
 	// Enqueue stores m as a new run and queues it, in one transaction, unless a run with the same platform and
 	// event id exists: then it returns that run and dup = true. After it returns nil, the message is safe to ack.
 	Enqueue(ctx context.Context, m Message) (r Run, dup bool, err error)
+	// EnqueueLaned is Enqueue for a message whose first feedback the fast lane sends: the new run's first
+	// attempt's feedback is claimed (ClaimFeedback) in the same write.
+	EnqueueLaned(ctx context.Context, m Message) (r Run, dup bool, err error)
 	// Run returns a run by id, or ErrNotFound.
 	Run(ctx context.Context, id string) (Run, error)
 	// SaveRun writes the run's mutable fields, if r.Attempt is still the run's attempt (else ErrStaleAttempt).
@@ -155,9 +158,9 @@ type Store interface {
 	Pending(ctx context.Context, runID string) (Pending, error)
 	// ExpirePending marks the messages whose wait ran out by now as expired and returns them.
 	ExpirePending(ctx context.Context, now time.Time) ([]Pending, error)
-	// SetState sets one key of the run's adapter state and nothing else, while the run is at attempt (else
-	// ErrStaleAttempt). SaveRun merges the state's keys in; neither ever drops a key.
-	SetState(ctx context.Context, runID string, attempt int, key, value string) error
+	// SetState sets the keys of kv in the run's adapter state and nothing else, while the run is at attempt
+	// (else ErrStaleAttempt). SaveRun merges the state's keys in; neither ever drops a key.
+	SetState(ctx context.Context, runID string, attempt int, kv map[string]string) error
 	// ClaimFeedback reports whether the caller is the first to take on the attempt's first feedback.
 	ClaimFeedback(ctx context.Context, runID string, attempt int) (bool, error)
 	OutputFileStore

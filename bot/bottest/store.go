@@ -49,6 +49,15 @@ func NewStore() *Store {
 // Enqueue stores m as a new queued run, unless a run with the same platform and non-empty event id exists:
 // then it returns that run and dup = true, and queues nothing.
 func (s *Store) Enqueue(_ context.Context, m bot.Message) (bot.Run, bool, error) {
+	return s.enqueue(m, 0)
+}
+
+// EnqueueLaned is Enqueue with the first attempt's feedback claimed (ClaimFeedback) for the fast lane.
+func (s *Store) EnqueueLaned(_ context.Context, m bot.Message) (bot.Run, bool, error) {
+	return s.enqueue(m, 1)
+}
+
+func (s *Store) enqueue(m bot.Message, feedbackAttempt int) (bot.Run, bool, error) {
 	if m.Platform == "" {
 		return bot.Run{}, false, errors.New("bottest: enqueue: message has no platform")
 	}
@@ -70,6 +79,12 @@ func (s *Store) Enqueue(_ context.Context, m bot.Message) (bot.Run, bool, error)
 	s.runs[r.ID] = r
 	if m.EventID != "" {
 		s.byEvent[key] = r.ID
+	}
+	if feedbackAttempt > 0 {
+		if s.feedback == nil {
+			s.feedback = map[string]int{}
+		}
+		s.feedback[r.ID] = feedbackAttempt
 	}
 	s.queued = append(s.queued, r.ID)
 	out, err := roundTrip(r)
@@ -120,8 +135,8 @@ func (s *Store) SaveRun(_ context.Context, r bot.Run) error {
 	return nil
 }
 
-// SetState sets one key of a run's adapter state.
-func (s *Store) SetState(_ context.Context, runID string, attempt int, key, value string) error {
+// SetState sets keys of a run's adapter state.
+func (s *Store) SetState(_ context.Context, runID string, attempt int, kv map[string]string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.runs[runID]
@@ -131,12 +146,11 @@ func (s *Store) SetState(_ context.Context, runID string, attempt int, key, valu
 	case cur.Attempt != attempt:
 		return fmt.Errorf("bottest: set state of run %s attempt %d: %w", runID, attempt, bot.ErrStaleAttempt)
 	}
-	state := map[string]string{key: value}
-	for k, v := range cur.State {
-		if k != key {
-			state[k] = v
-		}
+	state := maps.Clone(cur.State)
+	if state == nil {
+		state = map[string]string{}
 	}
+	maps.Copy(state, kv)
 	cur.State = state
 	s.runs[runID] = cur
 	return nil

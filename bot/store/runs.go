@@ -23,6 +23,16 @@ const runColumns = `id, platform, COALESCE(event_id, ''), status, message, creat
 // Enqueue stores m as a new run and inserts its job in the same transaction. A message with the same platform
 // and event id as a stored run returns that run and dup = true, and queues nothing.
 func (s *Store) Enqueue(ctx context.Context, m bot.Message) (bot.Run, bool, error) {
+	return s.enqueue(ctx, m, 0)
+}
+
+// EnqueueLaned is Enqueue with the first attempt's feedback claimed for the fast lane.
+func (s *Store) EnqueueLaned(ctx context.Context, m bot.Message) (bot.Run, bool, error) {
+	return s.enqueue(ctx, m, 1)
+}
+
+// enqueue stores and queues m with feedbackAttempt (ClaimFeedback's mark) already set.
+func (s *Store) enqueue(ctx context.Context, m bot.Message, feedbackAttempt int) (bot.Run, bool, error) {
 	if m.Platform == "" {
 		return bot.Run{}, false, errors.New("store: enqueue: message has no platform")
 	}
@@ -39,9 +49,9 @@ func (s *Store) Enqueue(ctx context.Context, m bot.Message) (bot.Run, bool, erro
 	}
 	dup := false
 	err = s.db.priority().inTx(ctx, func(tx conn, insert insertJob) error {
-		n, err := tx.exec(ctx, `INSERT INTO runs (id, platform, event_id, status, message, created_at, updated_at, attempt, person)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (platform, event_id) DO NOTHING`,
-			r.ID, r.Platform, eventID, string(r.Status), string(msg), nanos(now), nanos(now), r.Attempt, person(m))
+		n, err := tx.exec(ctx, `INSERT INTO runs (id, platform, event_id, status, message, created_at, updated_at, attempt, person, feedback_attempt)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (platform, event_id) DO NOTHING`,
+			r.ID, r.Platform, eventID, string(r.Status), string(msg), nanos(now), nanos(now), r.Attempt, person(m), feedbackAttempt)
 		if err != nil {
 			return err
 		}
@@ -580,8 +590,8 @@ func newRunID(t time.Time) string {
 
 // SetState sets one key of the run's adapter state, if the run is still at attempt (else bot.ErrStaleAttempt).
 // It writes nothing else, so a party holding an older copy of the run (the fast lane) cannot undo the worker's.
-func (s *Store) SetState(ctx context.Context, runID string, attempt int, key, value string) error {
-	patch, err := json.Marshal(map[string]string{key: value})
+func (s *Store) SetState(ctx context.Context, runID string, attempt int, kv map[string]string) error {
+	patch, err := json.Marshal(kv)
 	if err != nil {
 		return fmt.Errorf("store: set state of run %s: %w", runID, err)
 	}

@@ -159,7 +159,7 @@ func botApps(cfg config.Config, apps []difyApp) ([]bot.AppConfig, bot.Routes) {
 func wire(cfg config.Config, log zerolog.Logger, apps []difyApp, hosts []*difyHost, st *store.Store, specs []platformSpec, env platformEnv, extra []bot.Platform) (*system, error) {
 	dc := defaultOf(cfg, apps).client
 	// The fast lane's queue: big enough for a burst, and never waited for (the worker covers what it skips).
-	lane := bot.NewLane(256)
+	lane := bot.NewLane(2048)
 	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st, Logger: log, Lane: lane})
 	if err != nil {
 		return nil, err

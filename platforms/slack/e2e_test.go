@@ -104,7 +104,12 @@ func newIdleSystemWith(t testing.TB, opts difytest.Options, adapter func(*slacka
 		t.Fatal(err)
 	}
 	s.store = st
-	fast := bot.NewLane(64) // As serve wires it: the fast lane sends the placeholder at once.
+	// As serve wires it, unless an edit sets another: the fast lane sends the placeholder at once.
+	cfg := bot.Config{Store: st, Workflows: dc, Logger: zerolog.Nop(), TempDir: t.TempDir(), Lane: bot.NewLane(64)}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	fast := cfg.Lane
 	inbox, err := bot.NewInbox(bot.InboxConfig{Store: st, Lane: fast})
 	if err != nil {
 		t.Fatal(err)
@@ -115,10 +120,7 @@ func newIdleSystemWith(t testing.TB, opts difytest.Options, adapter func(*slacka
 			adapter(c)
 		}
 	})
-	cfg := bot.Config{Store: st, Workflows: dc, Platforms: []bot.Platform{ad}, Logger: zerolog.Nop(), TempDir: t.TempDir(), Lane: fast}
-	for _, e := range edit {
-		e(&cfg)
-	}
+	cfg.Platforms = []bot.Platform{ad}
 	b, err := bot.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -485,9 +487,25 @@ func TestEndToEndFastLaneRacesTheWorkers(t *testing.T) {
 	s := newSystem(t, difytest.Options{})
 	s.postDelay.Store(int64(300 * time.Millisecond)) // Longer than a run of the simulator.
 	const n = 20
+	s.deliverDMs(t, n)
+	posts := map[string]int{}
+	for _, c := range s.slack.CallsTo("chat.postMessage") {
+		posts[c.Form.Get("channel")]++
+	}
+	for i := range n {
+		if ch := fmt.Sprintf("D%02d", i); posts[ch] != 1 {
+			t.Errorf("channel %s got %d chat.postMessage calls, want 1 (the placeholder, then edited)", ch, posts[ch])
+		}
+	}
+}
+
+// deliverDMs delivers n direct messages at once, each in a channel of its own (D00, D01, …), and waits until
+// every one is answered.
+func (s *system) deliverDMs(t *testing.T, n int) {
+	t.Helper()
 	for i := range n {
 		body := edited(t, payload(t, "message_im.json", s.slack), func(p map[string]any) {
-			p["event_id"] = fmt.Sprintf("EvRace%02d", i)
+			p["event_id"] = fmt.Sprintf("EvDM%02d", i)
 			ev := p["event"].(map[string]any)
 			ev["channel"], ev["ts"], ev["text"] = fmt.Sprintf("D%02d", i), fmt.Sprintf("1763800%03d.000100", i), fmt.Sprintf("question %d", i)
 		})
@@ -505,13 +523,32 @@ func TestEndToEndFastLaneRacesTheWorkers(t *testing.T) {
 		}
 		return true
 	})
-	posts := map[string]int{}
+}
+
+// A lane too full to take a message leaves its first feedback to the worker, which holds the lane's claim: the
+// placeholder still comes first, once, and is edited into the answer; the worker does not wait for a lane
+// that will never send it.
+func TestEndToEndFullLaneLeavesThePlaceholderToTheWorker(t *testing.T) {
+	s := newSystem(t, difytest.Options{}, func(c *bot.Config) { c.Lane = bot.NewLane(0) })
+	s.postDelay.Store(int64(200 * time.Millisecond)) // Every lane sender busy: the rest find the lane full.
+	const n = 48
+	s.deliverDMs(t, n)
+	first, posts := map[string]string{}, map[string]int{}
 	for _, c := range s.slack.CallsTo("chat.postMessage") {
-		posts[c.Form.Get("channel")]++
+		ch := c.Form.Get("channel")
+		if posts[ch]++; posts[ch] == 1 {
+			first[ch] = c.Form.Get("text")
+		}
+	}
+	edits := map[string]int{}
+	for _, c := range s.slack.CallsTo("chat.update") {
+		edits[c.Form.Get("channel")]++
 	}
 	for i := range n {
-		if ch := fmt.Sprintf("D%02d", i); posts[ch] != 1 {
-			t.Errorf("channel %s got %d chat.postMessage calls, want 1 (the placeholder, then edited)", ch, posts[ch])
+		ch := fmt.Sprintf("D%02d", i)
+		if posts[ch] != 1 || !strings.Contains(strings.ToLower(first[ch]), "working") || edits[ch] == 0 {
+			t.Errorf("channel %s: %d chat.postMessage calls, the first %q, %d edits; want the placeholder once, then edited",
+				ch, posts[ch], first[ch], edits[ch])
 		}
 	}
 }
