@@ -251,10 +251,6 @@ func (b *Bot) process(ctx context.Context, runID string, att *attempt) error {
 	if ok, err := b.admit(ctx, &r, p, steps); !ok {
 		return err
 	}
-	r.Status = RunRunning
-	if err := b.cfg.Store.SaveRun(ctx, r); err != nil {
-		return fmt.Errorf("bot: save run %s: %w", r.ID, err)
-	}
 	b.start(ctx, &r, p)
 
 	text, err := b.execute(ctx, &r, p, steps, q)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/difybot/difybot/dify"
@@ -66,8 +65,7 @@ func (b *Bot) runDify(ctx context.Context, r *Run, p Platform, text string, refs
 		return difyAnswer{}, Classified(CodeDifyInputInvalid, "inputs", fmt.Errorf("the workflow's start form requires %q (%s) and difybot has no value for it: set it in DIFY_INPUTS, give it a default in the Start node, or make it optional", f.Variable, f.Type))
 	}
 	tries := b.posted(ctx, r)
-	onEvent, flushNodes := b.onEvent(ctx, r, p)
-	defer flushNodes()
+	onEvent := b.onEvent(ctx, r, p)
 	user := difyUser(r.Message)
 	fields["app"] = a.Summary()
 	if r.App != "" {
@@ -163,15 +161,10 @@ func (b *Bot) posted(ctx context.Context, r *Run) dify.Tries {
 // indicators that lapse (LINE's loading animation lasts 60 s) stay on.
 const heartbeatEvery = 30 * time.Second
 
-// nodeFlushEvery is how long node events may wait to be written together: a workflow of quick nodes costs
-// one write instead of two per node, and the admin page still sees a slow node start at once. The run's ids,
-// which a crash resumes by, are never held back.
-const nodeFlushEvery = 250 * time.Millisecond
-
-// onEvent records the run's ids as soon as Dify names them (so a crash can resume), stores node events, and
-// shows progress, and the answer as Dify writes it, where the platform can. flush writes the node events still
-// held; call it when the run ends.
-func (b *Bot) onEvent(ctx context.Context, r *Run, p Platform) (handle func(dify.Event), flush func()) {
+// onEvent records the run's ids as soon as Dify names them (so a crash can resume), stores node events (the
+// store writes them with others, bot/store's holdLogs), and shows progress, and the answer as Dify writes it,
+// where the platform can.
+func (b *Bot) onEvent(ctx context.Context, r *Run, p Platform) func(dify.Event) {
 	pr, _ := p.(ProgressReporter)
 	var feed *streamFeed
 	if st, ok := p.(Streamer); ok {
@@ -186,11 +179,6 @@ func (b *Bot) onEvent(ctx context.Context, r *Run, p Platform) (handle func(dify
 	seq, done := 0, 0
 	var node string
 	var shown time.Time
-	nodes := &heldNodes{write: func(events []NodeEvent) {
-		if err := b.cfg.Store.AddNodeEvents(context.WithoutCancel(ctx), events...); err != nil {
-			b.log.Error().Err(err).Str("run_id", r.ID).Msg("could not store node events")
-		}
-	}}
 	progress := func() {
 		if pr == nil {
 			return
@@ -201,7 +189,7 @@ func (b *Bot) onEvent(ctx context.Context, r *Run, p Platform) (handle func(dify
 			b.log.Warn().Err(err).Str("run_id", r.ID).Msg("could not show progress")
 		}
 	}
-	handle = func(ev dify.Event) {
+	return func(ev dify.Event) {
 		if feed != nil {
 			defer feed.observe(ev) // After the run's ids are stored.
 		}
@@ -235,49 +223,14 @@ func (b *Bot) onEvent(ctx context.Context, r *Run, p Platform) (handle func(dify
 			e := NodeEvent{RunID: r.ID, Seq: seq, Event: ev.Event, NodeID: ev.Data.NodeID, NodeType: ev.Data.NodeType,
 				Title: ev.Data.Title, Index: int(ev.Data.Index), Status: ev.Data.Status, Elapsed: ev.Data.ElapsedTime,
 				Error: ev.Data.Error, At: b.now()}
-			nodes.add(e)
+			if err := b.cfg.Store.AddNodeEvents(context.WithoutCancel(ctx), e); err != nil {
+				b.log.Error().Err(err).Str("run_id", r.ID).Msg("could not store node events")
+			}
 			if ev.Event == "node_started" {
 				node = ev.Data.Title
 				progress()
 			}
 		}
-	}
-	return handle, nodes.flush
-}
-
-// heldNodes holds a run's node events for up to nodeFlushEvery and writes those that came meanwhile together.
-// The timer's goroutine ends with its write; flush, at the run's end, writes the rest and waits for it.
-type heldNodes struct {
-	write func([]NodeEvent)
-
-	mu      sync.Mutex
-	events  []NodeEvent
-	timer   *time.Timer
-	writing sync.Mutex // One write at a time, so the events stay in order.
-}
-
-func (h *heldNodes) add(e NodeEvent) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.events = append(h.events, e)
-	if h.timer == nil {
-		h.timer = time.AfterFunc(nodeFlushEvery, h.flush)
-	}
-}
-
-func (h *heldNodes) flush() {
-	h.writing.Lock()
-	defer h.writing.Unlock()
-	h.mu.Lock()
-	events := h.events
-	h.events = nil
-	if h.timer != nil {
-		h.timer.Stop()
-		h.timer = nil
-	}
-	h.mu.Unlock()
-	if len(events) > 0 {
-		h.write(events)
 	}
 }
 

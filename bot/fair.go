@@ -24,9 +24,9 @@ type Admission struct {
 
 // Admitter is the part of the store that decides, atomically across replicas, whether a run may start.
 type Admitter interface {
-	// Admit marks the run running unless its person already has share.Runs runs running or sent share.PerMinute
-	// messages within the minute before it. A run of no known person is always admitted.
-	Admit(ctx context.Context, runID string, attempt int, share Share, now time.Time) (Admission, error)
+	// Admit saves r as SaveRun does, marked running, unless its person already has share.Runs runs running or
+	// sent share.PerMinute messages within the minute before it. A run of no known person is always admitted.
+	Admit(ctx context.Context, r Run, share Share, now time.Time) (Admission, error)
 }
 
 // errOverShare is why a run waits for its person's earlier ones; it is never shown as a failure.
@@ -39,18 +39,24 @@ const (
 	shareRateMin  = time.Second
 )
 
-// admit asks the store whether r may start. A run Dify may already have (named, or posted and unconfirmed) is
-// never held: holding it could not give Dify back its capacity, and its answer must not wait.
+// admit marks r running and saves it, unless the store's fair share holds it. A run Dify may already have
+// (named, or posted and unconfirmed) is never held: holding it could not give Dify back its capacity, and its
+// answer must not wait.
 func (b *Bot) admit(ctx context.Context, r *Run, p Platform, steps *stepLog) (bool, error) {
 	ad, ok := b.cfg.Store.(Admitter)
 	if !ok || r.DifyRunID != "" || r.DifyMessageID != "" || r.PostedAttempt == r.Attempt {
+		r.Status = RunRunning
+		if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
+			return false, fmt.Errorf("bot: save run %s: %w", r.ID, err)
+		}
 		return true, nil
 	}
-	a, err := ad.Admit(ctx, r.ID, r.Attempt, b.cfg.Share, b.now())
+	a, err := ad.Admit(ctx, *r, b.cfg.Share, b.now())
 	if err != nil {
 		return false, fmt.Errorf("bot: admit run %s: %w", r.ID, err)
 	}
 	if a.OK {
+		r.Status = RunRunning
 		return true, nil
 	}
 	after := shareRunsPoll

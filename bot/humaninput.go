@@ -323,8 +323,7 @@ func (b *Bot) follow(ctx context.Context, r *Run, p Platform, steps *stepLog, q 
 		fctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 		defer cancel()
 		fields["dify_run_id"], fields["follows"] = q.DifyRunID, true
-		onEvent, flushNodes := b.onEvent(ctx, r, p)
-		defer flushNodes()
+		onEvent := b.onEvent(ctx, r, p)
 		run, err := b.appFor(r).Workflows.FollowRun(fctx, dify.FollowRequest{RunID: q.DifyRunID, User: difyUser(q.Message),
 			Answered: answered, OnEvent: onEvent})
 		if run != nil {

@@ -246,10 +246,7 @@ func (b *Bot) routeRun(ctx context.Context, r *Run, p Platform, steps *stepLog) 
 		steps.log.Warn().Str("app", app).Msg("the route names an app that is not configured")
 		return true, b.answerRoute(ctx, r, p, steps, appUnknownText(b.cfg.Language, app, b.appChoices()), b.appChoices())
 	}
-	r.App = app
-	if err := b.cfg.Store.SaveRun(ctx, *r); err != nil {
-		return true, fmt.Errorf("bot: save run %s: %w", r.ID, err)
-	}
+	r.App = app // Saved with the run's next save: a crash before it routes the message again, to the same app.
 	return false, nil
 }
 

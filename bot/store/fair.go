@@ -18,12 +18,18 @@ func person(m bot.Message) string {
 	return m.Platform + ":" + m.UserID
 }
 
-// Admit decides and marks in one transaction, so two replicas starting one person's runs at once cannot both
+// Admit decides and saves in one transaction, so two replicas starting one person's runs at once cannot both
 // take the last slot: SQLite's transactions are serial, and on PostgreSQL the person's advisory lock orders them.
 // A run left running longer than RescueAfter belongs to a process that died and is not counted.
-func (s *Store) Admit(ctx context.Context, runID string, attempt int, share bot.Share, now time.Time) (bot.Admission, error) {
+func (s *Store) Admit(ctx context.Context, r bot.Run, share bot.Share, now time.Time) (bot.Admission, error) {
+	runID, attempt := r.ID, r.Attempt
+	r.Status = bot.RunRunning
+	save, err := s.saveStmt(r)
+	if err != nil {
+		return bot.Admission{}, fmt.Errorf("store: admit run %s: %w", runID, err)
+	}
 	var a bot.Admission
-	err := s.db.inTx(ctx, func(tx conn, _ insertJob) error {
+	err = s.db.inTx(ctx, func(tx conn, _ insertJob) error {
 		var who string
 		var created int64
 		err := tx.queryRow(ctx, `SELECT person, created_at FROM runs WHERE id = ? AND attempt = ?`, runID, attempt).Scan(&who, &created)
@@ -64,8 +70,7 @@ func (s *Store) Admit(ctx context.Context, runID string, attempt int, share bot.
 		if !a.OK {
 			return nil
 		}
-		_, err = tx.exec(ctx, `UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND attempt = ?`,
-			string(bot.RunRunning), nanos(now), runID, attempt)
+		_, err = tx.exec(ctx, save.query, save.args...)
 		return err
 	})
 	if err != nil {

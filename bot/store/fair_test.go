@@ -37,7 +37,7 @@ func TestAdmitKeepsOnePersonsShare(t *testing.T) {
 		admitted := make([]bool, len(mine))
 		for i, r := range mine {
 			wg.Go(func() {
-				a, err := s.Admit(ctx, r.ID, r.Attempt, share, now)
+				a, err := s.Admit(ctx, r, share, now)
 				if err != nil {
 					t.Error(err)
 				}
@@ -54,7 +54,7 @@ func TestAdmitKeepsOnePersonsShare(t *testing.T) {
 		if n != 2 {
 			t.Errorf("%d of one person's runs admitted at once, want 2 (%v)", n, admitted)
 		}
-		if a, err := s.Admit(ctx, other.ID, other.Attempt, share, now); err != nil || !a.OK {
+		if a, err := s.Admit(ctx, other, share, now); err != nil || !a.OK {
 			t.Errorf("another person's run: %+v, %v; want admitted", a, err)
 		}
 		var waiting bot.Run
@@ -64,7 +64,7 @@ func TestAdmitKeepsOnePersonsShare(t *testing.T) {
 				break
 			}
 		}
-		a, err := s.Admit(ctx, waiting.ID, waiting.Attempt, share, now)
+		a, err := s.Admit(ctx, waiting, share, now)
 		if err != nil || a.OK || a.Reason != "runs" || a.Running != 2 {
 			t.Errorf("a third run: %+v, %v; want held for runs, 2 running", a, err)
 		}
@@ -79,24 +79,26 @@ func TestAdmitKeepsOnePersonsShare(t *testing.T) {
 				break
 			}
 		}
-		if a, err := s.Admit(ctx, waiting.ID, waiting.Attempt, share, now); err != nil || !a.OK {
+		if a, err := s.Admit(ctx, waiting, share, now); err != nil || !a.OK {
 			t.Errorf("after one finished: %+v, %v; want admitted", a, err)
 		}
 
 		// The rate counts the messages received in the minute before this one.
 		rate := bot.Share{PerMinute: 3}
 		last := mine[len(mine)-1] // Five of U1's messages came before it.
-		a, err = s.Admit(ctx, last.ID, last.Attempt, rate, now)
+		a, err = s.Admit(ctx, last, rate, now)
 		if err != nil || a.OK || a.Reason != "rate" || a.Recent != 5 || a.RetryAt.Sub(mine[0].CreatedAt) != time.Minute {
 			t.Errorf("over the rate: %+v, %v; want held until the first message is a minute old", a, err)
 		}
-		if a, err := s.Admit(ctx, mine[1].ID, mine[1].Attempt, rate, now); err != nil || !a.OK {
+		if a, err := s.Admit(ctx, mine[1], rate, now); err != nil || !a.OK {
 			t.Errorf("the second message (one before it): %+v, %v; want admitted", a, err)
 		}
-		if a, err := s.Admit(ctx, last.ID, last.Attempt, rate, now.Add(61*time.Second)); err != nil || !a.OK {
+		if a, err := s.Admit(ctx, last, rate, now.Add(61*time.Second)); err != nil || !a.OK {
 			t.Errorf("a minute later: %+v, %v; want admitted", a, err)
 		}
-		if _, err := s.Admit(ctx, last.ID, last.Attempt+1, rate, now); err == nil {
+		stale := last
+		stale.Attempt++
+		if _, err := s.Admit(ctx, stale, rate, now); err == nil {
 			t.Error("admitting an attempt the run is not at succeeded")
 		}
 	})

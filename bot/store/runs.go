@@ -87,48 +87,12 @@ func (s *Store) Run(ctx context.Context, id string) (bot.Run, error) {
 // are not changed: they belong to Enqueue and Requeue. State keys are merged in, never dropped: another party
 // (the fast lane's placeholder) may have set one this copy of the run has not seen.
 func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
-	var diag string
-	if r.Diagnosis != nil {
-		b, err := json.Marshal(r.Diagnosis)
-		if err != nil {
-			return fmt.Errorf("store: save run %s: %w", r.ID, err)
-		}
-		diag = string(b)
-	}
-	state, err := jsonObject(r.State)
+	save, err := s.saveStmt(r)
 	if err != nil {
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
-	if state == "" {
-		state = "{}"
-	}
-	choices, err := jsonOrEmpty(r.Choices, len(r.Choices) > 0)
+	n, err := s.db.exec(ctx, save.query, save.args...)
 	if err != nil {
-		return fmt.Errorf("store: save run %s: %w", r.ID, err)
-	}
-	batch, err := jsonOrEmpty(r.Batch, r.Batch != nil)
-	if err != nil {
-		return fmt.Errorf("store: save run %s: %w", r.ID, err)
-	}
-	held := 0
-	if r.HeldNotified {
-		held = 1
-	}
-	save := stmt{`UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, dify_run_id = ?,
-		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = ` + s.d.mergeState + `,
-		posted_attempt = ?, replied_attempt = ?, choices = ?, batch = ?, dify_message_id = ?, app = ? WHERE id = ? AND attempt = ?`,
-		[]any{string(r.Status), nanos(time.Now()), nanos(r.FinishedAt), r.DifyRunID, r.DifyTaskID, r.ConversationID,
-			r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, choices, batch, r.DifyMessageID, r.App, r.ID, r.Attempt}}
-	stmts := []stmt{save}
-	steps := s.steps.take(r.ID)
-	if len(steps) > 0 {
-		// The step records held for this run go first, in the save's transaction.
-		q, args := insertSteps(steps)
-		stmts = []stmt{{q, args}, save}
-	}
-	n, err := s.db.execAll(ctx, stmts...)
-	if err != nil {
-		s.steps.putBack(steps, s.flushStepsLogged)
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
 	if n == 0 {
@@ -138,6 +102,42 @@ func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 		return fmt.Errorf("store: save run %s attempt %d: %w", r.ID, r.Attempt, bot.ErrStaleAttempt)
 	}
 	return nil
+}
+
+// saveStmt is the UPDATE that SaveRun (and Admit, for the run it admits) writes r with.
+func (s *Store) saveStmt(r bot.Run) (stmt, error) {
+	var diag string
+	if r.Diagnosis != nil {
+		b, err := json.Marshal(r.Diagnosis)
+		if err != nil {
+			return stmt{}, err
+		}
+		diag = string(b)
+	}
+	state, err := jsonObject(r.State)
+	if err != nil {
+		return stmt{}, err
+	}
+	if state == "" {
+		state = "{}"
+	}
+	choices, err := jsonOrEmpty(r.Choices, len(r.Choices) > 0)
+	if err != nil {
+		return stmt{}, err
+	}
+	batch, err := jsonOrEmpty(r.Batch, r.Batch != nil)
+	if err != nil {
+		return stmt{}, err
+	}
+	held := 0
+	if r.HeldNotified {
+		held = 1
+	}
+	return stmt{`UPDATE runs SET status = ?, updated_at = ?, finished_at = ?, dify_run_id = ?,
+		dify_task_id = ?, conversation_id = ?, reply = ?, code = ?, diagnosis = ?, held_notified = ?, state = ` + s.d.mergeState + `,
+		posted_attempt = ?, replied_attempt = ?, choices = ?, batch = ?, dify_message_id = ?, app = ? WHERE id = ? AND attempt = ?`,
+		[]any{string(r.Status), nanos(time.Now()), nanos(r.FinishedAt), r.DifyRunID, r.DifyTaskID, r.ConversationID,
+			r.Reply, string(r.Code), diag, held, state, r.PostedAttempt, r.RepliedAttempt, choices, batch, r.DifyMessageID, r.App, r.ID, r.Attempt}}, nil
 }
 
 // Requeue queues a finished run again as a fresh attempt. The message, the conversation and the adapter
@@ -280,10 +280,7 @@ func scanRun(sc row) (bot.Run, error) {
 	return r, nil
 }
 
-// AddStep holds one step record of a run this process knows (it queued, read or saved it lately) for the
-// run's next SaveRun, which writes it in the same round trip; held records are written on their own after
-// stepFlushAfter at the latest (stepbuf.go). A step of any other run is written at once, so an unknown run
-// is still refused here.
+// AddStep holds one step record for the next write of every run's (holdLogs, stepbuf.go).
 func (s *Store) AddStep(ctx context.Context, st bot.Step) error {
 	fields, err := jsonObject(st.Fields)
 	if err != nil {
@@ -291,17 +288,8 @@ func (s *Store) AddStep(ctx context.Context, st bot.Step) error {
 	}
 	r := stepRow{st.RunID, st.Attempt, st.N, st.Of, st.Name, st.Status, nanos(st.Start), int64(st.Duration),
 		string(st.Code), st.Error, fields}
-	if !s.known.has(st.RunID) {
-		q, args := insertSteps([]stepRow{r})
-		if _, err := s.db.exec(ctx, q, args...); err != nil {
-			return fmt.Errorf("store: add step for run %s: %w", st.RunID, err)
-		}
-		return nil
-	}
-	if s.steps.add(st.RunID, r, s.flushStepsLogged) {
-		if err := s.flushSteps(ctx); err != nil {
-			return fmt.Errorf("store: add step for run %s: %w", st.RunID, err)
-		}
+	if err := s.holdLogs(ctx, st.RunID, heldLogs{steps: []stepRow{r}}); err != nil {
+		return fmt.Errorf("store: add step for run %s: %w", st.RunID, err)
 	}
 	return nil
 }
@@ -309,13 +297,8 @@ func (s *Store) AddStep(ctx context.Context, st bot.Step) error {
 // Steps returns a run's steps of every attempt in the order they were stored.
 // Fields come back as JSON decodes them: numbers are float64.
 func (s *Store) Steps(ctx context.Context, runID string) ([]bot.Step, error) {
-	if held := s.steps.take(runID); len(held) > 0 {
-		// The run's held records first, so a reader sees every step recorded.
-		q, args := insertSteps(held)
-		if _, err := s.db.exec(ctx, q, args...); err != nil {
-			s.steps.putBack(held, s.flushStepsLogged)
-			return nil, fmt.Errorf("store: steps of %s: %w", runID, err)
-		}
+	if err := s.flushLogs(ctx, runID); err != nil { // So a reader sees every step recorded.
+		return nil, fmt.Errorf("store: steps of %s: %w", runID, err)
 	}
 	rows, err := s.db.query(ctx, `SELECT run_id, attempt, n, total, name, status, started_at, duration_ns, code,
 		error, fields FROM steps WHERE run_id = ? ORDER BY seq`, runID)
@@ -348,24 +331,25 @@ func (s *Store) Steps(ctx context.Context, runID string) ([]bot.Step, error) {
 	return out, nil
 }
 
-// AddNodeEvents stores workflow node events, in one statement.
+// AddNodeEvents holds workflow node events for the next write of every run's (holdLogs, stepbuf.go).
 func (s *Store) AddNodeEvents(ctx context.Context, events ...bot.NodeEvent) error {
-	if len(events) == 0 {
-		return nil
-	}
-	args := make([]any, 0, 11*len(events))
+	byRun := map[string][]nodeRow{}
 	for _, e := range events {
-		args = append(args, e.RunID, e.Seq, e.Event, e.NodeID, e.NodeType, e.Title, e.Index, e.Status, e.Elapsed, e.Error, nanos(e.At))
+		byRun[e.RunID] = append(byRun[e.RunID], nodeRow{e.RunID, e.Seq, e.Event, e.NodeID, e.NodeType, e.Title, e.Index, e.Status, e.Elapsed, e.Error, nanos(e.At)})
 	}
-	q := insertRows(`INSERT INTO node_events (run_id, seq, event, node_id, node_type, title, node_index, status, elapsed_s, error, happened_at) VALUES `, 11, len(events))
-	if _, err := s.db.exec(ctx, q, args...); err != nil {
-		return fmt.Errorf("store: add node events for run %s: %w", events[0].RunID, err)
+	for id, rows := range byRun {
+		if err := s.holdLogs(ctx, id, heldLogs{nodes: rows}); err != nil {
+			return fmt.Errorf("store: add node events for run %s: %w", id, err)
+		}
 	}
 	return nil
 }
 
 // NodeEvents returns a run's node events in the order they were stored.
 func (s *Store) NodeEvents(ctx context.Context, runID string) ([]bot.NodeEvent, error) {
+	if err := s.flushLogs(ctx, runID); err != nil {
+		return nil, fmt.Errorf("store: node events of %s: %w", runID, err)
+	}
 	rows, err := s.db.query(ctx, `SELECT run_id, seq, event, node_id, node_type, title, node_index, status,
 		elapsed_s, error, happened_at FROM node_events WHERE run_id = ? ORDER BY id`, runID)
 	if err != nil {

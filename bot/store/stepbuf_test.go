@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -8,78 +10,105 @@ import (
 	"github.com/difybot/difybot/bot/store"
 )
 
-// TestStepRecordsGoWithTheRunsSave: a step record waits for its run's next save and is written with it; one
-// the run never saves past is written on its own soon after, and Close writes what is still held.
-func TestStepRecordsGoWithTheRunsSave(t *testing.T) {
+// TestLogRowsAreWrittenTogether: step records and node events of the runs the store knows are held and
+// written together by the store's own flush, in the order they came; a reader of a run sees its held rows,
+// and Close writes what is still held.
+func TestLogRowsAreWrittenTogether(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, d testDB) {
 		cfg := d.Config
 		s := d.Open(t)
 		ctx := t.Context()
-		r, _, err := s.Enqueue(ctx, message("EvSteps"))
+		a, _, err := s.Enqueue(ctx, message("EvStepsA"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		stored := func(s *store.Store) int {
+		b, _, err := s.Enqueue(ctx, message("EvStepsB"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := func(s *store.Store) (steps, nodes int) {
 			t.Helper()
-			n, err := store.Count(ctx, s, `SELECT COUNT(*) FROM steps WHERE run_id = ?`, r.ID)
-			if err != nil {
+			var err error
+			if steps, err = store.Count(ctx, s, `SELECT COUNT(*) FROM steps`); err != nil {
 				t.Fatal(err)
 			}
-			return n
-		}
-		step := func(n int, name string) bot.Step {
-			return bot.Step{RunID: r.ID, Attempt: 1, N: n, Of: 5, Name: name, Status: "done", Start: time.Now(),
-				Fields: map[string]any{"n": n}}
-		}
-		for i, name := range []string{bot.StepReceive, bot.StepEnqueue} {
-			if err := s.AddStep(ctx, step(i+1, name)); err != nil {
+			if nodes, err = store.Count(ctx, s, `SELECT COUNT(*) FROM node_events`); err != nil {
 				t.Fatal(err)
 			}
+			return steps, nodes
 		}
-		if n := stored(s); n != 0 {
-			t.Fatalf("%d step records written before the run's save; want them held for it", n)
+		step := func(r bot.Run, n int) bot.Step {
+			return bot.Step{RunID: r.ID, Attempt: 1, N: n, Of: 5, Name: fmt.Sprintf("step%d", n), Status: "done",
+				Start: time.Now(), Fields: map[string]any{"n": n}}
 		}
+		node := func(r bot.Run, seq int) bot.NodeEvent {
+			return bot.NodeEvent{RunID: r.ID, Seq: seq, Event: "node_started", NodeID: "llm", Title: "LLM", At: time.Now()}
+		}
+		for n := 1; n <= 3; n++ {
+			for _, r := range []bot.Run{a, b} {
+				if err := s.AddStep(ctx, step(r, n)); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.AddNodeEvents(ctx, node(r, n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		r := a
 		r.Status = bot.RunRunning
 		if err := s.SaveRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		if n := stored(s); n != 2 {
-			t.Fatalf("after the save: %d step records stored, want 2", n)
-		}
-
-		// A step the run does not save after is written by the store's own flush.
-		if err := s.AddStep(ctx, step(3, bot.StepRun)); err != nil {
-			t.Fatal(err)
+		if steps, nodes := stored(s); steps != 0 || nodes != 0 {
+			t.Fatalf("%d step records and %d node events written at once; want them held for the flush", steps, nodes)
 		}
 		deadline := time.Now().Add(10 * time.Second)
-		for stored(s) != 3 {
+		for {
+			steps, nodes := stored(s)
+			if steps == 6 && nodes == 6 {
+				break
+			}
 			if time.Now().After(deadline) {
-				t.Fatalf("a held step record was not written on its own: %d stored, want 3", stored(s))
+				t.Fatalf("the store's flush wrote %d step records and %d node events, want 6 and 6", steps, nodes)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 
-		// Steps reads what is held; Close writes it.
-		if err := s.AddStep(ctx, step(4, bot.StepFormat)); err != nil {
+		// A reader sees what is held, in order; Close writes the rest.
+		if err := s.AddStep(ctx, step(a, 4)); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.Steps(ctx, r.ID)
+		if err := s.AddNodeEvents(ctx, node(b, 4)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Steps(ctx, a.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 4 || got[3].Name != bot.StepFormat || got[3].Fields["n"] != float64(4) {
-			t.Fatalf("Steps: %+v; want the four records, the held one last", got)
+		var names []string
+		for _, st := range got {
+			names = append(names, st.Name)
 		}
-		if err := s.AddStep(ctx, step(5, bot.StepReply)); err != nil {
+		if want := []string{"step1", "step2", "step3", "step4"}; !slices.Equal(names, want) {
+			t.Fatalf("Steps: %v; want %v", names, want)
+		}
+		events, err := s.NodeEvents(ctx, b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) != 4 || events[3].Seq != 4 {
+			t.Fatalf("NodeEvents: %+v; want the four, the held one last", events)
+		}
+		if err := s.AddStep(ctx, step(b, 4)); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
 		again := d.Open(t, func(c *store.Config) { *c = cfg })
-		if n := stored(again); n != 5 {
-			t.Fatalf("after Close and reopen: %d step records, want 5", n)
+		if steps, nodes := stored(again); steps != 8 || nodes != 7 {
+			t.Fatalf("after Close and reopen: %d step records and %d node events, want 8 and 7", steps, nodes)
 		}
 	})
 }

@@ -116,7 +116,7 @@ type Store struct {
 	queue  queue
 	worker *runWorker
 	log    zerolog.Logger
-	steps  stepBuffer // Step records waiting for their run's next save.
+	logs   logBuffer  // Step records and node events waiting to be written together.
 	joined recentKeys // Thread keys this process stored lately.
 	known  recentKeys // Runs this process queued or read lately: their step records can wait (AddStep).
 
@@ -475,11 +475,11 @@ func (s *Store) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // Skip the graceful wait: a caller that wanted it called Stop.
 	stopErr := s.stopLocked(ctx)
-	s.steps.close()
+	s.logs.close()
 	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer fcancel()
-	if err := s.flushSteps(fctx); err != nil {
-		stopErr = errors.Join(stopErr, fmt.Errorf("store: write the last step records: %w", err))
+	if err := s.flushLogs(fctx, ""); err != nil {
+		stopErr = errors.Join(stopErr, fmt.Errorf("store: write the last step records and node events: %w", err))
 	}
 	return errors.Join(stopErr, s.db.close())
 }
