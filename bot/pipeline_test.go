@@ -495,15 +495,43 @@ func TestShutdownLeavesTheRunForTheNextStart(t *testing.T) {
 	}
 }
 
-// pendingCounter is the store, counting its Pending lookups.
+// pendingCounter is the store, counting its Pending lookups and its writes of a run.
 type pendingCounter struct {
 	*store.Store
-	n atomic.Int32
+	n     atomic.Int32
+	saves atomic.Int32 // SaveRun and Admit calls.
 }
 
 func (s *pendingCounter) Pending(ctx context.Context, runID string) (bot.Pending, error) {
 	s.n.Add(1)
 	return s.Store.Pending(ctx, runID)
+}
+
+func (s *pendingCounter) SaveRun(ctx context.Context, r bot.Run) error {
+	s.saves.Add(1)
+	return s.Store.SaveRun(ctx, r)
+}
+
+func (s *pendingCounter) Admit(ctx context.Context, r bot.Run, share bot.Share, now time.Time) (bot.Admission, error) {
+	s.saves.Add(1)
+	return s.Store.Admit(ctx, r, share, now)
+}
+
+// TestTextMessageSavesItsRunFiveTimes: a text message's run is written where recovery needs it and nowhere
+// else: admitted (the fair share's decision and the running mark in one), posted to Dify, named by Dify,
+// finished, replied. Routing and the running mark have no saves of their own.
+func TestTextMessageSavesItsRunFiveTimes(t *testing.T) {
+	var pc *pendingCounter
+	h := newHarness(t, "ok", func(cfg *bot.Config) {
+		pc = &pendingCounter{Store: cfg.Store.(*store.Store)}
+		cfg.Store, cfg.Share = pc, bot.Share{Runs: 2}
+	})
+	if r, err := h.send(t, bot.Message{EventID: "ev-saves", Text: "hello"}); err != nil || r.Status != bot.RunSucceeded {
+		t.Fatalf("%s %v", r.Status, err)
+	}
+	if got := pc.saves.Load(); got != 5 {
+		t.Errorf("%d writes of the run, want 5", got)
+	}
 }
 
 // TestTextMessageLooksUpItsPendingOnce: whether a message's files are kept for a later run is asked of the
