@@ -26,6 +26,31 @@ type Pending struct {
 	TakenBy   string // The run it completed, PendingExpired, or "" while it waits.
 }
 
+// PendingView is what planning a run reads of the pending messages, at once (Store.PendingOf).
+type PendingView struct {
+	Held    []Pending // The messages the run holds (TakePending with no ids): it is resumed after a crash.
+	Own     *Pending  // The run's own record; nil when it never waited.
+	Waiting []Pending // The key's messages still waiting (Waiting).
+}
+
+// ViewPending sorts rows, oldest first, into what runID sees of key at now. A store reads the records
+// runID holds, its own and key's waiting ones, in one go, and splits them here, so every store splits alike.
+func ViewPending(rows []Pending, runID, key string, now time.Time) PendingView {
+	var v PendingView
+	for _, p := range rows {
+		if p.TakenBy == runID {
+			v.Held = append(v.Held, p)
+		}
+		if p.RunID == runID {
+			v.Own = &p
+		}
+		if p.Key == key && p.TakenBy == "" && p.ExpiresAt.After(now) {
+			v.Waiting = append(v.Waiting, p)
+		}
+	}
+	return v
+}
+
 // PendingExpired is Pending.TakenBy for a message whose wait ran out.
 const PendingExpired = "expired"
 
@@ -68,19 +93,16 @@ func (q request) fileCount() int {
 // wait is the text that asks for the rest; when it is not empty the message was stored as pending.
 func (b *Bot) plan(ctx context.Context, r *Run) (q request, wait string, err error) {
 	m := r.Message
-	held, err := b.cfg.Store.TakePending(ctx, r.ID, nil)
+	view, err := b.cfg.Store.PendingOf(ctx, r.ID, b.key(r), b.now())
 	if err != nil {
 		return request{}, "", err
 	}
-	if len(held) > 0 {
+	if len(view.Held) > 0 {
 		// Resumed after a crash: the same messages as before (a photo of a set that went on holds its own too).
-		return merge(without(held, r.ID), m, ""), "", nil
+		return merge(without(view.Held, r.ID), m, ""), "", nil
 	}
-	switch own, err := b.cfg.Store.Pending(ctx, r.ID); {
-	case err == nil && own.TakenBy != "" && own.TakenBy != PendingExpired:
+	if own := view.Own; own != nil && own.TakenBy != "" && own.TakenBy != PendingExpired {
 		return request{joined: own.TakenBy}, "", nil
-	case err != nil && !errors.Is(err, ErrNotFound):
-		return request{}, "", err
 	}
 	hasText, hasFiles := strings.TrimSpace(m.Text) != "", len(m.Files) > 0
 	alone := request{text: m.Text}
@@ -91,14 +113,14 @@ func (b *Bot) plan(ctx context.Context, r *Run) (q request, wait string, err err
 		return alone, "", nil // The rest of photos sent together: its request was settled with the first.
 	}
 	set := m.Set != nil && m.Set.Total > 1 && hasFiles && !hasText
+	waiting := view.Waiting
 	if set {
 		if err := b.keep(ctx, r); err != nil { // Before looking, so two photos of a set always see each other.
 			return request{}, "", err
 		}
-	}
-	waiting, err := b.cfg.Store.Waiting(ctx, b.key(r), b.now())
-	if err != nil {
-		return request{}, "", err
+		if waiting, err = b.cfg.Store.Waiting(ctx, b.key(r), b.now()); err != nil {
+			return request{}, "", err
+		}
 	}
 	if set {
 		s := m.Set

@@ -507,6 +507,21 @@ func (s *pendingCounter) Pending(ctx context.Context, runID string) (bot.Pending
 	return s.Store.Pending(ctx, runID)
 }
 
+func (s *pendingCounter) PendingOf(ctx context.Context, runID, key string, now time.Time) (bot.PendingView, error) {
+	s.n.Add(1)
+	return s.Store.PendingOf(ctx, runID, key, now)
+}
+
+func (s *pendingCounter) Waiting(ctx context.Context, key string, now time.Time) ([]bot.Pending, error) {
+	s.n.Add(1)
+	return s.Store.Waiting(ctx, key, now)
+}
+
+func (s *pendingCounter) TakePending(ctx context.Context, taker string, runIDs []string) ([]bot.Pending, error) {
+	s.n.Add(1)
+	return s.Store.TakePending(ctx, taker, runIDs)
+}
+
 func (s *pendingCounter) SaveRun(ctx context.Context, r bot.Run) error {
 	s.saves.Add(1)
 	return s.Store.SaveRun(ctx, r)
@@ -534,8 +549,9 @@ func TestTextMessageSavesItsRunFiveTimes(t *testing.T) {
 	}
 }
 
-// TestTextMessageLooksUpItsPendingOnce: whether a message's files are kept for a later run is asked of the
-// store only when it has files; a text message looks up its pending request once, when its run is planned.
+// TestTextMessageLooksUpItsPendingOnce: planning a run reads what it holds, its own record and the messages
+// waiting for it in one lookup; whether a message's files are kept for a later run is asked of the store only
+// when it has files.
 func TestTextMessageLooksUpItsPendingOnce(t *testing.T) {
 	var pc *pendingCounter
 	h := newHarness(t, "ok", func(cfg *bot.Config) {

@@ -154,6 +154,8 @@ type Store interface {
 	// TakePending gives the waiting messages of runIDs to the run taker and returns every message taker holds,
 	// oldest first; one taken by another run first is left out.
 	TakePending(ctx context.Context, taker string, runIDs []string) ([]Pending, error)
+	// PendingOf returns in one read what TakePending with no ids, Pending and Waiting would (ViewPending).
+	PendingOf(ctx context.Context, runID, key string, now time.Time) (PendingView, error)
 	// Pending returns the pending record of run id, or ErrNotFound when it never waited.
 	Pending(ctx context.Context, runID string) (Pending, error)
 	// ExpirePending marks the messages whose wait ran out by now as expired and returns them.

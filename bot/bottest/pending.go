@@ -45,6 +45,17 @@ func (s *Store) TakePending(_ context.Context, taker string, runIDs []string) ([
 	return s.pendingWhere(func(p bot.Pending) bool { return p.TakenBy == taker })
 }
 
+// PendingOf returns what runID holds, its own record and key's waiting messages, as bot.ViewPending splits them.
+func (s *Store) PendingOf(_ context.Context, runID, key string, now time.Time) (bot.PendingView, error) {
+	rows, err := s.pendingWhere(func(p bot.Pending) bool {
+		return p.TakenBy == runID || p.RunID == runID || p.Key == key && p.TakenBy == "" && p.ExpiresAt.After(now)
+	})
+	if err != nil {
+		return bot.PendingView{}, err
+	}
+	return bot.ViewPending(rows, runID, key, now), nil
+}
+
 // Pending returns run id's pending record, or an error wrapping bot.ErrNotFound.
 func (s *Store) Pending(_ context.Context, runID string) (bot.Pending, error) {
 	s.mu.Lock()

@@ -56,6 +56,16 @@ func (s *Store) TakePending(ctx context.Context, taker string, runIDs []string) 
 	return out, nil
 }
 
+// PendingOf reads the records runID holds, its own and key's waiting ones in one statement (bot.ViewPending).
+func (s *Store) PendingOf(ctx context.Context, runID, key string, now time.Time) (bot.PendingView, error) {
+	rows, err := s.pending(ctx, `WHERE taken_by = ? OR run_id = ? OR (key = ? AND taken_by = '' AND expires_at > ?)`,
+		runID, runID, key, nanos(now))
+	if err != nil {
+		return bot.PendingView{}, fmt.Errorf("store: pending of %s: %w", runID, err)
+	}
+	return bot.ViewPending(rows, runID, key, now), nil
+}
+
 // Pending returns run id's pending record, or bot.ErrNotFound when it never waited.
 func (s *Store) Pending(ctx context.Context, runID string) (bot.Pending, error) {
 	out, err := s.pending(ctx, `WHERE run_id = ?`, runID)

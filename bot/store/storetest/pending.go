@@ -48,6 +48,10 @@ func PendingContract(t *testing.T, s bot.Store) {
 	if waiting[0].Message.EventID != "EvP1" || !waiting[0].ExpiresAt.Equal(now.Add(time.Minute)) {
 		t.Errorf("stored pending: %+v", waiting[0])
 	}
+	if v, err := s.PendingOf(ctx, text.ID, "k", now.Add(2*time.Second)); err != nil || len(v.Held) != 0 || v.Own != nil ||
+		!reflect.DeepEqual(ids(v.Waiting), ids(waiting)) {
+		t.Fatalf("PendingOf before taking = %+v %v, want only the two waiting", v, err)
+	}
 	took, err := s.TakePending(ctx, text.ID, ids(waiting))
 	if err != nil || !reflect.DeepEqual(ids(took), []string{photo1.ID, photo2.ID}) {
 		t.Fatalf("TakePending = %v %v", ids(took), err)
@@ -61,6 +65,13 @@ func PendingContract(t *testing.T, s bot.Store) {
 	}
 	if w, _ := s.Waiting(ctx, "k", now); len(w) != 0 {
 		t.Errorf("still waiting after being taken: %v", ids(w))
+	}
+	// What the taker holds, and what a taken photo's own run sees, in one read each.
+	if v, err := s.PendingOf(ctx, text.ID, "k", now); err != nil || !reflect.DeepEqual(ids(v.Held), ids(took)) || v.Own != nil || len(v.Waiting) != 0 {
+		t.Errorf("PendingOf the taker = %+v %v, want what it took", v, err)
+	}
+	if v, err := s.PendingOf(ctx, photo1.ID, "k", now); err != nil || v.Own == nil || v.Own.TakenBy != text.ID || len(v.Held) != 0 {
+		t.Errorf("PendingOf a taken photo = %+v %v, want its own record, taken by the text", v, err)
 	}
 	expired, err := s.ExpirePending(ctx, now)
 	if err != nil || !reflect.DeepEqual(ids(expired), []string{old.ID}) || expired[0].TakenBy != bot.PendingExpired {
