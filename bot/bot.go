@@ -315,7 +315,7 @@ func (b *Bot) reply(ctx context.Context, r *Run, p Platform, steps *stepLog) err
 	keep := b.keepsFiles(ctx, r)
 	err := steps.do(ctx, StepReply, func(fields map[string]any) error {
 		var files []ReplyFile
-		if r.Status == RunSucceeded {
+		if r.Status == RunSucceeded && !r.noOutputs {
 			var err error
 			if files, err = b.outputFiles(ctx, r); err != nil {
 				return err // The store failed: the queue tries the delivery again.

@@ -254,6 +254,7 @@ func (b *Bot) outputFiles(ctx context.Context, r *Run) ([]ReplyFile, error) {
 // fetch. A file that cannot be fetched never fails the run: the text still arrives, and fields record why.
 func (b *Bot) fetchOutputs(ctx context.Context, r *Run, files []dify.OutputFile, fields map[string]any) (kept, notes []string) {
 	if len(files) == 0 {
+		r.noOutputs = true
 		return nil, nil
 	}
 	have := map[string]bool{}

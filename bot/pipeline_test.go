@@ -498,8 +498,14 @@ func TestShutdownLeavesTheRunForTheNextStart(t *testing.T) {
 // pendingCounter is the store, counting its Pending lookups and its writes of a run.
 type pendingCounter struct {
 	*store.Store
-	n     atomic.Int32
-	saves atomic.Int32 // SaveRun and Admit calls.
+	n       atomic.Int32
+	saves   atomic.Int32 // SaveRun and Admit calls.
+	outputs atomic.Int32 // OutputFiles lookups.
+}
+
+func (s *pendingCounter) OutputFiles(ctx context.Context, runID string) ([]bot.OutputFile, error) {
+	s.outputs.Add(1)
+	return s.Store.OutputFiles(ctx, runID)
 }
 
 func (s *pendingCounter) Pending(ctx context.Context, runID string) (bot.Pending, error) {
@@ -534,7 +540,8 @@ func (s *pendingCounter) Admit(ctx context.Context, r bot.Run, share bot.Share, 
 
 // TestTextMessageSavesItsRunFiveTimes: a text message's run is written where recovery needs it and nowhere
 // else: admitted (the fair share's decision and the running mark in one), posted to Dify, named by Dify,
-// finished, replied. Routing and the running mark have no saves of their own.
+// finished, replied. Routing and the running mark have no saves of their own, and an answer that named no
+// files looks for none before its reply.
 func TestTextMessageSavesItsRunFiveTimes(t *testing.T) {
 	var pc *pendingCounter
 	h := newHarness(t, "ok", func(cfg *bot.Config) {
@@ -546,6 +553,9 @@ func TestTextMessageSavesItsRunFiveTimes(t *testing.T) {
 	}
 	if got := pc.saves.Load(); got != 5 {
 		t.Errorf("%d writes of the run, want 5", got)
+	}
+	if got := pc.outputs.Load(); got != 0 {
+		t.Errorf("%d lookups of output files for an answer without files, want 0", got)
 	}
 }
 

@@ -54,6 +54,8 @@ type Run struct {
 	// lane when that is this process's lane.
 	feedbackElsewhere bool
 	lane              *laneEntry
+	// noOutputs is set (never stored) when this attempt's answer named no files: its reply looks for none.
+	noOutputs bool
 	// PostedAttempt is the last attempt that sent the run to Dify: that attempt must never send it again.
 	PostedAttempt int `json:"posted_attempt,omitempty"`
 	// RepliedAttempt is the last attempt whose final answer was delivered.
