@@ -46,7 +46,7 @@ func (s *Store) Admit(ctx context.Context, r bot.Run, share bot.Share, now time.
 	if l, ok := s.db.(personLocker); ok {
 		stmts = []stmt{l.lockPerson(who), save}
 	}
-	n, err := s.db.execAll(ctx, stmts...)
+	n, err := s.withLogs(ctx, r.ID, stmts...)
 	if err != nil {
 		return bot.Admission{}, fmt.Errorf("store: admit run %s: %w", r.ID, err)
 	}

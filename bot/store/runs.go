@@ -91,7 +91,7 @@ func (s *Store) SaveRun(ctx context.Context, r bot.Run) error {
 	if err != nil {
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
-	n, err := s.db.exec(ctx, save.query, save.args...)
+	n, err := s.withLogs(ctx, r.ID, save) // The run's held log rows go with it.
 	if err != nil {
 		return fmt.Errorf("store: save run %s: %w", r.ID, err)
 	}
@@ -280,7 +280,7 @@ func scanRun(sc row) (bot.Run, error) {
 	return r, nil
 }
 
-// AddStep holds one step record for the next write of every run's (holdLogs, stepbuf.go).
+// AddStep holds one step record for the run's next save, or the store's flush (holdLogs, stepbuf.go).
 func (s *Store) AddStep(ctx context.Context, st bot.Step) error {
 	fields, err := jsonObject(st.Fields)
 	if err != nil {
@@ -331,7 +331,7 @@ func (s *Store) Steps(ctx context.Context, runID string) ([]bot.Step, error) {
 	return out, nil
 }
 
-// AddNodeEvents holds workflow node events for the next write of every run's (holdLogs, stepbuf.go).
+// AddNodeEvents holds workflow node events for the run's next save, or the store's flush (holdLogs, stepbuf.go).
 func (s *Store) AddNodeEvents(ctx context.Context, events ...bot.NodeEvent) error {
 	byRun := map[string][]nodeRow{}
 	for _, e := range events {

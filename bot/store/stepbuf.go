@@ -8,10 +8,9 @@ import (
 	"time"
 )
 
-// logFlushAfter bounds how long a step record or node event waits in memory. Every run's held rows are
-// written together, one multi-row INSERT per table in one round trip and one commit: at 200 messages a second
-// that is a few statements a second instead of three or four per message. A crash within this time loses
-// only log rows; the run rows, which recovery reads, are never held back.
+// logFlushAfter bounds how long a step record or node event waits in memory. A run's held rows go with its
+// next save (SaveRun, Admit), in the save's round trip and commit, so what the log shows survives a crash at
+// every point the run itself does; rows no save follows are written, every run's together, within this time.
 const logFlushAfter = 250 * time.Millisecond
 
 // logBufMax is how many held rows make the adder write them at once instead of waiting.
@@ -40,13 +39,14 @@ type heldLogs struct {
 
 func (h heldLogs) len() int { return len(h.steps) + len(h.nodes) }
 
-// logBuffer holds step records and node events of the runs this process knows until a flush writes them.
+// logBuffer holds step records and node events of the runs this process knows until a save or a flush
+// writes them.
 type logBuffer struct {
-	// writing is held across taking rows and writing them, so a run's rows are stored in the order they came.
-	writing sync.Mutex
-
-	mu     sync.Mutex
-	byRun  map[string]heldLogs
+	mu    sync.Mutex
+	byRun map[string]heldLogs
+	// busy has the runs whose taken rows are being written, each closed once they are: a run's later rows wait
+	// for it, so they are stored after the earlier ones.
+	busy   map[string]chan struct{}
 	n      int
 	timer  *time.Timer // Set while rows are held; its flush is owned by the store and awaited by Close.
 	flushW sync.WaitGroup
@@ -54,6 +54,7 @@ type logBuffer struct {
 	closing bool
 	// failed counts the flushes in a row that could not write; past logMaxFailures the rows are dropped.
 	failed int
+	flush  func() // The timer's.
 }
 
 // add holds rows for their run and reports whether the buffer is full and should be written now.
@@ -67,34 +68,64 @@ func (b *logBuffer) add(runID string, rows heldLogs, flush func()) (full bool) {
 	h.steps, h.nodes = append(h.steps, rows.steps...), append(h.nodes, rows.nodes...)
 	b.byRun[runID] = h
 	b.n += rows.len()
-	if b.timer == nil && !b.closing {
-		b.flushW.Add(1)
-		b.timer = time.AfterFunc(logFlushAfter, func() { defer b.flushW.Done(); flush() })
-	}
+	b.flush = flush
+	b.arm()
 	return b.n >= logBufMax
 }
 
-// take removes and returns the rows held for one run.
-func (b *logBuffer) take(runID string) heldLogs {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	h := b.byRun[runID]
-	delete(b.byRun, runID)
-	b.n -= h.len()
-	return h
+// arm starts the timer's flush unless one is due or the buffer is closing; b.mu is held.
+func (b *logBuffer) arm() {
+	if b.timer == nil && !b.closing && b.n > 0 {
+		flush := b.flush
+		b.flushW.Add(1)
+		b.timer = time.AfterFunc(logFlushAfter, func() { defer b.flushW.Done(); flush() })
+	}
 }
 
-// takeAll removes and returns every held row, and lets the next add start a new timer.
-func (b *logBuffer) takeAll() map[string]heldLogs {
+// take removes and returns the rows held for runID, once no write of its earlier rows is in flight, or those
+// of every run not being written when runID is "" (the flush). The caller writes them, or puts them back, and
+// then calls done.
+func (b *logBuffer) take(runID string) (taken map[string]heldLogs, done func()) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	all := b.byRun
-	b.byRun, b.n = nil, 0
-	if b.timer != nil && b.timer.Stop() {
-		b.flushW.Done() // The timer's flush will not run: this caller writes the rows.
+	for ch, busy := b.busy[runID]; runID != "" && busy; ch, busy = b.busy[runID] {
+		b.mu.Unlock()
+		<-ch
+		b.mu.Lock()
 	}
-	b.timer = nil
-	return all
+	taken = map[string]heldLogs{}
+	for id, h := range b.byRun {
+		if runID == "" && b.busy[id] == nil || id == runID {
+			taken[id] = h
+			delete(b.byRun, id)
+			b.n -= h.len()
+		}
+	}
+	if runID == "" {
+		if b.timer != nil && b.timer.Stop() {
+			b.flushW.Done() // The timer's flush will not run: this caller writes the rows.
+		}
+		b.timer = nil
+		b.arm() // For the rows of runs being written meanwhile, left for later.
+	}
+	if len(taken) == 0 {
+		return nil, func() {}
+	}
+	ch := make(chan struct{})
+	if b.busy == nil {
+		b.busy = map[string]chan struct{}{}
+	}
+	for id := range taken {
+		b.busy[id] = ch
+	}
+	return taken, func() {
+		b.mu.Lock()
+		for id := range taken {
+			delete(b.busy, id)
+		}
+		b.mu.Unlock()
+		close(ch)
+	}
 }
 
 // putBack holds rows again after a failed write, before any that came meanwhile.
@@ -175,7 +206,7 @@ func insertRows(head string, width, n int) string {
 	return q.String()
 }
 
-// holdLogs holds rows of a run this process knows (it queued, read or saved it lately) for the next flush.
+// holdLogs holds rows of a run this process knows (it queued, read or saved it lately) for its next save.
 // Those of any other run are written at once, so a row of an unknown run is still refused.
 func (s *Store) holdLogs(ctx context.Context, runID string, rows heldLogs) error {
 	if !s.known.has(runID) {
@@ -191,18 +222,31 @@ func (s *Store) holdLogs(ctx context.Context, runID string, rows heldLogs) error
 // flushLogs writes the held rows of runID, or of every run when runID is "". A failure puts them back for
 // the next try, so a database that is away for a moment loses none.
 func (s *Store) flushLogs(ctx context.Context, runID string) error {
-	s.logs.writing.Lock()
-	defer s.logs.writing.Unlock()
-	var all map[string]heldLogs
-	if runID == "" {
-		all = s.logs.takeAll()
-	} else if h := s.logs.take(runID); h.len() > 0 {
-		all = map[string]heldLogs{runID: h}
-	}
+	all, done := s.logs.take(runID)
+	defer done()
 	if len(all) == 0 {
 		return nil
 	}
 	_, err := s.db.execAll(ctx, insertLogs(all)...)
+	s.logsWritten(all, err)
+	return err
+}
+
+// withLogs writes save with runID's held rows before it, in one round trip and commit, and returns the rows
+// save changed.
+func (s *Store) withLogs(ctx context.Context, runID string, stmts ...stmt) (int64, error) {
+	held, done := s.logs.take(runID)
+	defer done()
+	n, err := s.db.execAll(ctx, append(insertLogs(held), stmts...)...)
+	if len(held) > 0 {
+		s.logsWritten(held, err)
+	}
+	return n, err
+}
+
+// logsWritten keeps the tally of writes that failed, and puts the rows of one that failed back, or after
+// logMaxFailures in a row gives them up.
+func (s *Store) logsWritten(all map[string]heldLogs, err error) {
 	switch giveUp := s.logs.count(err); {
 	case err == nil:
 	case giveUp:
@@ -214,7 +258,6 @@ func (s *Store) flushLogs(ctx context.Context, runID string) error {
 	default:
 		s.logs.putBack(all, s.flushLogsLogged)
 	}
-	return err
 }
 
 // flushLogsLogged is the timer's flush: nobody waits for it, so it logs what failed.

@@ -10,9 +10,9 @@ import (
 	"github.com/difybot/difybot/bot/store"
 )
 
-// TestLogRowsAreWrittenTogether: step records and node events of the runs the store knows are held and
-// written together by the store's own flush, in the order they came; a reader of a run sees its held rows,
-// and Close writes what is still held.
+// TestLogRowsAreWrittenTogether: step records and node events of the runs the store knows are held for the
+// run's next save, which writes them with it; those of runs that do not save are written together by the
+// store's own flush, in the order they came; a reader of a run sees its held rows, and Close writes the rest.
 func TestLogRowsAreWrittenTogether(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, d testDB) {
@@ -55,13 +55,16 @@ func TestLogRowsAreWrittenTogether(t *testing.T) {
 				}
 			}
 		}
+		if steps, nodes := stored(s); steps != 0 || nodes != 0 {
+			t.Fatalf("%d step records and %d node events written at once; want them held", steps, nodes)
+		}
 		r := a
 		r.Status = bot.RunRunning
 		if err := s.SaveRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		if steps, nodes := stored(s); steps != 0 || nodes != 0 {
-			t.Fatalf("%d step records and %d node events written at once; want them held for the flush", steps, nodes)
+		if steps, nodes := stored(s); steps != 3 || nodes != 3 {
+			t.Fatalf("after the save of one run: %d step records and %d node events, want its 3 and 3", steps, nodes)
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
