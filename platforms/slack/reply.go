@@ -84,7 +84,7 @@ func (a *Adapter) Progress(ctx context.Context, m bot.Message, p bot.Progress) e
 // placeholder starts the attempt's stream, or posts "working on it" once per run, and stores its ts; a retried
 // run resets the same message, or, streaming, starts a new stream in place of the old message.
 func (a *Adapter) placeholder(ctx context.Context, m bot.Message, p bot.Progress) error {
-	a.joinThread(ctx, m.ChatID, m.ThreadID)
+	defer a.joinThread(ctx, m.ChatID, m.ThreadID) // After the post: the person waits for it, not for this write.
 	a.markProgress(p.RunID, a.text.working)
 	a.assistantWorking(ctx, m, p.RunID, "")
 	if streaming(p.State, p.Attempt) {
