@@ -131,14 +131,14 @@ func scanPending(rs rows, err error) ([]bot.Pending, error) {
 // process stored lately is not written again: rows are never deleted, and Slack joins a thread twice per
 // answer (the placeholder and the reply), which was two writes of every message on PostgreSQL.
 func (s *Store) JoinThread(ctx context.Context, key string) error {
-	if s.joined.has(key) {
+	if s.joined.Has(key) {
 		return nil
 	}
 	if _, err := s.db.exec(ctx, `INSERT INTO threads (key, joined_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`,
 		key, nanos(time.Now())); err != nil {
 		return fmt.Errorf("store: join thread: %w", err)
 	}
-	s.joined.add(key)
+	s.joined.Add(key)
 	return nil
 }
 

@@ -66,7 +66,7 @@ func (s *Store) enqueue(ctx context.Context, m bot.Message, feedbackAttempt int)
 	if err != nil {
 		return bot.Run{}, false, fmt.Errorf("store: enqueue: %w", err)
 	}
-	s.known.add(r.ID)
+	s.known.Add(r.ID)
 	return r, dup, nil
 }
 
@@ -79,7 +79,7 @@ func (s *Store) Run(ctx context.Context, id string) (bot.Run, error) {
 	if err != nil {
 		return bot.Run{}, fmt.Errorf("store: run %s: %w", id, err)
 	}
-	s.known.add(id)
+	s.known.Add(id)
 	return r, nil
 }
 

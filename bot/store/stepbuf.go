@@ -209,7 +209,7 @@ func insertRows(head string, width, n int) string {
 // holdLogs holds rows of a run this process knows (it queued, read or saved it lately) for its next save.
 // Those of any other run are written at once, so a row of an unknown run is still refused.
 func (s *Store) holdLogs(ctx context.Context, runID string, rows heldLogs) error {
-	if !s.known.has(runID) {
+	if !s.known.Has(runID) {
 		_, err := s.db.execAll(ctx, insertLogs(map[string]heldLogs{runID: rows})...)
 		return err
 	}

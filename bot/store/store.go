@@ -43,6 +43,7 @@ import (
 	_ "modernc.org/sqlite" // Registers the "sqlite" database/sql driver.
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/internal/recent"
 )
 
 // Config says where the store lives and how its queue works.
@@ -117,8 +118,8 @@ type Store struct {
 	worker *runWorker
 	log    zerolog.Logger
 	logs   logBuffer  // Step records and node events waiting to be written together.
-	joined recentKeys // Thread keys this process stored lately.
-	known  recentKeys // Runs this process queued or read lately: their step records can wait (AddStep).
+	joined recent.Set // Thread keys this process stored lately.
+	known  recent.Set // Runs this process queued or read lately: their step records can wait (AddStep).
 
 	mu      sync.Mutex // Serialises Start, Stop and Close.
 	running bool

@@ -31,6 +31,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/difybot/difybot/bot"
+	"github.com/difybot/difybot/internal/recent"
 	"github.com/difybot/difybot/internal/redirect"
 )
 
@@ -152,7 +153,7 @@ func New(cfg Config) (*Adapter, error) {
 		streams:  streams{live: map[string]*live{}, logged: map[string]bool{}},
 	}
 	if ad.threads == nil {
-		ad.threads = newRecentSet(threadMemory)
+		ad.threads = &recentThreads{recent.Set{Max: 2 * threadMemory}}
 	}
 	ad.api = ad.client()
 	return ad, nil
@@ -215,50 +216,17 @@ type ThreadMemory interface {
 	InThread(ctx context.Context, key string) (bool, error)
 }
 
-// recentSet remembers up to max keys, forgetting the oldest first: the ThreadMemory of a single replica.
-type recentSet struct {
-	mu    sync.Mutex
-	max   int
-	keys  map[string]struct{}
-	order []string // A ring of keys in insertion order.
-	next  int
-}
-
-func newRecentSet(max int) *recentSet {
-	return &recentSet{max: max, keys: make(map[string]struct{}, max)}
-}
-
-func (s *recentSet) add(k string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.keys[k]; ok {
-		return
-	}
-	if len(s.order) < s.max {
-		s.order = append(s.order, k)
-	} else {
-		delete(s.keys, s.order[s.next])
-		s.order[s.next] = k
-		s.next = (s.next + 1) % s.max
-	}
-	s.keys[k] = struct{}{}
-}
-
-func (s *recentSet) has(k string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.keys[k]
-	return ok
-}
+// recentThreads is the ThreadMemory of a single replica: the threads joined lately.
+type recentThreads struct{ recent.Set }
 
 // JoinThread remembers key.
-func (s *recentSet) JoinThread(_ context.Context, key string) error {
-	s.add(key)
+func (s *recentThreads) JoinThread(_ context.Context, key string) error {
+	s.Add(key)
 	return nil
 }
 
 // InThread reports whether key is remembered.
-func (s *recentSet) InThread(_ context.Context, key string) (bool, error) { return s.has(key), nil }
+func (s *recentThreads) InThread(_ context.Context, key string) (bool, error) { return s.Has(key), nil }
 
 func threadKey(channel, threadTS string) string { return platformName + ":" + channel + "/" + threadTS }
 
