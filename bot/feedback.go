@@ -37,8 +37,9 @@ type Lane struct {
 	runs   chan laneItem
 	active atomic.Bool // Bot.Feedback is sending: without it (difybot run, tests) nothing is reserved.
 
-	mu    sync.Mutex
-	owned map[laneKey]*laneEntry // Messages whose first feedback the lane claimed, until a worker takes them.
+	mu     sync.Mutex
+	owned  map[laneKey]*laneEntry // Messages whose first feedback the lane claimed, until a worker takes them.
+	pruned time.Time              // The last prune: at most one a second, not one per message of a backlog.
 }
 
 type laneKey struct{ platform, eventID string }
@@ -78,7 +79,7 @@ func (l *Lane) reserve(m Message, now time.Time) *laneEntry {
 	if _, ok := l.owned[k]; ok {
 		return nil // A redelivery while the first is still on its way, or not yet worked.
 	}
-	if len(l.owned) >= laneKeep {
+	if len(l.owned) >= laneKeep && now.Sub(l.pruned) >= time.Second {
 		l.prune(now)
 	}
 	e := &laneEntry{at: now, done: make(chan struct{})}
@@ -88,6 +89,7 @@ func (l *Lane) reserve(m Message, now time.Time) *laneEntry {
 
 // prune drops the entries no worker of this process took within laneKeepFor: another replica worked them.
 func (l *Lane) prune(now time.Time) {
+	l.pruned = now
 	for k, e := range l.owned {
 		select {
 		case <-e.done:
@@ -217,8 +219,7 @@ func (b *Bot) send(ctx context.Context, r *Run, pr ProgressReporter) {
 		b.log.Warn().Err(err).Str("run_id", r.ID).Msg("could not show that the message was received")
 		mark = "failed"
 	}
-	held.kv[stateFeedback] = mark
-	setState(r, stateFeedback, mark)
+	_ = held.Set(ctx, stateFeedback, mark) // Held in memory: it cannot fail.
 	if err := b.cfg.Store.SetState(context.WithoutCancel(ctx), r.ID, r.Attempt, held.kv); err != nil {
 		b.log.Warn().Err(err).Str("run_id", r.ID).Msg("could not record the first feedback")
 	}

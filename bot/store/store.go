@@ -485,9 +485,6 @@ func (s *Store) Close() error {
 	return errors.Join(stopErr, s.db.close())
 }
 
-// Shared reports whether several replicas may work this store's queue (PostgreSQL).
-func (s *Store) Shared() bool { return s.cfg.DatabaseURL != "" }
-
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.ping(ctx) }
 
